@@ -1,0 +1,46 @@
+"""Benchmarks (DESIGN.md section 9): `python -m bench` lists them, `python -m bench <name>` runs one.
+
+Each benchmark module exposes `add_arguments(parser)` and `run(args) -> int`, prints a table and
+ends with one machine-readable line `<name>: key=value ...`. Modules are imported only when run,
+so listing stays instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    module: str
+    description: str
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark(
+            "delivery",
+            "bench.delivery",
+            "emails/s through scheduler tick + RQ batch jobs + SendGrid sink, vs one RQ job per email",
+        ),
+        Benchmark(
+            "rules",
+            "bench.rules",
+            "µs per decide() over N JSON Logic rules (compiled once) vs datalogic_py.apply per call",
+        ),
+        Benchmark(
+            "surveys",
+            "bench.surveys",
+            "widget.js size; survey responses/s and p50/p99 through plan creation with gunicorn on Postgres",
+        ),
+        Benchmark(
+            "demo",
+            "bench.demo",
+            "wall time of `northstar demo` in a clean environment (SQLite, outbox, sync jobs)",
+        ),
+    )
+}
+
+__all__ = ["BENCHMARKS", "Benchmark"]

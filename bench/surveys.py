@@ -1,0 +1,251 @@
+"""`python -m bench surveys`: widget size, and survey responses per second through plan creation.
+
+Gunicorn serves the real app on PostgreSQL; an open-loop client sends widget-style submissions
+(an HS256 identity JWT per contact, CORS origin, the outcomes survey answered in full) at a fixed
+rate. Each request creates a response, runs the rules, creates a one-page plan and an enrolment.
+Latency is measured from each request's *scheduled* start, so a slow server cannot hide its
+queueing delay (no coordinated omission). Baseline in the same run: `GET /healthz` (one
+`SELECT 1` and a Redis ping) at the same rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+from sqlalchemy import func, select
+
+from bench.common import add_service_arguments, bench_env, machine, print_table, result_line
+from bench.fixtures import create_accounts
+from engine.db import utcnow
+from engine.plans.models import SuccessPlan
+from engine.workspaces import ensure_workspace
+from surveys.models import Response, ResponseStatus
+
+WIDGET = Path(__file__).resolve().parent.parent / "web" / "static" / "embed" / "widget.js"
+ORIGIN = "https://app.bench.example"
+TARGET_P99_MS = 50.0
+TARGET_GZIP = 10 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_service_arguments(parser)
+    parser.add_argument(
+        "--rates",
+        default="100,500",
+        help="comma-separated request rates per second (open loop), one phase each",
+    )
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each phase")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--clients", type=int, default=48, help="client threads (keep-alive connections)")
+
+
+def widget_sizes() -> tuple[int, int]:
+    raw = WIDGET.read_bytes() if WIDGET.exists() else b""
+    return len(raw), len(gzip.compress(raw, compresslevel=9))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def answers(today: dt.date) -> dict[str, object]:
+    return {
+        "outcomes": ["hire_faster"],
+        "objectives": ["careers_site_traffic", "applicant_conversion"],
+        "key_results": {
+            "careers_site_traffic": {
+                "baseline": 8000,
+                "target": 12000,
+                "due_date": str(today + dt.timedelta(days=120)),
+            },
+            "applicant_conversion": {
+                "baseline": 3,
+                "target": 3.5,
+                "due_date": str(today + dt.timedelta(days=90)),
+            },
+        },
+        "role": "leader",
+        "nps": 9,
+    }
+
+
+class Load:
+    """Open-loop load: request i is due at start + i/rate; latency counts from that moment."""
+
+    def __init__(self, port: int, rate: int, total: int, clients: int, make_request) -> None:  # type: ignore[no-untyped-def]
+        self.port, self.rate, self.total, self.clients = port, rate, total, clients
+        self.make_request = make_request
+        self.latencies: list[float] = []
+        self.statuses: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.next_index = 0
+
+    def _take(self) -> int | None:
+        with self.lock:
+            if self.next_index >= self.total:
+                return None
+            self.next_index += 1
+            return self.next_index - 1
+
+    def _client(self, start: float) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        while (i := self._take()) is not None:
+            due = start + i / self.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            method, path, body, headers = self.make_request(i)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                status = 0
+            elapsed = time.perf_counter() - due
+            with self.lock:
+                self.latencies.append(elapsed)
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+        conn.close()
+
+    def run(self) -> float:
+        start = time.perf_counter() + 0.2
+        threads = [threading.Thread(target=self._client, args=(start,)) for _ in range(self.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - start
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
+
+
+def run(args: argparse.Namespace) -> int:
+    raw, gz = widget_sizes()
+    rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    totals = [int(rate * args.seconds) for rate in rates]
+    with bench_env(args) as env:
+        now = utcnow()
+        with env.database.transaction() as session:
+            secret = ensure_workspace(session, origins=[ORIGIN]).jwt_secret
+        create_accounts(env.database, [1] * sum(totals), prefix="sv", now=now, plan_template=None)
+        exp = int((now + dt.timedelta(hours=1)).timestamp())
+        tokens = [
+            jwt.encode(
+                {"sub": f"c-{i}", "account": f"sv-{i:06d}", "email": f"c{i}@sv.bench.example", "exp": exp},
+                secret,
+                algorithm="HS256",
+            )
+            for i in range(sum(totals))
+        ]
+        body_template = answers(now.date())
+        offset = 0
+
+        def submit(i: int) -> tuple[str, str, bytes, dict[str, str]]:
+            body = {"client_response_id": str(uuid.uuid4()), "channel": "in_app", "answers": body_template}
+            headers = {
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {tokens[offset + i]}",
+                "Origin": ORIGIN,
+                "X-Northstar-Workspace": "default",
+            }
+            return "POST", "/api/v1/surveys/outcomes/responses", json.dumps(body).encode(), headers
+
+        def health(_i: int) -> tuple[str, str, bytes, dict[str, str]]:
+            return "GET", "/healthz", b"", {}
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}"]
+            + ["--log-level", "warning", "web.wsgi:app"],
+            env={**env.worker_env(), "NORTHSTAR_RATE_LIMITS": "off"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        phases: list[tuple[str, int, Load, float]] = []
+        try:
+            _wait_ready(port)
+            Load(port, 200, 200, 8, health).run()  # warm every worker
+            for rate, total in zip(rates, totals, strict=True):
+                baseline = Load(port, rate, total, args.clients, health)
+                phases.append(("baseline: GET /healthz", rate, baseline, baseline.run()))
+                load = Load(port, rate, total, args.clients, submit)
+                phases.append(("POST response (widget JWT → plan)", rate, load, load.run()))
+                offset += total
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+        with env.database.session() as session:
+            stored = session.scalar(
+                select(func.count()).select_from(Response).where(Response.status == ResponseStatus.COMPLETED)
+            )
+            plans = session.scalar(select(func.count()).select_from(SuccessPlan))
+    rows = [
+        [
+            name,
+            rate,
+            len(phase.latencies),
+            f"{sum(n for s, n in phase.statuses.items() if 200 <= s < 300) / seconds:.0f}",
+            f"{phase.percentile(50):.1f}",
+            f"{phase.percentile(99):.1f}",
+            json.dumps(phase.statuses),
+        ]
+        for name, rate, phase, seconds in phases
+    ]
+    print_table(
+        f"surveys — gunicorn {args.workers} sync workers, open loop, {args.seconds:.0f}s/phase, {machine()}",
+        ["path", "offered/s", "requests", "ok/s", "p50 ms", "p99 ms", "statuses"],
+        rows,
+    )
+    accepted = sum(phase.statuses.get(201, 0) for name, _r, phase, _s in phases if name.startswith("POST"))
+    verdict = "met" if gz < TARGET_GZIP else "MISSED"
+    print(f"widget.js: {raw} bytes raw, {gz} bytes gzip -9 (target < {TARGET_GZIP}: {verdict})")
+    print(f"stored: {stored} completed responses and {plans} plans for {accepted} accepted requests")
+    values: dict[str, object] = {"widget_bytes": raw, "widget_gzip_bytes": gz}
+    for name, rate, phase, seconds in phases:
+        if name.startswith("POST"):
+            ok = phase.statuses.get(201, 0)
+            values[f"r{rate}_ok_per_s"] = round(ok / seconds)
+            values[f"r{rate}_p50_ms"] = round(phase.percentile(50), 1)
+            values[f"r{rate}_p99_ms"] = round(phase.percentile(99), 1)
+            met = phase.percentile(99) < TARGET_P99_MS and ok == len(phase.latencies)
+            print(
+                f"at {rate} req/s: p99 {phase.percentile(99):.1f} ms (target < {TARGET_P99_MS:.0f}): "
+                f"{'met' if met else 'MISSED'}"
+            )
+        else:
+            values[f"r{rate}_health_p99_ms"] = round(phase.percentile(99), 1)
+    values["plans"] = plans
+    result_line("surveys", values)
+    return 0 if accepted == stored == plans else 1
+
+
+def _wait_ready(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not become ready")

@@ -1,0 +1,1 @@
+"""Campaigns: steps, enrollments, the scheduler tick, the message ledger and delivery."""

@@ -1,0 +1,213 @@
+"""Delivery of one batch: claim queued rows, compose once per step, send, record the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from campaigns.mail import (
+    AmbiguousSendError,
+    BulkEmail,
+    MailBackend,
+    PermanentSendError,
+    Recipient,
+    TransientSendError,
+)
+from campaigns.models import Campaign, Enrollment, Message, MessageStatus, Step
+from campaigns.unsubscribe import unsubscribe_token
+from content.emails import (
+    compose_email,
+    personalise,
+    recipient_substitutions,
+    survey_option_path,
+    used_substitution_tokens,
+)
+from engine.config import Settings
+from engine.db import Database
+from engine.errors import NotFound, ValidationFailed
+from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
+from engine.plans.sharing import plan_token
+from engine.templating import TemplateFailed
+from surveys.links import answer_link, one_click_question
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryResult:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+
+
+def claim(session: Session, message_ids: list[int], now: dt.datetime) -> list[int]:
+    """queued → sending, atomically; rows another worker claimed (or already sent) are skipped."""
+    rows = session.scalars(
+        update(Message)
+        .where(Message.id.in_(message_ids), Message.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SENDING, updated_at=now)
+        .returning(Message.id)
+    )
+    return list(rows)
+
+
+def deliver(
+    database: Database, backend: MailBackend, message_ids: list[int], *, now: dt.datetime
+) -> DeliveryResult:
+    """Safe to run twice: only rows still `queued` are claimed and sent."""
+    result = DeliveryResult()
+    with database.transaction() as session:
+        claimed = claim(session, message_ids, now)
+    result.claimed = len(claimed)
+    if not claimed:
+        return result
+    with database.session() as session:
+        messages = list(
+            session.scalars(
+                select(Message)
+                .where(Message.id.in_(claimed))
+                .options(
+                    selectinload(Message.contact),
+                    selectinload(Message.step).selectinload(Step.campaign),
+                    selectinload(Message.enrollment).selectinload(Enrollment.account),
+                )
+            )
+        )
+        by_step: dict[int, list[Message]] = {}
+        for message in messages:
+            by_step.setdefault(message.step_id, []).append(message)
+        outcomes: dict[int, tuple[MessageStatus, str | None, str | None]] = {}
+        transient: TransientSendError | None = None
+        for group in by_step.values():
+            try:
+                email = _bulk_email(session, database.settings, group)
+                provider_id = backend.send(email)
+            except (TemplateFailed, ValidationFailed, NotFound) as exc:  # a survey no longer one-click
+                _record(outcomes, group, MessageStatus.FAILED, f"render failed: {exc.detail}")
+            except PermanentSendError as exc:
+                _record(outcomes, group, MessageStatus.FAILED, str(exc))
+            except AmbiguousSendError as exc:
+                log.warning("batch of %d: %s; marked unknown for reconciliation", len(group), exc)
+                _record(outcomes, group, MessageStatus.UNKNOWN, str(exc))
+            except TransientSendError as exc:
+                log.warning("batch of %d: %s; back to queued for retry", len(group), exc)
+                _record(outcomes, group, MessageStatus.QUEUED, str(exc))
+                transient = exc
+            else:
+                _record(outcomes, group, MessageStatus.SENT, None, provider_id)
+    _record_outcomes(database, outcomes, now)
+    for status, _reason, _pid in outcomes.values():
+        if status == MessageStatus.SENT:
+            result.sent += 1
+        elif status == MessageStatus.FAILED:
+            result.failed += 1
+        elif status == MessageStatus.UNKNOWN:
+            result.unknown += 1
+    if transient is not None:
+        raise transient  # RQ's Retry re-runs the job; the rows are `queued` again
+    return result
+
+
+def _record_outcomes(
+    database: Database, outcomes: dict[int, tuple[MessageStatus, str | None, str | None]], now: dt.datetime
+) -> None:
+    """One UPDATE per distinct outcome (a whole batch usually shares one), not one per message."""
+    groups: dict[tuple[MessageStatus, str | None, str | None], list[int]] = {}
+    for message_id, outcome in outcomes.items():
+        groups.setdefault(outcome, []).append(message_id)
+    with database.transaction() as session:
+        for (status, reason, sent_as), ids in groups.items():
+            values: dict[str, object] = {"status": status, "reason": reason, "updated_at": now}
+            if status == MessageStatus.SENT:
+                values.update(sent_at=now, provider_message_id=sent_as)
+            session.execute(update(Message).where(Message.id.in_(ids)).values(**values))
+
+
+def _record(
+    outcomes: dict[int, tuple[MessageStatus, str | None, str | None]],
+    group: list[Message],
+    status: MessageStatus,
+    reason: str | None,
+    provider_id: str | None = None,
+) -> None:
+    for message in group:
+        outcomes[message.id] = (status, reason, provider_id)
+
+
+def _bulk_email(session: Session, settings: Settings, group: list[Message]) -> BulkEmail:
+    step = group[0].step
+    campaign: Campaign = step.campaign
+    survey = one_click_question(session, str(step.config["survey"])) if step.config.get("survey") else None
+    composed = compose_email(
+        session,
+        str(step.config["template"]),
+        content_keys=list(step.config.get("content") or []),
+        campaign_name=campaign.name,
+        postal_address=settings.postal_address,
+        survey=survey,
+    )
+    plans = _plans(session, {m.enrollment.account_id for m in group})
+    used_tokens = used_substitution_tokens(composed)
+    recipients = []
+    for message in group:
+        contact, account = message.contact, message.enrollment.account
+        plan = plans.get(account.id)
+        unsubscribe_url = f"{settings.public_url}/u/{unsubscribe_token(settings.secret_key, contact.id)}"
+        next_milestone = _next_milestone(plan)
+        values = {
+            "contact.first_name": contact.first_name,
+            "contact.name": contact.name or contact.first_name,
+            "contact.email": contact.email,
+            "account.name": account.name,
+            "plan.goal": plan.goal if plan else "",
+            "plan.url": f"{settings.public_url}/p/{plan_token(settings.secret_key, plan)}"
+            if plan
+            else settings.public_url,
+            "plan.review_date": plan.review_date.strftime("%B %d, %Y") if plan else "",
+            "next_milestone.title": next_milestone[0],
+            "next_milestone.due_date": next_milestone[1],
+            "unsubscribe_url": unsubscribe_url,
+        }
+        if survey is not None:  # each recipient's own signed answer links
+            for option in survey.options:
+                values[survey_option_path(option.value)] = answer_link(
+                    settings, contact, survey.version, survey.question_key, option.value
+                )
+        substitutions = recipient_substitutions(values)
+        recipients.append(
+            Recipient(
+                message_id=message.id,
+                email=contact.email,
+                name=contact.name,
+                subject=personalise(composed.subject, substitutions),
+                substitutions={k: v for k, v in substitutions.items() if k in used_tokens},
+                headers={
+                    "List-Unsubscribe": f"<{unsubscribe_url}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                },
+            )
+        )
+    return BulkEmail(settings.mail_from, composed.html, composed.text, recipients, category=campaign.key)
+
+
+def _plans(session: Session, account_ids: set[int]) -> dict[int, SuccessPlan]:
+    plans = session.scalars(
+        select(SuccessPlan)
+        .where(SuccessPlan.account_id.in_(account_ids), SuccessPlan.status == PlanStatus.ACTIVE)
+        .options(selectinload(SuccessPlan.milestones))
+    )
+    return {p.account_id: p for p in plans}
+
+
+def _next_milestone(plan: SuccessPlan | None) -> tuple[str, str]:
+    if plan is None:
+        return "", ""
+    for milestone in plan.milestones:
+        if milestone.status != MilestoneStatus.ACHIEVED:
+            return milestone.title, milestone.due_date.strftime("%B %d")
+    return "", ""

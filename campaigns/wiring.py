@@ -1,0 +1,60 @@
+"""Connects campaigns to engine: enrol on decisions, wake on milestones, report messages sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaigns.enrollment import enroll_account, wake_waiting_enrollments
+from campaigns.models import SENT_STATUSES, Enrollment, Message
+from campaigns.playbook import CampaignSchema, check_enroll_action, load_campaigns
+from engine import reporting, signals
+from engine.accounts import Account
+from engine.playbook import Section, register_section
+from engine.playbook.sections import register_action_check
+
+
+def _on_decision(
+    _sender: object,
+    *,
+    session: Session,
+    account_id: int,
+    actions: list[dict[str, Any]],
+    now: dt.datetime,
+    **_: Any,
+) -> None:
+    for action in actions:
+        if action["type"] == "enroll":
+            enroll_account(
+                session,
+                account_id,
+                str(action["campaign"]),
+                now=now,
+                reason=f"rule {action['rule']!r}",
+            )
+
+
+def _on_milestone(_sender: object, *, session: Session, account_id: int, now: dt.datetime, **_: Any) -> None:
+    wake_waiting_enrollments(session, account_id, now=now)
+
+
+def _messages_sent(session: Session) -> reporting.SegmentCounts:
+    rows = session.execute(
+        select(Account.segment, func.count(Message.id))
+        .join(Enrollment, Enrollment.account_id == Account.id)
+        .join(Message, Message.enrollment_id == Enrollment.id)
+        .where(Message.status.in_(SENT_STATUSES))
+        .group_by(Account.segment)
+    )
+    return {segment: int(n) for segment, n in rows}
+
+
+def connect() -> None:
+    signals.decision_applied.connect(_on_decision)
+    signals.milestone_achieved.connect(_on_milestone)
+    register_section(Section("campaigns", 60, CampaignSchema, load_campaigns))
+    register_action_check("enroll", check_enroll_action)
+    reporting.register_metric("messages_sent", "messages sent", 30, _messages_sent)

@@ -1,0 +1,1 @@
+"""Content: the best-practice library and the email/in-app templates campaigns render."""

@@ -1,0 +1,1 @@
+"""Northstar's domain core: configuration, database, accounts, rules, plans, events, queue, reporting."""

@@ -1,0 +1,109 @@
+"""From a completed survey to a plan: build facts, decide with the published rules, apply actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import refcache, signals
+from engine.accounts import Account
+from engine.events.counts import event_counts
+from engine.plans.models import SuccessPlan
+from engine.plans.service import ObjectiveChoice, active_plan, create_plan, get_template
+from engine.rules import CompiledRules, Decision, compile_rules, decide
+from engine.rules.models import Rule, RuleSet, published_ruleset
+
+log = logging.getLogger(__name__)
+EVENT_WINDOW = dt.timedelta(days=30)
+
+
+refcache.watch(RuleSet.__tablename__, Rule.__tablename__)
+
+
+def _published_rules(session: Session) -> CompiledRules | None:
+    """The published ruleset, compiled once per process (edits publish a new version, and the
+    commit that publishes it clears the cache)."""
+
+    def load() -> CompiledRules | None:
+        ruleset = published_ruleset(session)
+        return compile_rules(ruleset.specs()) if ruleset is not None else None
+
+    return refcache.cached(session, "published_rules", load)
+
+
+@dataclass(frozen=True)
+class RulesOutcome:
+    decision: Decision
+    plan: SuccessPlan | None
+    plan_created: bool
+
+
+def build_facts(
+    account: Account,
+    *,
+    answers: dict[str, Any],
+    choices: list[ObjectiveChoice],
+    events: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """The facts document rules read (field catalogue: answers, outcomes, objectives, account, events)."""
+    outcomes: list[str] = []
+    for survey_answers in answers.values():
+        picked = survey_answers.get("outcomes") if isinstance(survey_answers, dict) else None
+        if isinstance(picked, list):
+            outcomes.extend(str(o) for o in picked)
+    return {
+        "answers": answers,
+        "outcomes": sorted(set(outcomes)),
+        "objectives": [c.key for c in choices],
+        "account": account.facts(),
+        "events": events,
+    }
+
+
+def run_rules(
+    session: Session,
+    account: Account,
+    *,
+    answers: dict[str, Any],
+    choices: list[ObjectiveChoice],
+    now: dt.datetime,
+    channel: str,
+) -> RulesOutcome:
+    """Decide and apply. Idempotent: an account with an active plan keeps it; enrolments dedupe."""
+    rules = _published_rules(session)
+    if rules is None:
+        log.warning("no published ruleset: response for %s stored, no plan made", account.external_id)
+        return RulesOutcome(Decision((), ()), active_plan(session, account.id), False)
+    facts = build_facts(
+        account,
+        answers=answers,
+        choices=choices,
+        events=event_counts(session, account.id, now - EVENT_WINDOW),
+    )
+    decision = decide(facts, rules)
+    plan = active_plan(session, account.id)
+    created = False
+    for action in decision.of_type("create_plan"):
+        if plan is not None:
+            break
+        template = get_template(session, str(action.params["template"]))
+        plan = create_plan(session, account, template, choices, now=now, channel=channel)
+        created = True
+    for action in decision.of_type("tag_account"):
+        tags = set(account.traits.get("tags", []))
+        tags.add(str(action.params["value"]))
+        account.traits = {**account.traits, "tags": sorted(tags)}
+    session.flush()
+    signals.decision_applied.send(
+        "engine.automation",
+        session=session,
+        account_id=account.id,
+        plan_id=plan.id if plan else None,
+        actions=[a.to_dict() for a in decision.actions],
+        now=now,
+    )
+    return RulesOutcome(decision, plan, created)

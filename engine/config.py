@@ -1,0 +1,109 @@
+"""Settings: read once from the environment, typed, validated, with safe laptop defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from engine.errors import ConfigurationError
+
+MAIL_BACKENDS = ("sendgrid", "outbox")
+DEFAULT_SQLITE = "sqlite:///northstar.sqlite3"
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_SQLITE
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET
+    mail_backend: str = "outbox"
+    outbox_dir: Path = Path("outbox")
+    sendgrid_api_key: str | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    sendgrid_timeout_s: float = 10.0
+    mail_from: str = "Northstar <success@northstar.example>"
+    postal_address: str = "Northstar Inc., 1 Harbour Street, Portland, ME 04101, USA"
+    public_url: str = "http://127.0.0.1:5000"
+    max_request_bytes: int = 1_000_000
+    rate_limits_enabled: bool = True
+    response_limit_per_ip: str = "120/minute"
+    response_limit_per_contact: str = "20/minute"
+    old_secret_keys: tuple[str, ...] = ()
+    # The demo may run jobs in-process when Redis is not configured; servers never do.
+    allow_sync_jobs: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from NORTHSTAR_* variables; raise ConfigurationError naming the bad one."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if url := env.get("NORTHSTAR_DATABASE_URL"):
+        values["database_url"] = normalise_database_url(url)
+    if url := env.get("NORTHSTAR_REDIS_URL"):
+        if urlparse(url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigurationError(
+                f"NORTHSTAR_REDIS_URL={url!r} is not a redis:// URL (e.g. redis://127.0.0.1:6379/0)"
+            )
+        values["redis_url"] = url
+    if secret := env.get("NORTHSTAR_SECRET_KEY"):
+        if len(secret) < 16:
+            raise ConfigurationError("NORTHSTAR_SECRET_KEY must be at least 16 characters long")
+        values["secret_key"] = secret
+    backend = env.get("NORTHSTAR_MAIL_BACKEND")
+    if backend:
+        if backend not in MAIL_BACKENDS:
+            raise ConfigurationError(
+                f"NORTHSTAR_MAIL_BACKEND={backend!r} is not one of: {', '.join(MAIL_BACKENDS)}"
+            )
+        values["mail_backend"] = backend
+    if key := env.get("SENDGRID_API_KEY"):
+        values["sendgrid_api_key"] = key
+    if host := env.get("NORTHSTAR_SENDGRID_API_HOST"):
+        if urlparse(host).scheme not in ("http", "https"):
+            raise ConfigurationError(f"NORTHSTAR_SENDGRID_API_HOST={host!r} must be an http(s) URL")
+        values["sendgrid_api_host"] = host.rstrip("/")
+    if old := env.get("NORTHSTAR_OLD_SECRET_KEYS"):
+        values["old_secret_keys"] = tuple(k.strip() for k in old.split(",") if k.strip())
+    for name, field_name in (
+        ("NORTHSTAR_RESPONSE_LIMIT_PER_IP", "response_limit_per_ip"),
+        ("NORTHSTAR_RESPONSE_LIMIT_PER_CONTACT", "response_limit_per_contact"),
+    ):
+        if limit := env.get(name):
+            if "/" not in limit:
+                raise ConfigurationError(f"{name}={limit!r} is not a rate like 120/minute")
+            values[field_name] = limit
+    if env.get("NORTHSTAR_RATE_LIMITS", "").lower() in ("off", "0", "false"):
+        values["rate_limits_enabled"] = False
+    if outbox := env.get("NORTHSTAR_OUTBOX_DIR"):
+        values["outbox_dir"] = Path(outbox)
+    if sender := env.get("NORTHSTAR_MAIL_FROM"):
+        values["mail_from"] = sender
+    if public_url := env.get("NORTHSTAR_PUBLIC_URL"):
+        values["public_url"] = public_url.rstrip("/")
+    settings = Settings(**values)
+    if settings.mail_backend == "sendgrid" and not settings.sendgrid_api_key:
+        raise ConfigurationError("NORTHSTAR_MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY to be set")
+    return settings
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://) and use the psycopg 3 driver."""
+    scheme = urlparse(url).scheme
+    if scheme in ("postgres", "postgresql"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if scheme.startswith("postgresql+") or scheme.startswith("sqlite"):
+        return url
+    raise ConfigurationError(f"NORTHSTAR_DATABASE_URL={url!r}: use postgresql://… or sqlite:///path")

@@ -1,0 +1,1 @@
+"""Product events: idempotent ingest and the milestone criteria they satisfy."""

@@ -1,0 +1,132 @@
+"""Event ingest: validate a whole batch first, store it idempotently, then evaluate milestones."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from engine.accounts import Account, Contact
+from engine.errors import ValidationFailed
+from engine.events.models import Event, EventType
+from engine.plans.milestones import evaluate_milestones
+
+MAX_BATCH = 1000
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class EventIn:
+    account: str
+    name: str
+    idempotency_key: str
+    occurred_at: dt.datetime
+    contact: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    milestones_achieved: list[int]
+
+
+def ingest_events(session: Session, events: list[EventIn], *, now: dt.datetime) -> IngestResult:
+    """Store new events (duplicates by idempotency key are counted, not stored) atomically."""
+    if len(events) > MAX_BATCH:
+        raise ValidationFailed({"events": f"at most {MAX_BATCH} events per batch, got {len(events)}"})
+    accounts = _accounts_by_external_id(session, {e.account for e in events})
+    known_names = set(session.scalars(select(EventType.name)))
+    errors: dict[str, str] = {}
+    for i, e in enumerate(events):
+        if e.account not in accounts:
+            errors[f"events.{i}.account"] = f"unknown account {e.account!r}"
+        if e.name not in known_names:
+            errors[f"events.{i}.name"] = f"undeclared event name {e.name!r}"
+        if e.occurred_at > now + FUTURE_TOLERANCE:
+            errors[f"events.{i}.timestamp"] = "timestamp is in the future"
+        elif not _representable_in_utc(e.occurred_at):
+            errors[f"events.{i}.timestamp"] = "timestamp is out of range"
+    if errors:
+        raise ValidationFailed(errors)
+    contacts = _contacts(session, [a.id for a in accounts.values()])
+    rows = []
+    seen: set[str] = set()
+    for e in events:
+        if e.idempotency_key in seen:
+            continue
+        seen.add(e.idempotency_key)
+        account = accounts[e.account]
+        rows.append(
+            {
+                "account_id": account.id,
+                "contact_id": contacts.get((account.id, (e.contact or "").lower())),
+                "name": e.name,
+                "properties": e.properties,
+                "occurred_at": e.occurred_at,
+                "received_at": now,
+                "idempotency_key": e.idempotency_key,
+            }
+        )
+    inserted_accounts = _insert_new(session, rows)
+    achieved = evaluate_milestones(session, sorted(inserted_accounts), now=now)
+    return IngestResult(
+        accepted=sum(inserted_accounts.values()),
+        duplicates=len(events) - sum(inserted_accounts.values()),
+        milestones_achieved=[m.id for m in achieved],
+    )
+
+
+def _representable_in_utc(moment: dt.datetime) -> bool:
+    """False for e.g. 0001-01-01T00:00+14:00, which is before datetime.min in UTC."""
+    try:
+        moment.astimezone(dt.UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """INSERT … ON CONFLICT DO NOTHING; returns {account_id: events actually inserted}."""
+    if not rows:
+        return {}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(Event)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Event.account_id)
+    )
+    counts: dict[int, int] = {}
+    for account_id in session.scalars(stmt):
+        counts[account_id] = counts.get(account_id, 0) + 1
+    return counts
+
+
+def _accounts_by_external_id(session: Session, external_ids: set[str]) -> dict[str, Account]:
+    if not external_ids:
+        return {}
+    found = session.scalars(select(Account).where(Account.external_id.in_(external_ids)))
+    return {a.external_id: a for a in found}
+
+
+def _contacts(session: Session, account_ids: list[int]) -> dict[tuple[int, str], int]:
+    if not account_ids:
+        return {}
+    rows = session.execute(
+        select(Contact.account_id, Contact.email, Contact.external_id, Contact.id).where(
+            Contact.account_id.in_(account_ids)
+        )
+    )
+    found: dict[tuple[int, str], int] = {}
+    for account_id, email, external_id, contact_id in rows:
+        found[(account_id, email.lower())] = contact_id
+        if external_id:
+            found[(account_id, external_id.lower())] = contact_id
+    return found

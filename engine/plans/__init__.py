@@ -1,0 +1,1 @@
+"""Success plans: templates, one-page plan instances, key results, milestones and revisions."""

@@ -1,0 +1,168 @@
+"""Plan operations: render a template into a one-page plan for an account, record every change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import refcache
+from engine.accounts import Account
+from engine.errors import NotFound, ValidationFailed
+from engine.library import ObjectiveInfo, objectives_by_key
+from engine.plans.models import (
+    MAX_MEASURES,
+    MAX_MILESTONES,
+    KeyResult,
+    Milestone,
+    PlanRevision,
+    PlanStatus,
+    PlanTemplate,
+    SuccessPlan,
+)
+from engine.templating import render_text
+
+refcache.watch(PlanTemplate.__tablename__)
+
+
+@dataclass(frozen=True)
+class ObjectiveChoice:
+    """An objective a customer chose, with their own numbers where they gave them."""
+
+    key: str
+    baseline: float | None = None
+    target: float | None = None
+    due_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A plan template as plain values (cached; see engine.refcache)."""
+
+    key: str
+    name: str
+    goal: str
+    default_objectives: list[str]
+    milestones: list[dict[str, Any]]
+    dependencies: list[dict[str, Any]]
+    risks: list[dict[str, Any]]
+    review_days: int
+
+
+def get_template(session: Session, key: str) -> TemplateSpec:
+    def load() -> dict[str, TemplateSpec]:
+        return {
+            t.key: TemplateSpec(
+                t.key,
+                t.name,
+                t.goal,
+                list(t.default_objectives),
+                list(t.milestones),
+                list(t.dependencies),
+                list(t.risks),
+                t.review_days,
+            )
+            for t in session.scalars(select(PlanTemplate))
+        }
+
+    template = refcache.cached(session, "plan_templates", load).get(key)
+    if template is None:
+        raise NotFound(f"no plan template {key!r}")
+    return template
+
+
+def active_plan(session: Session, account_id: int) -> SuccessPlan | None:
+    """The account's active plan; one this session already holds is returned without a query."""
+    for instance in session.identity_map.values():
+        if (
+            isinstance(instance, SuccessPlan)
+            and instance.account_id == account_id
+            and instance.status == PlanStatus.ACTIVE
+        ):
+            return instance
+    return session.scalar(
+        select(SuccessPlan).where(
+            SuccessPlan.account_id == account_id, SuccessPlan.status == PlanStatus.ACTIVE
+        )
+    )
+
+
+def create_plan(
+    session: Session,
+    account: Account,
+    template: TemplateSpec,
+    choices: list[ObjectiveChoice],
+    *,
+    now: dt.datetime,
+    actor: str = "rules",
+    channel: str = "rules",
+) -> SuccessPlan:
+    """Render `template` into a plan: ≤4 key results from the chosen objectives, ≤5 milestones."""
+    library = objectives_by_key(session)
+    if not choices:
+        choices = [ObjectiveChoice(key) for key in template.default_objectives]
+    unknown = [c.key for c in choices if c.key not in library]
+    if unknown:
+        raise ValidationFailed({"objectives": f"unknown objectives: {', '.join(unknown)}"})
+    today = now.date()
+    key_results = [_key_result(library[c.key], c, today) for c in choices[:MAX_MEASURES]]
+    review_date = today + dt.timedelta(days=template.review_days)
+    context: dict[str, Any] = {
+        "account": {"name": account.name, "segment": account.segment},
+        "objectives": [kr.title for kr in key_results],
+        "measures": [kr.sentence for kr in key_results],
+        "review_date": review_date.strftime("%B %d, %Y"),
+    }
+    plan = SuccessPlan(
+        account_id=account.id,
+        template_key=template.key,
+        status=PlanStatus.ACTIVE,
+        goal=render_text(template.goal, context, field=f"plan_templates.{template.key}.goal"),
+        dependencies=list(template.dependencies),
+        risks=list(template.risks),
+        started_at=now,
+        review_date=review_date,
+    )
+    plan.key_results = key_results
+    plan.milestones = [
+        Milestone(
+            key=m["key"],
+            title=m["title"],
+            position=i,
+            owner=m.get("owner", "customer"),
+            due_date=today + dt.timedelta(days=int(m["due_days"])),
+            criteria=m.get("criteria"),
+        )
+        for i, m in enumerate(template.milestones[:MAX_MILESTONES])
+    ]
+    plan.revisions = [
+        PlanRevision(
+            actor=actor,
+            channel=channel,
+            summary=f"Plan created from template {template.key!r}",
+            change={"template": template.key, "objectives": [c.key for c in choices]},
+            created_at=now,
+        )
+    ]
+    session.add(plan)
+    session.flush()
+    return plan
+
+
+def _key_result(objective: ObjectiveInfo, choice: ObjectiveChoice, today: dt.date) -> KeyResult:
+    baseline = objective.default_baseline if choice.baseline is None else choice.baseline
+    target = objective.default_target if choice.target is None else choice.target
+    due = choice.due_date or today + dt.timedelta(days=objective.default_days)
+    return KeyResult(
+        objective_key=objective.key,
+        title=objective.title,
+        metric=objective.metric,
+        unit=objective.unit,
+        baseline=baseline,
+        target=target,
+        current=baseline,
+        due_date=due,
+    )

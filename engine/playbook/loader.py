@@ -1,0 +1,138 @@
+"""Reading, validating and importing playbook files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import Schema
+from marshmallow import ValidationError as SchemaError
+from sqlalchemy.orm import Session
+
+from engine.errors import ValidationFailed
+
+
+class PlaybookInvalid(ValidationFailed):
+    """A playbook that cannot be imported; `errors` maps a key path (rules[2].condition) to why."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A top-level list in the playbook, validated by `schema` and loaded by `load`."""
+
+    name: str
+    order: int
+    schema: Callable[[], Schema]
+    load: Callable[[Session, list[dict[str, Any]]], int]
+
+
+_sections: dict[str, Section] = {}
+TOP_LEVEL_KEYS = {"name", "title", "description", "version"}
+
+
+def register_section(section: Section) -> None:
+    _sections[section.name] = section
+
+
+def sections() -> list[Section]:
+    return sorted(_sections.values(), key=lambda s: s.order)
+
+
+def resolve_playbook(name_or_path: str) -> tuple[str, str]:
+    """Return (label, YAML text) for a bundled playbook name or a file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            return str(path), path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PlaybookInvalid({"file": f"cannot read {path}: {exc.strerror}"}) from exc
+    bundled = resources.files("engine.playbook") / "bundled" / f"{name_or_path}.yaml"
+    if not bundled.is_file():
+        names = sorted(
+            p.name.removesuffix(".yaml")
+            for p in (resources.files("engine.playbook") / "bundled").iterdir()
+            if p.name.endswith(".yaml")
+        )
+        raise PlaybookInvalid(
+            {
+                "playbook": f"no file {name_or_path!r} and no bundled playbook of that name "
+                f"(bundled: {', '.join(names)})"
+            }
+        )
+    return f"bundled:{name_or_path}", bundled.read_text(encoding="utf-8")
+
+
+def read_playbook(text: str) -> dict[str, list[dict[str, Any]]]:
+    """Parse and validate every section; raise PlaybookInvalid listing every bad key path."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
+        raise PlaybookInvalid({where: f"not valid YAML: {getattr(exc, 'problem', exc)}"}) from exc
+    if not isinstance(document, dict):
+        raise PlaybookInvalid({"(top)": "a playbook is a mapping of sections"})
+    known = {s.name: s for s in sections()}
+    errors: dict[str, Any] = {}
+    loaded: dict[str, list[dict[str, Any]]] = {}
+    for key, value in document.items():
+        if key in TOP_LEVEL_KEYS:
+            continue
+        section = known.get(key)
+        if section is None:
+            errors[str(key)] = f"unknown section (known: {', '.join(sorted(known))})"
+            continue
+        if not isinstance(value, list):
+            errors[key] = "must be a list"
+            continue
+        try:
+            loaded[key] = section.schema().load(value, many=True)
+        except SchemaError as exc:
+            errors.update(flatten_errors(exc.messages, key))
+    if errors:
+        raise PlaybookInvalid(errors)
+    return loaded
+
+
+def import_playbook(session: Session, text: str) -> dict[str, int]:
+    """Validate then load every section in order; the caller's transaction makes it all-or-nothing."""
+    loaded = read_playbook(text)
+    counts: dict[str, int] = {}
+    for section in sections():
+        if section.name in loaded:
+            try:
+                counts[section.name] = section.load(session, loaded[section.name])
+            except ValidationFailed as exc:
+                raise PlaybookInvalid({_prefixed(section.name, k): v for k, v in exc.errors.items()}) from exc
+            session.flush()
+    return counts
+
+
+def _prefixed(section: str, key: str) -> str:
+    return key if key.startswith(section) else f"{section}{key if key.startswith('[') else '.' + key}"
+
+
+def flatten_errors(messages: Any, path: str) -> dict[str, str]:
+    """marshmallow's nested {0: {"steps": {1: {...}}}} → {"campaigns[0].steps[1].kind": "..."}."""
+    flat: dict[str, str] = {}
+    if isinstance(messages, Mapping):
+        for key, inner in messages.items():
+            if isinstance(key, int):
+                child = f"{path}[{key}]"
+            elif key == "_schema":
+                child = path
+            else:
+                child = f"{path}.{key}" if path else str(key)
+            flat.update(flatten_errors(inner, child))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[path] = " ".join(messages)
+    elif isinstance(messages, list):
+        for i, inner in enumerate(messages):
+            flat.update(flatten_errors(inner, f"{path}[{i}]"))
+    else:
+        flat[path] = str(messages)
+    return flat

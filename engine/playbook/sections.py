@@ -1,0 +1,248 @@
+"""The playbook sections engine owns: outcomes, objectives, event types, plan templates, rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.db import utcnow
+from engine.errors import ValidationFailed
+from engine.events.models import EventType
+from engine.library import Objective, Outcome
+from engine.plans.models import MAX_MEASURES, MAX_MILESTONES, PlanTemplate
+from engine.playbook.loader import Section, register_section
+from engine.rules.decide import ACTION_TYPES
+from engine.rules.logic import InvalidCondition, validate_condition
+from engine.rules.models import Rule, RuleSet, RuleSetStatus, published_ruleset
+
+# Upper layers check the actions that name their objects (enroll → campaigns exist, …).
+ActionCheck = Callable[[Session, dict[str, Any]], str | None]
+_action_checks: dict[str, ActionCheck] = {}
+
+
+def register_action_check(action_type: str, check: ActionCheck) -> None:
+    _action_checks[action_type] = check
+
+
+KEY = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
+
+
+class JsonLogic(fields.Raw):
+    """A JSON Logic condition, checked with the engine before it is stored."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            validate_condition(value)
+        except InvalidCondition as exc:
+            raise ValidationError("; ".join(f"{p or '/'}: {m}" for p, m in exc.errors.items())) from exc
+        return value
+
+
+class OutcomeSchema(Schema):
+    key = KEY
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    description = fields.String(load_default="")
+
+
+class ObjectiveSchema(Schema):
+    key = KEY
+    outcome = fields.String(required=True)
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    metric = fields.String(required=True)
+    unit = fields.String(required=True)
+    baseline = fields.Float(required=True)
+    target = fields.Float(required=True)
+    days = fields.Integer(required=True, validate=validate.Range(1, 3650))
+
+    @validates_schema
+    def _target_moves(self, data: dict[str, Any], **_: Any) -> None:
+        if data["baseline"] == data["target"]:
+            raise ValidationError("target must differ from baseline", "target")
+
+
+class EventTypeSchema(Schema):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_.\-]{0,119}$"))
+    description = fields.String(load_default="")
+
+
+class MilestoneSpecSchema(Schema):
+    key = KEY
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    due_days = fields.Integer(required=True, validate=validate.Range(0, 3650))
+    owner = fields.String(load_default="customer", validate=validate.OneOf(["customer", "vendor"]))
+    criteria = JsonLogic(load_default=None)
+
+
+class DependencySchema(Schema):
+    owner = fields.String(required=True, validate=validate.OneOf(["customer", "vendor"]))
+    text = fields.String(required=True)
+
+
+class RiskSchema(Schema):
+    text = fields.String(required=True)
+    likelihood = fields.String(load_default="medium", validate=validate.OneOf(["low", "medium", "high"]))
+    impact = fields.String(load_default="medium", validate=validate.OneOf(["low", "medium", "high"]))
+
+
+class PlanTemplateSchema(Schema):
+    key = KEY
+    name = fields.String(required=True)
+    goal = fields.String(required=True)
+    default_objectives = fields.List(
+        fields.String(), load_default=list, validate=validate.Length(max=MAX_MEASURES)
+    )
+    review_days = fields.Integer(load_default=90, validate=validate.Range(7, 730))
+    milestones = fields.List(
+        fields.Nested(MilestoneSpecSchema),
+        load_default=list,
+        validate=validate.Length(max=MAX_MILESTONES),
+    )
+    dependencies = fields.List(fields.Nested(DependencySchema), load_default=list)
+    risks = fields.List(fields.Nested(RiskSchema), load_default=list)
+
+
+class ActionSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    type = fields.String(required=True, validate=validate.OneOf(ACTION_TYPES))
+
+
+class RuleSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    description = fields.String(load_default="")
+    priority = fields.Integer(load_default=100)
+    condition = JsonLogic(required=True)
+    actions = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
+    stop = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _actions_have_types(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[int, Any] = {}
+        for i, action in enumerate(data.get("actions", [])):
+            try:
+                ActionSchema().load(action)
+            except ValidationError as exc:
+                errors[i] = exc.messages
+        if errors:
+            raise ValidationError(errors, "actions")
+
+
+def _load_outcomes(session: Session, items: list[dict[str, Any]]) -> int:
+    for item in items:
+        outcome = session.get(Outcome, item["key"]) or Outcome(key=item["key"])
+        outcome.title, outcome.description = item["title"], item["description"]
+        session.add(outcome)
+    return len(items)
+
+
+def _load_objectives(session: Session, items: list[dict[str, Any]]) -> int:
+    session.flush()
+    known = set(session.scalars(select(Outcome.key)))
+    for i, item in enumerate(items):
+        if item["outcome"] not in known:
+            raise ValidationFailed({f"objectives[{i}].outcome": f"unknown outcome {item['outcome']!r}"})
+        objective = session.get(Objective, item["key"]) or Objective(key=item["key"])
+        objective.outcome_key = item["outcome"]
+        objective.title, objective.metric, objective.unit = (
+            item["title"],
+            item["metric"],
+            item["unit"],
+        )
+        objective.default_baseline, objective.default_target = item["baseline"], item["target"]
+        objective.default_days = item["days"]
+        session.add(objective)
+    return len(items)
+
+
+def _load_event_types(session: Session, items: list[dict[str, Any]]) -> int:
+    for item in items:
+        event_type = session.get(EventType, item["name"]) or EventType(name=item["name"])
+        event_type.description = item["description"]
+        session.add(event_type)
+    return len(items)
+
+
+def _load_plan_templates(session: Session, items: list[dict[str, Any]]) -> int:
+    session.flush()
+    objectives = set(session.scalars(select(Objective.key)))
+    for i, item in enumerate(items):
+        missing = [k for k in item["default_objectives"] if k not in objectives]
+        if missing:
+            raise ValidationFailed(
+                {f"plan_templates[{i}].default_objectives": f"unknown objectives: {', '.join(missing)}"}
+            )
+        template = session.scalar(select(PlanTemplate).where(PlanTemplate.key == item["key"]))
+        if template is None:
+            template = PlanTemplate(key=item["key"])
+            session.add(template)
+        template.name, template.goal = item["name"], item["goal"]
+        template.default_objectives = item["default_objectives"]
+        template.review_days = item["review_days"]
+        template.milestones = item["milestones"]
+        template.dependencies = item["dependencies"]
+        template.risks = item["risks"]
+    return len(items)
+
+
+def _rule_row(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": item["name"],
+        "description": item.get("description", ""),
+        "priority": item["priority"],
+        "condition": item["condition"],
+        "actions": item["actions"],
+        "stop_processing": item["stop"],
+    }
+
+
+def _load_rules(session: Session, items: list[dict[str, Any]]) -> int:
+    """Publish the playbook's rules as a new ruleset version, unless identical to the published one."""
+    session.flush()
+    templates = set(session.scalars(select(PlanTemplate.key)))
+    for i, item in enumerate(items):
+        for j, action in enumerate(item["actions"]):
+            where = f"rules[{i}].actions[{j}]"
+            if action["type"] == "create_plan" and action.get("template") not in templates:
+                raise ValidationFailed(
+                    {f"{where}.template": f"unknown plan template {action.get('template')!r}"}
+                )
+            check = _action_checks.get(action["type"])
+            problem = check(session, action) if check else None
+            if problem:
+                raise ValidationFailed({where: problem})
+    wanted = [_rule_row(item) for item in items]
+    current = published_ruleset(session)
+    if current is not None:
+        existing = [
+            {
+                "name": r.name,
+                "description": r.description,
+                "priority": r.priority,
+                "condition": r.condition,
+                "actions": r.actions,
+                "stop_processing": r.stop_processing,
+            }
+            for r in current.rules
+        ]
+        if existing == wanted:
+            return 0
+        current.status = RuleSetStatus.ARCHIVED
+    latest = session.scalar(select(RuleSet.version).order_by(RuleSet.version.desc()).limit(1)) or 0
+    ruleset = RuleSet(version=latest + 1, status=RuleSetStatus.PUBLISHED, published_at=utcnow())
+    ruleset.rules = [Rule(**row) for row in wanted]
+    session.add(ruleset)
+    return len(items)
+
+
+def register() -> None:
+    register_section(Section("outcomes", 10, OutcomeSchema, _load_outcomes))
+    register_section(Section("objectives", 11, ObjectiveSchema, _load_objectives))
+    register_section(Section("event_types", 12, EventTypeSchema, _load_event_types))
+    register_section(Section("plan_templates", 20, PlanTemplateSchema, _load_plan_templates))
+    # Rules load last: their actions name templates, campaigns and content from other sections.
+    register_section(Section("rules", 90, RuleSchema, _load_rules))

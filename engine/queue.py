@@ -1,0 +1,139 @@
+"""RQ wiring: named queues, jobs enqueued only after the transaction that needs them commits.
+
+In the zero-setup demo there may be no Redis; then (and only when the settings allow it) jobs run
+in-process right after commit, and the log says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from engine.config import Settings
+from engine.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAMES = ("default", "delivery", "reports")
+_PENDING_KEY = "northstar.jobs_after_commit"
+
+
+@dataclass(frozen=True)
+class PendingJob:
+    queue: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    retry: Retry | None
+
+
+class JobRunner:
+    """Hands jobs to RQ queues, or runs them synchronously in demo mode."""
+
+    def __init__(self, redis: Redis | None, *, refuse_reason: str | None = None) -> None:
+        self.redis = redis
+        self.refuse_reason = refuse_reason
+        self.synchronous = redis is None and refuse_reason is None
+        self.queues = {name: Queue(name, connection=redis) for name in QUEUE_NAMES} if redis else {}
+        self.ran_synchronously = 0
+
+    def enqueue(self, queue: str, func: Callable[..., Any], *args: Any, retry: Retry | None = None) -> None:
+        if queue not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {queue!r}")
+        if self.refuse_reason:
+            raise ConfigurationError(self.refuse_reason)
+        if self.redis is None:
+            self.ran_synchronously += 1
+            func(*args)
+            return
+        self.queues[queue].enqueue(func, *args, retry=retry)
+
+    def enqueue_many(self, jobs: list[PendingJob]) -> None:
+        if self.redis is None:
+            for job in jobs:
+                self.enqueue(job.queue, job.func, *job.args)
+            return
+        by_queue: dict[str, list[PendingJob]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue, []).append(job)
+        with self.redis.pipeline() as pipe:
+            for name, queued in by_queue.items():
+                queue = self.queues[name]
+                queue.enqueue_many(
+                    [Queue.prepare_data(j.func, j.args, retry=j.retry) for j in queued],
+                    pipeline=pipe,
+                )
+            pipe.execute()
+
+
+def connect_redis(url: str, *, timeout: float = 2.0) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout * 5)
+
+
+def redis_reachable(redis: Redis) -> bool:
+    try:
+        return bool(redis.ping())
+    except RedisError:
+        return False
+
+
+def build_runner(settings: Settings) -> JobRunner:
+    """Redis from the settings; synchronous only where allowed (the demo), said once in the log."""
+    if settings.redis_url:
+        redis = connect_redis(settings.redis_url)
+        if not settings.allow_sync_jobs or redis_reachable(redis):
+            return JobRunner(redis)
+        log.warning(
+            "Redis at %s is unreachable: RQ runs in synchronous mode, every job executes in this "
+            "process right after its transaction commits",
+            settings.redis_url,
+        )
+        return JobRunner(None)
+    if not settings.allow_sync_jobs:
+        return JobRunner(None, refuse_reason="NORTHSTAR_REDIS_URL is not set: background jobs need Redis")
+    log.warning(
+        "Redis is not configured (NORTHSTAR_REDIS_URL unset): RQ runs in synchronous mode, "
+        "every job executes in this process right after its transaction commits"
+    )
+    return JobRunner(None)
+
+
+_runner: JobRunner | None = None
+
+
+def configure(runner: JobRunner) -> JobRunner:
+    global _runner
+    _runner = runner
+    return runner
+
+
+def current() -> JobRunner:
+    if _runner is None:
+        raise ConfigurationError("the job runner is not configured (create_app or the CLI does this)")
+    return _runner
+
+
+def enqueue_after_commit(
+    session: Session, queue: str, func: Callable[..., Any], *args: Any, retry: Retry | None = None
+) -> None:
+    """Queue `func(*args)` to run once `session` commits; dropped if it rolls back."""
+    session.info.setdefault(_PENDING_KEY, []).append(PendingJob(queue, func, args, retry))
+
+
+@event.listens_for(Session, "after_commit")
+def _flush_jobs(session: Session) -> None:
+    jobs: list[PendingJob] = session.info.pop(_PENDING_KEY, [])
+    if jobs:
+        current().enqueue_many(jobs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_jobs(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)

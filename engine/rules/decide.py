@@ -1,0 +1,138 @@
+"""`decide(facts, rules)`: pure, deterministic, explainable mapping from facts to actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import datalogic_py
+
+from engine.errors import ValidationFailed
+from engine.rules.logic import compile_condition, facts_handle, truthy_evaluator
+
+ACTION_TYPES = (
+    "create_plan",
+    "add_objective",
+    "add_milestone",
+    "enroll",
+    "exit",
+    "tag_account",
+    "assign_content",
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    type: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    rule: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **dict(self.params), "rule": self.rule}
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A rule as plain values, so `decide` never touches the database."""
+
+    name: str
+    condition: Any
+    actions: tuple[Mapping[str, Any], ...]
+    priority: int = 100
+    stop_processing: bool = False
+
+
+class TraceEntry(NamedTuple):
+    rule: str
+    matched: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    actions: tuple[Action, ...]
+    trace_rows: tuple[tuple[str, bool, str], ...]
+
+    @property
+    def trace(self) -> tuple[TraceEntry, ...]:
+        """Every rule in evaluation order: matched or not, and why."""
+        return tuple(TraceEntry(*row) for row in self.trace_rows)
+
+    def of_type(self, action_type: str) -> list[Action]:
+        return [a for a in self.actions if a.type == action_type]
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    spec: RuleSpec
+    compiled: datalogic_py.Rule | None
+    actions: tuple[Action, ...]
+    compile_error: str | None = None
+
+
+RuleRow = tuple[str, datalogic_py.Rule | None, tuple[Action, ...], bool, str | None]
+
+
+class CompiledRules:
+    """Rules in evaluation order (highest priority first, then name), conditions compiled once."""
+
+    def __init__(self, rules: tuple[CompiledRule, ...]) -> None:
+        self.rules = rules
+        # Plain tuples for the hot loop in decide(): attribute lookups cost more than evaluating.
+        self.rows: list[RuleRow] = [
+            (r.spec.name, r.compiled, r.actions, r.spec.stop_processing, r.compile_error) for r in rules
+        ]
+
+
+def compile_rules(rules: Iterable[RuleSpec]) -> CompiledRules:
+    compiled: list[CompiledRule] = []
+    for spec in sorted(rules, key=lambda r: (-r.priority, r.name)):
+        actions = tuple(
+            Action(str(raw["type"]), {k: v for k, v in raw.items() if k != "type"}, spec.name)
+            for raw in spec.actions
+        )
+        try:
+            compiled.append(CompiledRule(spec, compile_condition(spec.condition), actions))
+        except ValidationFailed as exc:
+            compiled.append(CompiledRule(spec, None, actions, exc.detail))
+    return CompiledRules(tuple(compiled))
+
+
+def decide(facts: Mapping[str, Any], rules: Iterable[RuleSpec] | CompiledRules) -> Decision:
+    """Evaluate rules in order and collect the actions of those that match.
+
+    Never raises on odd facts: a rule whose condition fails to evaluate is traced as not matched.
+    Pass `CompiledRules` (from `compile_rules`) to evaluate the same rules many times cheaply.
+    """
+    ordered = rules if isinstance(rules, CompiledRules) else compile_rules(rules)
+    try:
+        handle = facts_handle(dict(facts))
+    except datalogic_py.DataLogicError as exc:
+        reason = f"facts could not be read: {exc}"
+        return Decision((), tuple((row[0], False, reason) for row in ordered.rows))
+    holds_on = truthy_evaluator()
+    actions: list[Action] = []
+    trace: list[tuple[str, bool, str]] = []
+    stopped_by: str | None = None
+    false, true = "condition is false", "condition is true"
+    for name, compiled, rule_actions, stops, compile_error in ordered.rows:
+        if stopped_by is not None:
+            trace.append((name, False, f"skipped: {stopped_by!r} stops processing"))
+            continue
+        if compiled is None:
+            trace.append((name, False, f"condition does not compile: {compile_error}"))
+            continue
+        try:
+            matched = holds_on(compiled, handle)
+        except datalogic_py.DataLogicError as exc:
+            trace.append((name, False, f"condition failed to evaluate: {exc}"))
+            continue
+        if not matched:
+            trace.append((name, False, false))
+            continue
+        trace.append((name, True, true))
+        actions.extend(rule_actions)
+        if stops:
+            stopped_by = name
+    return Decision(tuple(actions), tuple(trace))

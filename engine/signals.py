@@ -1,0 +1,20 @@
+"""Upward notices between layers: lower layers send, higher layers connect (DESIGN.md section 2).
+
+Every signal is sent with the live `session` so receivers join the sender's transaction:
+whatever they write commits or rolls back with it.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A survey response was completed. kwargs: session, response_id, account_id, now.
+response_completed = _signals.signal("response-completed")
+
+#: engine.plans applied a decision. kwargs: session, account_id, plan_id, actions, now.
+decision_applied = _signals.signal("decision-applied")
+
+#: A milestone was achieved. kwargs: session, milestone_id, plan_id, account_id, now.
+milestone_achieved = _signals.signal("milestone-achieved")

@@ -1,0 +1,52 @@
+"""Alembic environment: the metadata of every package, batch mode on SQLite."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import pool
+
+import campaigns.models  # noqa: F401  (register tables on Base.metadata)
+import content.models  # noqa: F401
+import engine.apitokens  # noqa: F401
+import engine.events.models  # noqa: F401
+import engine.library  # noqa: F401
+import engine.plans.models  # noqa: F401
+import engine.rules.models  # noqa: F401
+import engine.users  # noqa: F401
+import engine.workspaces  # noqa: F401
+import surveys.models  # noqa: F401
+from engine.db import Base, make_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url
+    connectable = make_engine(url, poolclass=pool.NullPool)
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,1 @@
+"""Surveys: versioned definitions, validated responses from every channel, one-click tokens."""

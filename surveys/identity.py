@@ -1,0 +1,104 @@
+"""Who is answering: a host backend's signed JWT (HS256, per-workspace secret) names the contact."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from engine.accounts import Account, Contact, ContactRole, upsert_account
+from engine.errors import NorthstarError
+from engine.workspaces import WorkspaceKeys
+
+MAX_TOKEN_LIFETIME = dt.timedelta(days=1)
+CLOCK_SKEW = dt.timedelta(seconds=30)
+
+
+class IdentityRejected(NorthstarError):
+    status = 401
+    title = "Identity token rejected"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified respondent: the host vouched for this contact of this account."""
+
+    contact_external_id: str
+    account_external_id: str
+    email: str | None
+    name: str
+    account_name: str | None
+
+
+def verify_identity(workspace: WorkspaceKeys, token: str, *, now: dt.datetime) -> Identity:
+    """Check an HS256 JWT from the host: signature (current or grace-period secret), exp, claims."""
+    claims = None
+    for secret in workspace.secrets_at(now):
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=["HS256"],
+                options={"require": ["sub", "exp"], "verify_iat": False},
+                leeway=CLOCK_SKEW,
+            )
+            break
+        except jwt.ExpiredSignatureError:
+            raise IdentityRejected(
+                "the identity token has expired; ask the host page for a new one"
+            ) from None
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.InvalidTokenError as exc:
+            raise IdentityRejected(f"the identity token is not valid: {exc}") from None
+    if claims is None:
+        raise IdentityRejected("the identity token is not signed with this workspace's secret")
+    exp = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+    if exp - now > MAX_TOKEN_LIFETIME + CLOCK_SKEW:
+        raise IdentityRejected("identity tokens may live at most one day (set a shorter exp)")
+    account = claims.get("account")
+    if not isinstance(account, str) or not account or not isinstance(claims["sub"], str):
+        raise IdentityRejected("the identity token needs string claims 'sub' and 'account'")
+    email = claims.get("email")
+    return Identity(
+        contact_external_id=claims["sub"],
+        account_external_id=account,
+        email=email.strip().lower() if isinstance(email, str) and "@" in email else None,
+        name=str(claims.get("name") or ""),
+        account_name=str(claims["account_name"]) if claims.get("account_name") else None,
+    )
+
+
+def resolve_identity(session: Session, identity: Identity) -> tuple[Account, Contact]:
+    """The account and contact the token names, created on first sight (the host vouches for them).
+
+    One query finds both: the account, and its contact by external id (preferred) or by email."""
+    matches = [Contact.external_id == identity.contact_external_id]
+    if identity.email:
+        matches.append(Contact.email == identity.email)
+    row = session.execute(
+        select(Account, Contact)
+        .outerjoin(Contact, and_(Contact.account_id == Account.id, or_(*matches)))
+        .where(Account.external_id == identity.account_external_id)
+        .order_by((Contact.external_id == identity.contact_external_id).desc().nulls_last())
+        .limit(1)
+    ).first()
+    account, contact = (row[0], row[1]) if row is not None else (None, None)
+    if account is None:
+        account = upsert_account(
+            session, identity.account_external_id, name=identity.account_name or identity.account_external_id
+        )
+    if contact is None:
+        if not identity.email:
+            raise IdentityRejected("this contact is new to us: the identity token needs an 'email' claim")
+        contact = Contact(account=account, email=identity.email, role=ContactRole.OTHER)
+        session.add(contact)
+    if contact.external_id != identity.contact_external_id:
+        contact.external_id = identity.contact_external_id
+    if identity.name and contact.name != identity.name:
+        contact.name = identity.name
+    session.flush()
+    return account, contact

@@ -1,0 +1,38 @@
+"""Registers the surveys playbook section and the 'accounts surveyed' report metric."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from engine import reporting
+from engine.accounts import Account
+from engine.db import utcnow
+from engine.playbook import Section, register_section
+from surveys.models import Response, ResponseStatus
+from surveys.schemas import SurveyDefinitionSchema
+from surveys.service import publish_definition
+
+
+def _load_surveys(session: Session, items: list[dict[str, Any]]) -> int:
+    now = utcnow()
+    for item in items:
+        publish_definition(session, SurveyDefinitionSchema().dump(item), now=now)
+    return len(items)
+
+
+def _accounts_surveyed(session: Session) -> reporting.SegmentCounts:
+    rows = session.execute(
+        select(Account.segment, func.count(distinct(Response.account_id)))
+        .join(Response, Response.account_id == Account.id)
+        .where(Response.status == ResponseStatus.COMPLETED)
+        .group_by(Account.segment)
+    )
+    return {segment: int(n) for segment, n in rows}
+
+
+def connect() -> None:
+    register_section(Section("surveys", 30, SurveyDefinitionSchema, _load_surveys))
+    reporting.register_metric("accounts_surveyed", "accounts surveyed", 10, _accounts_surveyed)

@@ -1,0 +1,312 @@
+"""POST /api/v1/surveys/<key>/responses: answers become a plan once, and bad input is refused whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from engine.accounts import Contact
+from engine.db import Database
+from engine.plans.models import SuccessPlan
+from surveys.models import Response, ResponseStatus
+from tests.factories import make_account, outcomes_answers, response_payload
+
+URL = "/api/v1/surveys/outcomes/responses"
+NEWCOMER = {"email": "newcomer@acme.example", "name": "New Comer"}
+
+
+@pytest.fixture
+def client(api_client: FlaskClient) -> FlaskClient:
+    """Responses here are submitted server-to-server, with the API token."""
+    return api_client
+
+
+@pytest.fixture
+def acme(database: Database, recruiting: dict[str, int]) -> str:
+    with database.transaction() as session:
+        return make_account(session, "acme").external_id
+
+
+def count(database: Database, model: type[Any]) -> int:
+    with database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = response.get_json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    return body
+
+
+def assert_nothing_written(database: Database) -> None:
+    assert count(database, Response) == 0
+    assert count(database, SuccessPlan) == 0
+    # make_account created two contacts; the rejected payload's newcomer must not be a third.
+    assert count(database, Contact) == 2
+
+
+def submit_rejected(client: FlaskClient, answers: dict[str, Any], **overrides: Any) -> TestResponse:
+    return client.post(URL, json=response_payload(contact=NEWCOMER, answers=answers, **overrides))
+
+
+def test_completed_response_returns_its_plan(client: FlaskClient, database: Database, acme: str) -> None:
+    payload = response_payload(acme)
+
+    response = client.post(URL, json=payload)
+
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["client_response_id"] == payload["client_response_id"]
+    assert body["status"] == "completed"
+    assert body["replayed"] is False
+    assert "Acme Inc" in body["plan"]["goal"]
+    assert body["plan"]["share_url"].startswith("http://northstar.test/p/")
+    assert count(database, Response) == 1
+    assert count(database, SuccessPlan) == 1
+
+
+def test_replayed_response_is_not_stored_twice(client: FlaskClient, database: Database, acme: str) -> None:
+    payload = response_payload(acme)
+    first = client.post(URL, json=payload)
+
+    replay = client.post(URL, json=payload)
+
+    assert replay.status_code == 200
+    assert replay.get_json()["replayed"] is True
+    assert replay.get_json()["id"] == first.get_json()["id"]
+    assert replay.get_json()["plan"]["id"] == first.get_json()["plan"]["id"]
+    assert count(database, Response) == 1
+    assert count(database, SuccessPlan) == 1
+
+
+def test_partial_response_makes_no_plan_until_completed(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    payload = response_payload(acme, complete=False, answers={"outcomes": ["hire_faster"]})
+
+    partial = client.post(URL, json=payload)
+
+    assert partial.status_code == 201, partial.get_json()
+    assert partial.get_json()["status"] == "partial"
+    assert partial.get_json()["plan"] is None
+    assert count(database, SuccessPlan) == 0
+
+    completed = client.post(URL, json={**payload, "complete": True, "answers": outcomes_answers()})
+
+    assert completed.status_code == 200, completed.get_json()
+    assert completed.get_json()["status"] == "completed"
+    assert completed.get_json()["replayed"] is False
+    assert completed.get_json()["plan"] is not None
+    assert count(database, Response) == 1
+    assert count(database, SuccessPlan) == 1
+    with database.transaction() as session:
+        stored = session.scalars(select(Response)).one()
+        assert stored.status == ResponseStatus.COMPLETED
+        assert stored.answers["objectives"] == ["careers_site_traffic"]
+
+
+def test_partial_response_skips_required_questions(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    response = client.post(URL, json=response_payload(acme, complete=False, answers={"nps": 8}))
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["status"] == "partial"
+
+
+def test_malformed_json_is_a_400_problem(client: FlaskClient, database: Database, acme: str) -> None:
+    response = client.post(URL, data='{"account": "acme",', content_type="application/json")
+
+    body = assert_problem(response, 400)
+    assert "JSON" in body["detail"]
+    assert_nothing_written(database)
+
+
+def test_json_array_body_is_a_400_problem(client: FlaskClient, database: Database, acme: str) -> None:
+    response = client.post(URL, json=[response_payload(acme)])
+
+    body = assert_problem(response, 400)
+    assert "object" in body["detail"]
+    assert_nothing_written(database)
+
+
+def test_body_without_json_content_type_is_a_400_problem(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    response = client.post(URL, data="client_response_id=abc", content_type="text/plain")
+
+    assert_problem(response, 400)
+    assert_nothing_written(database)
+
+
+def test_missing_fields_are_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = client.post(URL, json={"account": acme})
+
+    body = assert_problem(response, 422)
+    assert {"client_response_id", "answers"} <= set(body["errors"])
+    assert_nothing_written(database)
+
+
+def test_unknown_survey_is_a_404_problem(client: FlaskClient, database: Database, acme: str) -> None:
+    response = client.post("/api/v1/surveys/no-such-survey/responses", json=response_payload(acme))
+
+    body = assert_problem(response, 404)
+    assert "no-such-survey" in body["detail"]
+    assert_nothing_written(database)
+
+
+def test_unknown_account_is_a_404_problem(client: FlaskClient, database: Database, acme: str) -> None:
+    response = client.post(URL, json=response_payload("globex", contact=NEWCOMER))
+
+    body = assert_problem(response, 404)
+    assert "globex" in body["detail"]
+    assert_nothing_written(database)
+
+
+def test_unknown_question_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = submit_rejected(client, {**outcomes_answers(), "favourite_colour": "blue"})
+
+    body = assert_problem(response, 422)
+    assert body["errors"] == {"answers.favourite_colour": "unknown question"}
+    assert_nothing_written(database)
+
+
+def test_unknown_outcome_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = submit_rejected(client, {**outcomes_answers(), "outcomes": ["win_the_lottery"]})
+
+    body = assert_problem(response, 422)
+    assert "win_the_lottery" in body["errors"]["answers.outcomes"]
+    assert_nothing_written(database)
+
+
+def test_unknown_option_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = submit_rejected(client, {**outcomes_answers(), "role": "astronaut"})
+
+    body = assert_problem(response, 422)
+    assert set(body["errors"]) == {"answers.role"}
+    assert "astronaut" in body["errors"]["answers.role"]
+    assert_nothing_written(database)
+
+
+def test_objective_outside_chosen_outcomes_is_named(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    answers = {**outcomes_answers(), "objectives": ["field_manager_onboarding"], "key_results": {}}
+
+    response = submit_rejected(client, answers)
+
+    body = assert_problem(response, 422)
+    assert "not under a chosen outcome" in body["errors"]["answers.objectives"]
+    assert_nothing_written(database)
+
+
+def key_results_with(**numbers: Any) -> dict[str, Any]:
+    answers = outcomes_answers()
+    answers["key_results"]["careers_site_traffic"].update(numbers)
+    return answers
+
+
+def test_non_numeric_baseline_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = submit_rejected(client, key_results_with(baseline="lots"))
+
+    body = assert_problem(response, 422)
+    assert "baseline must be a number" in body["errors"]["answers.key_results"]
+    assert_nothing_written(database)
+
+
+def test_target_equal_to_baseline_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = submit_rejected(client, key_results_with(baseline=8000, target=8000))
+
+    body = assert_problem(response, 422)
+    assert "must differ from the baseline" in body["errors"]["answers.key_results"]
+    assert_nothing_written(database)
+
+
+def test_due_date_in_the_past_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+
+    response = submit_rejected(client, key_results_with(due_date=yesterday))
+
+    body = assert_problem(response, 422)
+    assert "due_date must be in the future" in body["errors"]["answers.key_results"]
+    assert_nothing_written(database)
+
+
+def test_text_longer_than_max_length_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = submit_rejected(client, {**outcomes_answers(), "nps": 3, "comment": "x" * 1001})
+
+    body = assert_problem(response, 422)
+    assert "at most 1000 characters" in body["errors"]["answers.comment"]
+    assert_nothing_written(database)
+
+
+def test_request_body_over_the_limit_is_a_413_problem(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    answers = {**outcomes_answers(), "nps": 3, "comment": "x" * 1_000_001}
+
+    response = submit_rejected(client, answers)
+
+    body = assert_problem(response, 413)
+    assert "1000000 bytes" in body["detail"]
+    assert_nothing_written(database)
+
+
+def test_hidden_comment_is_dropped_for_promoters(client: FlaskClient, database: Database, acme: str) -> None:
+    answers = {**outcomes_answers(), "nps": 9, "comment": "ignored: the question was never shown"}
+
+    response = client.post(URL, json=response_payload(acme, answers=answers))
+
+    assert response.status_code == 201, response.get_json()
+    with database.transaction() as session:
+        stored = session.scalars(select(Response)).one()
+        assert stored.answers["nps"] == 9
+        assert "comment" not in stored.answers
+
+
+def test_comment_is_kept_for_detractors(client: FlaskClient, database: Database, acme: str) -> None:
+    answers = {**outcomes_answers(), "nps": 4, "comment": "  too few applicants  "}
+
+    response = client.post(URL, json=response_payload(acme, answers=answers))
+
+    assert response.status_code == 201, response.get_json()
+    with database.transaction() as session:
+        assert session.scalars(select(Response)).one().answers["comment"] == "too few applicants"
+
+
+def test_deeply_nested_json_is_a_400_problem(client: FlaskClient, database: Database, acme: str) -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+
+    response = client.post(URL, data=nested, content_type="application/json")
+
+    assert "nested too deeply" in assert_problem(response, 400)["detail"]
+    assert_nothing_written(database)
+
+
+def test_nul_character_in_an_answer_is_a_400_problem(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    response = submit_rejected(client, {**outcomes_answers(), "nps": 3, "comment": "stuck\u0000here"})
+
+    assert "NUL" in assert_problem(response, 400)["detail"]
+    assert_nothing_written(database)
+
+
+def test_contact_email_longer_than_320_characters_is_named(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    too_long = {"email": "a" * 320 + "@acme.example", "name": "Long Name"}
+
+    response = client.post(URL, json=response_payload(acme, contact=too_long))
+
+    body = assert_problem(response, 422)
+    assert set(body["errors"]) == {"contact.email"}
+    assert_nothing_written(database)

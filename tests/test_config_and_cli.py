@@ -1,0 +1,116 @@
+"""Settings come from the environment once; a bad one stops start-up with one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.config import Settings, settings_from_env
+from engine.errors import ConfigurationError
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+
+
+def northstar(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root")}
+    return subprocess.run(
+        [sys.executable, "-m", "web.cli", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_laptop_defaults_are_sqlite_and_the_outbox() -> None:
+    settings = settings_from_env({})
+    assert settings == Settings()
+    assert settings.is_sqlite and settings.mail_backend == "outbox" and settings.redis_url is None
+
+
+def test_postgres_urls_are_normalised_to_psycopg3() -> None:
+    settings = settings_from_env({"NORTHSTAR_DATABASE_URL": "postgres://u@h/db"})
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"NORTHSTAR_MAIL_BACKEND": "carrier-pigeon"}, "NORTHSTAR_MAIL_BACKEND"),
+        ({"NORTHSTAR_MAIL_BACKEND": "sendgrid"}, "SENDGRID_API_KEY"),
+        ({"NORTHSTAR_DATABASE_URL": "mysql://x"}, "NORTHSTAR_DATABASE_URL"),
+        ({"NORTHSTAR_REDIS_URL": "http://x"}, "NORTHSTAR_REDIS_URL"),
+        ({"NORTHSTAR_SECRET_KEY": "short"}, "NORTHSTAR_SECRET_KEY"),
+        ({"NORTHSTAR_SENDGRID_API_HOST": "ftp://x"}, "NORTHSTAR_SENDGRID_API_HOST"),
+    ],
+)
+def test_invalid_settings_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        settings_from_env(env)
+
+
+def test_cli_start_up_error_is_one_line_and_non_zero() -> None:
+    result = northstar("report", env={"NORTHSTAR_MAIL_BACKEND": "carrier-pigeon"})
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "NORTHSTAR_MAIL_BACKEND" in lines[0]
+
+
+def test_api_token_create_prints_a_token_once(pg_engine: object) -> None:
+    env = {"NORTHSTAR_DATABASE_URL": TEST_DATABASE_URL}
+    name = f"cli-{os.getpid()}"
+    first = northstar("api-token", "create", name, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().startswith("ns_")
+    again = northstar("api-token", "create", name, env=env)
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_doctor_reports_each_service(pg_engine: object, tmp_path: Path) -> None:
+    healthy = northstar(
+        "doctor",
+        env={
+            "NORTHSTAR_DATABASE_URL": TEST_DATABASE_URL,
+            "NORTHSTAR_REDIS_URL": TEST_REDIS_URL,
+            "NORTHSTAR_OUTBOX_DIR": str(tmp_path / "outbox"),
+        },
+    )
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert healthy.stdout.count("ok  ") == 3
+
+    broken = northstar(
+        "doctor",
+        env={
+            "NORTHSTAR_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "NORTHSTAR_REDIS_URL": "redis://127.0.0.1:1/0",
+            "NORTHSTAR_OUTBOX_DIR": str(tmp_path / "outbox"),
+        },
+    )
+    assert broken.returncode == 1
+    assert "FAIL database: cannot connect" in broken.stdout
+    assert "FAIL redis: cannot reach redis://127.0.0.1:1/0" in broken.stdout
+    assert "Traceback" not in broken.stderr
+
+
+def test_doctor_says_when_the_schema_is_behind(tmp_path: Path) -> None:
+    result = northstar(
+        "doctor", env={"NORTHSTAR_DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3"}, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "run 'northstar db upgrade'" in result.stdout
+
+
+def test_db_upgrade_then_doctor_is_happy_on_sqlite(tmp_path: Path) -> None:
+    env = {
+        "NORTHSTAR_DATABASE_URL": f"sqlite:///{tmp_path}/n.sqlite3",
+        "NORTHSTAR_OUTBOX_DIR": str(tmp_path / "o"),
+    }
+    assert northstar("db", "upgrade", env=env).returncode == 0
+    result = northstar("doctor", env=env)
+    assert "ok   database" in result.stdout

@@ -1,0 +1,249 @@
+"""Who may answer: API tokens, the widget's JWT (per-workspace secret), anonymous surveys; CORS
+for configured origins only; rate limits; a contact's latest answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from engine.db import Database, utcnow
+from engine.playbook import import_playbook, resolve_playbook
+from engine.workspaces import ensure_workspace, rotate_secret
+from surveys.models import Response
+from tests.factories import outcomes_answers
+
+URL = "/api/v1/surveys/outcomes/responses"
+HOST = "https://app.customer.example"
+
+
+@pytest.fixture
+def secret(recruiting: object, database: Database) -> str:
+    with database.transaction() as session:
+        return ensure_workspace(session, origins=[HOST]).jwt_secret
+
+
+def identity(secret: str, *, sub: str = "u-1", account: str = "acme", ttl: int = 600, **extra: Any) -> str:
+    claims = {
+        "sub": sub,
+        "account": account,
+        "email": "sofia@acme.example",
+        "name": "Sofia Varga",
+        "exp": int((utcnow() + dt.timedelta(seconds=ttl)).timestamp()),
+        **extra,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def widget_post(client: FlaskClient, token: str | None, *, origin: str = HOST, **body: Any) -> Any:
+    headers = {"Origin": origin, "X-Northstar-Workspace": "default"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    payload = {
+        "client_response_id": str(uuid.uuid4()),
+        "channel": "in_app",
+        "answers": outcomes_answers(),
+        **body,
+    }
+    return client.post(URL, json=payload, headers=headers)
+
+
+def stored(database: Database) -> int:
+    with database.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Response)) or 0)
+
+
+def test_widget_jwt_identifies_the_contact_and_creates_the_plan(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    response = widget_post(client, identity(secret))
+    assert response.status_code == 201, response.get_json()
+    assert response.headers["Access-Control-Allow-Origin"] == HOST
+    assert response.get_json()["plan"]["goal"]
+    with database.session() as session:
+        answer = session.scalars(select(Response)).one()
+        assert answer.contact is not None and answer.contact.external_id == "u-1"
+        assert answer.account is not None and answer.account.external_id == "acme"
+
+
+@pytest.mark.parametrize(
+    ("make_token", "why"),
+    [
+        (lambda s: identity(s, ttl=-120), "expired"),
+        (lambda s: identity("not-the-workspace-secret-at-all-000000"), "not signed"),
+        (lambda s: identity(s, ttl=3 * 86400), "at most one day"),
+        (lambda s: jwt.encode({"sub": "u", "exp": 9999999999}, s, algorithm="HS256"), "one day"),
+        (lambda s: identity(s)[:-4] + "abcd", "not valid"),
+        (lambda s: "not.a.jwt", "not valid"),
+    ],
+)
+def test_bad_identity_tokens_are_401_and_store_nothing(
+    client: FlaskClient, secret: str, database: Database, make_token: Any, why: str
+) -> None:
+    response = widget_post(client, make_token(secret))
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert why in response.get_json()["detail"]
+    assert stored(database) == 0
+
+
+def test_the_old_secret_works_during_its_grace_period(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    with database.transaction() as session:
+        workspace = ensure_workspace(session)
+        rotate_secret(session, workspace, now=utcnow())
+    assert widget_post(client, identity(secret)).status_code == 201
+    with database.transaction() as session:
+        ensure_workspace(session).previous_secret_valid_until = utcnow() - dt.timedelta(seconds=1)
+    assert widget_post(client, identity(secret, sub="u-2")).status_code == 401
+
+
+def test_a_disallowed_origin_gets_403_and_no_cors_headers(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    response = widget_post(client, identity(secret), origin="https://evil.example")
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert stored(database) == 0
+
+
+def test_preflight_answers_allowed_origins_only(client: FlaskClient, secret: str) -> None:
+    headers = {"Origin": HOST, "X-Northstar-Workspace": "default", "Access-Control-Request-Method": "POST"}
+    ok = client.options(URL, headers=headers)
+    assert ok.status_code == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == HOST
+    assert "X-Northstar-Workspace" in ok.headers["Access-Control-Allow-Headers"]
+    refused = client.options(URL, headers={**headers, "Origin": "https://evil.example"})
+    assert refused.status_code == 403
+
+
+def test_naming_an_account_without_credentials_is_refused(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    response = widget_post(client, None, account="acme")
+    assert response.status_code == 401
+    assert stored(database) == 0
+
+
+def test_identified_surveys_refuse_anonymous_answers(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    response = widget_post(client, None, contact={"email": "who@where.example"})
+    assert response.status_code == 401
+    assert "identified respondent" in response.get_json()["detail"]
+    assert stored(database) == 0
+
+
+def test_anonymous_survey_takes_an_email_and_makes_no_plan(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    document = yaml.safe_load(resolve_playbook("recruiting")[1])
+    feedback = {
+        "key": "feedback",
+        "title": "Quick feedback",
+        "anonymous": True,
+        "questions": [{"key": "nps", "kind": "nps", "title": "Recommend us?", "required": True}],
+    }
+    with database.transaction() as session:
+        import_playbook(session, yaml.safe_dump({"surveys": [*document["surveys"], feedback]}))
+    response = client.post(
+        "/api/v1/surveys/feedback/responses",
+        json={
+            "client_response_id": str(uuid.uuid4()),
+            "answers": {"nps": 9},
+            "contact": {"email": "Ann@X.example"},
+        },
+        headers={"Origin": HOST},
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["plan"] is None
+    with database.session() as session:
+        answer = session.scalars(select(Response)).one()
+        assert (answer.account_id, answer.respondent_email) == (None, "ann@x.example")
+
+
+def test_a_client_response_id_cannot_be_taken_over_by_another_contact(
+    client: FlaskClient, secret: str
+) -> None:
+    first = widget_post(client, identity(secret), complete=False, answers={"outcomes": ["hire_faster"]})
+    assert first.status_code == 201
+    stolen = widget_post(
+        client,
+        identity(secret, sub="u-9", email="mallory@acme.example"),
+        client_response_id=first.get_json()["client_response_id"],
+    )
+    assert stolen.status_code == 409
+
+
+def test_widget_definition_carries_library_strings_and_state(client: FlaskClient, secret: str) -> None:
+    token = identity(secret)
+    headers = {"Origin": HOST, "X-Northstar-Workspace": "default", "Authorization": f"Bearer {token}"}
+    body = client.get("/embed/v1/surveys/outcomes?locale=de", headers=headers).get_json()
+    assert body["survey"] == "outcomes" and body["identified"] is True
+    assert {o["key"] for o in body["library"]["outcomes"]} >= {"hire_faster"}
+    assert body["strings"]["next"] == "Weiter"
+    assert body["state"] == {"completed": False, "partial": None, "dismissed_until": None, "show": True}
+
+    widget_post(
+        client,
+        token,
+        client_response_id="resume-me-123",
+        complete=False,
+        answers={"outcomes": ["hire_faster"]},
+    )
+    state = client.get("/embed/v1/surveys/outcomes", headers=headers).get_json()["state"]
+    assert state["partial"] == {
+        "client_response_id": "resume-me-123",
+        "answers": {"outcomes": ["hire_faster"]},
+    }
+
+    dismissed = client.post("/embed/v1/surveys/outcomes/dismiss", headers=headers)
+    assert dismissed.status_code == 200
+    state = client.get("/embed/v1/surveys/outcomes", headers=headers).get_json()["state"]
+    assert state["show"] is False and state["dismissed_until"]
+
+
+def test_completed_survey_is_not_shown_again(client: FlaskClient, secret: str) -> None:
+    token = identity(secret)
+    assert widget_post(client, token).status_code == 201
+    headers = {"Origin": HOST, "Authorization": f"Bearer {token}"}
+    state = client.get("/embed/v1/surveys/outcomes", headers=headers).get_json()["state"]
+    assert state["completed"] is True and state["show"] is False
+
+
+def test_widget_script_is_served_as_javascript(client: FlaskClient) -> None:
+    with client.get("/embed/v1/widget.js") as response:
+        assert response.status_code == 200
+        assert response.mimetype == "application/javascript"
+        assert b"Northstar" in response.data
+
+
+def test_responses_are_rate_limited_per_contact(
+    app: Flask, client: FlaskClient, secret: str, database: Database
+) -> None:
+    app.config["RATELIMIT_ENABLED"] = True
+    token = identity(secret)
+    statuses = [widget_post(client, token, complete=False, answers={}).status_code for _ in range(22)]
+    assert statuses[:20] == [201] * 20
+    assert statuses[-1] == 429
+    limited = widget_post(client, token, complete=False, answers={})
+    assert limited.mimetype == "application/problem+json"
+
+
+def test_contact_answers_endpoint_returns_the_latest_answers(
+    client: FlaskClient, secret: str, auth: dict[str, str]
+) -> None:
+    widget_post(client, identity(secret))
+    body = client.get("/api/v1/contacts/u-1/answers", headers=auth).get_json()
+    assert body["surveys"]["outcomes"]["status"] == "completed"
+    assert body["surveys"]["outcomes"]["answers"]["outcomes"] == ["hire_faster"]
+    assert client.get("/api/v1/contacts/nobody/answers", headers=auth).status_code == 404
+    assert client.get("/api/v1/contacts/u-1/answers").status_code == 401

@@ -1,0 +1,15 @@
+"""The CS-ops admin console (`/admin`): sign-in, roles, CSRF, and survey authoring pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def init_app(app: Flask) -> None:
+    # Imported here so their views attach to `bp` before it is registered.
+    from web.admin import auth, surveys  # noqa: F401
+
+    auth.init_app(app)
+    app.register_blueprint(bp)

@@ -1,0 +1,255 @@
+"""The `northstar` command: one click group, also registered on the Flask app (`flask northstar`)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import click
+from flask import Flask
+
+from engine.config import Settings, settings_from_env
+from engine.errors import ConfigurationError, NorthstarError
+
+log = logging.getLogger("northstar")
+
+
+def _settings() -> Settings:
+    try:
+        return settings_from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+def _app(settings: Settings | None = None) -> Flask:
+    from web import create_app
+
+    try:
+        return create_app({"SETTINGS": settings or _settings()})
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+@click.group(help="Northstar: self-selected outcomes → one-page success plans → milestone nudges.")
+def cli() -> None:
+    pass
+
+
+@cli.group(help="Database schema (Alembic).")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Upgrade the schema to the latest revision.")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    from migrations.runner import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}: {_safe_url(settings.database_url)}")
+
+
+@cli.group(help="Playbooks: outcomes, objectives, rules, plan templates, surveys, content, campaigns.")
+def playbook() -> None:
+    pass
+
+
+@playbook.command("import", help="Import a playbook: a bundled name (recruiting) or a YAML file.")
+@click.argument("name_or_file")
+def playbook_import(name_or_file: str) -> None:
+    from engine.playbook import PlaybookInvalid, import_playbook, resolve_playbook
+
+    app = _app()
+    database = app.extensions["northstar.db"]
+    try:
+        label, text = resolve_playbook(name_or_file)
+        with database.transaction() as session:
+            counts = import_playbook(session, text)
+    except PlaybookInvalid as exc:
+        click.echo(f"{name_or_file}: invalid playbook, nothing was imported", err=True)
+        for path, why in exc.errors.items():
+            click.echo(f"  {path}: {why}", err=True)
+        sys.exit(2)
+    summary = ", ".join(f"{k}={v}" for k, v in counts.items())
+    click.echo(f"imported {label}: {summary}")
+
+
+@cli.command(help="Print per-segment counts: accounts, surveyed, plans, messages, milestones.")
+def report() -> None:
+    from engine.reporting import segment_report
+    from web.demo import format_report
+
+    app = _app()
+    with app.extensions["northstar.db"].session() as session:
+        click.echo(format_report(segment_report(session)))
+
+
+@cli.group("api-token", help="Bearer tokens for API v1.")
+def api_token() -> None:
+    pass
+
+
+@api_token.command("create", help="Create a token and print it (shown only once).")
+@click.argument("name")
+def api_token_create(name: str) -> None:
+    from engine.apitokens import create_token
+
+    app = _app()
+    try:
+        with app.extensions["northstar.db"].transaction() as session:
+            token = create_token(session, name)
+    except NorthstarError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(token)
+
+
+@cli.group(help="Workspaces: the widget's JWT secret and allowed origins.")
+def workspace() -> None:
+    pass
+
+
+@workspace.command("set", help="Create or update a workspace; prints its JWT secret.")
+@click.argument("key")
+@click.option("--name", default=None)
+@click.option("--origin", "origins", multiple=True, help="An origin allowed to embed the widget (repeat).")
+@click.option("--rotate-secret", is_flag=True, help="New secret; the old one works for 7 more days.")
+def workspace_set(key: str, name: str | None, origins: tuple[str, ...], rotate_secret: bool) -> None:
+    from engine.db import utcnow
+    from engine.workspaces import ensure_workspace
+    from engine.workspaces import rotate_secret as rotate
+
+    app = _app()
+    try:
+        with app.extensions["northstar.db"].transaction() as session:
+            found = ensure_workspace(session, key, name=name, origins=list(origins))
+            if rotate_secret:
+                rotate(session, found, now=utcnow())
+            click.echo(f"workspace {found.key}: origins {', '.join(found.allowed_origins) or '(none)'}")
+            click.echo(f"jwt secret (HS256): {found.jwt_secret}")
+    except NorthstarError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+@cli.group(help="Console users (roles: admin, editor, viewer).")
+def user() -> None:
+    pass
+
+
+@user.command("create", help="Create a console user; the password is prompted (or read from stdin).")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "editor", "viewer"]), default="viewer", show_default=True)
+@click.option("--name", default="")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_create(email: str, role: str, name: str, password_stdin: bool) -> None:
+    from engine.users import Role, create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    app = _app()
+    try:
+        with app.extensions["northstar.db"].transaction() as session:
+            create_user(session, email, password, role=Role(role), name=name)
+    except NorthstarError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"created {role} {email.strip().lower()}")
+
+
+@cli.command(help="Check the database, Redis and the mail backend; print what is wrong.")
+def doctor() -> None:
+    from web.doctor import run_checks
+
+    problems = 0
+    for name, ok, detail in run_checks(_settings()):
+        click.echo(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+        problems += 0 if ok else 1
+    if problems:
+        sys.exit(1)
+
+
+@cli.command(help="Serve the web app (gunicorn when available, else Flask's server).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def web(host: str, port: int, workers: int) -> None:
+    _settings()  # fail fast with one line
+    if shutil.which("gunicorn") and sys.platform != "win32":
+        click.echo(f"serving with gunicorn on http://{host}:{port} ({workers} workers)")
+        cmd = ["gunicorn", "-w", str(workers), "-b", f"{host}:{port}", "web.wsgi:app"]
+        raise SystemExit(subprocess.call(cmd))
+    click.echo(f"gunicorn not found: serving with Flask's development server on http://{host}:{port}")
+    _app().run(host=host, port=port)
+
+
+@cli.command(help="Run an RQ worker on the default, delivery and reports queues.")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+def worker(burst: bool) -> None:
+    from rq import Worker
+
+    from engine.queue import QUEUE_NAMES
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.ClickException("NORTHSTAR_REDIS_URL is not set: the worker needs Redis")
+    app = _app(settings)
+    prepare_worker_process(app)
+    runner = app.extensions["northstar.jobs"]
+    Worker(list(QUEUE_NAMES), connection=runner.redis).work(burst=burst)
+
+
+def prepare_worker_process(app: Flask) -> None:
+    """Do once in the parent what every forked job would otherwise repeat: import the job modules
+    and configure the ORM mappers. Then drop pooled connections so no child inherits a socket."""
+    from sqlalchemy.orm import configure_mappers
+
+    import campaigns.jobs  # noqa: F401
+
+    configure_mappers()
+    app.extensions["northstar.db"].engine.dispose()
+
+
+@cli.command(help="Run the scheduler tick loop (a Redis lock keeps it to one at a time).")
+@click.option("--interval", default=5.0, show_default=True, type=float, help="Seconds between ticks.")
+@click.option("--once", is_flag=True, help="Run one tick and exit.")
+def scheduler(interval: float, once: bool) -> None:
+    from web.scheduling import scheduler_loop
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.ClickException("NORTHSTAR_REDIS_URL is not set: the scheduler needs Redis")
+    scheduler_loop(_app(settings), interval=interval, once=once)
+
+
+@cli.command(help="Run the whole flow on ~200 generated accounts and print the report.")
+@click.option("--dir", "directory", default=None, help="Where the SQLite file and outbox go.")
+@click.option("--accounts", default=200, show_default=True, type=int)
+@click.option("--serve", is_flag=True, help="Then serve the web app on 127.0.0.1:5000.")
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo(directory: str | None, accounts: int, serve: bool, seed: int) -> None:
+    from web.demo import run_demo
+
+    run_demo(directory=directory, n_accounts=accounts, serve=serve, seed=seed)
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(cli, "northstar")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="northstar")
+
+
+if __name__ == "__main__":
+    main()

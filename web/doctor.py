@@ -1,0 +1,66 @@
+"""`northstar doctor`: check each service the settings point at and say plainly what is wrong."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.config import Settings
+from engine.db import make_engine
+from engine.queue import connect_redis, redis_reachable
+
+
+def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    results = [_database(settings)]
+    if settings.redis_url:
+        ok = redis_reachable(connect_redis(settings.redis_url, timeout=1.0))
+        results.append(("redis", ok, settings.redis_url if ok else f"cannot reach {settings.redis_url}"))
+    else:
+        results.append(("redis", False, "NORTHSTAR_REDIS_URL is not set: workers and the scheduler need it"))
+    results.append(_mail(settings))
+    return results
+
+
+def _database(settings: Settings) -> tuple[str, bool, str]:
+    from migrations.runner import current_revision, head_revision
+
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = current_revision(conn)
+    except SQLAlchemyError as exc:
+        return ("database", False, f"cannot connect: {str(exc).splitlines()[0]}")
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if current != head:
+        return (
+            "database",
+            False,
+            f"schema at {current or 'nothing'}, code expects {head}: run 'northstar db upgrade'",
+        )
+    return ("database", True, f"connected, schema at {head}")
+
+
+def _mail(settings: Settings) -> tuple[str, bool, str]:
+    if settings.mail_backend == "outbox":
+        directory = settings.outbox_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe = directory / ".doctor"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            return ("mail", False, f"outbox {directory} is not writable: {exc.strerror}")
+        return ("mail", True, f"outbox backend writes .eml files to {directory}")
+    try:
+        urllib.request.urlopen(settings.sendgrid_api_host, timeout=3)
+    except urllib.error.HTTPError:
+        pass  # any HTTP answer means the host is there
+    except (urllib.error.URLError, TimeoutError) as exc:
+        return ("mail", False, f"SendGrid host {settings.sendgrid_api_host} unreachable: {exc}")
+    return ("mail", True, f"sendgrid backend at {settings.sendgrid_api_host}")

@@ -1,0 +1,104 @@
+"""The embed surface: the widget script, the survey as the widget needs it, dismissals, iframe mode.
+
+Every JSON answer carries CORS headers for the workspace's allowed origins only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
+
+from engine.errors import NorthstarError
+from surveys.display import dismiss, presentation, respondent_state
+from surveys.identity import IdentityRejected, resolve_identity, verify_identity
+from surveys.service import get_survey, published_version
+from web.context import db_session, now, unit_of_work
+from web.cors import check_origin, request_workspace, with_cors
+
+bp = Blueprint("embed", __name__)
+
+
+@bp.get("/embed/v1/widget.js")
+def widget_script() -> Response:
+    response = send_from_directory(current_app.static_folder or "static", "embed/widget.js", max_age=300)
+    response.headers["Content-Type"] = "application/javascript; charset=utf-8"
+    response.headers["Access-Control-Allow-Origin"] = "*"  # a public script, like any CDN asset
+    return response
+
+
+@bp.route("/embed/v1/surveys/<survey_key>", methods=["OPTIONS"])
+@bp.route("/embed/v1/surveys/<survey_key>/dismiss", methods=["OPTIONS"])
+def embed_preflight(survey_key: str) -> Response:
+    """Answered for any origin, so the browser sends the request and the widget can read and show
+    its refusal (a host whose origin is missing learns why). The view checks the origin before it
+    reads or changes anything."""
+    return with_cors(Response(status=204), request.headers.get("Origin"))
+
+
+@bp.after_app_request
+def _problems_readable_by_the_widget(response: Response) -> Response:
+    """A browser hides a cross-origin error body without CORS headers, so the widget could not show
+    a 401's detail or a 422's `errors` next to the question. The embed endpoints' problems only
+    explain a refusal: readable by any origin. The response endpoint's: allowed origins only."""
+    origin = request.headers.get("Origin")
+    if response.status_code < 400 or not origin or "Access-Control-Allow-Origin" in response.headers:
+        return response
+    if request.blueprint == "embed":
+        return with_cors(response, origin)
+    if request.endpoint == "surveys_api.create_response":
+        try:
+            allowed = request_workspace().allows_origin(origin)
+        except NorthstarError:
+            allowed = False
+        if allowed:
+            return with_cors(response, origin)
+    return response
+
+
+def _identified_contact(required: bool) -> Any:
+    workspace = request_workspace()
+    origin = check_origin(workspace)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        if required:
+            raise IdentityRejected("call Northstar.identify({token}) first")
+        return origin, None
+    identity = verify_identity(workspace, token.strip(), now=now())
+    _account, contact = resolve_identity(db_session(), identity)
+    return origin, contact
+
+
+@bp.get("/embed/v1/surveys/<survey_key>")
+def embed_survey(survey_key: str) -> Response:
+    """The published survey, the outcome/objective library, UI strings in the asked locale, and
+    this contact's state (resume a partial response; the display rule)."""
+    with unit_of_work() as session:
+        origin, contact = _identified_contact(required=False)
+        survey = get_survey(session, survey_key)
+        version = published_version(survey, None)
+        body = presentation(session, survey, version, request.args.get("locale", "en"))
+        body["state"] = respondent_state(session, survey, contact, now=now())
+        body["identified"] = contact is not None
+    return with_cors(jsonify(body), origin)
+
+
+@bp.post("/embed/v1/surveys/<survey_key>/dismiss")
+def embed_dismiss(survey_key: str) -> Response:
+    with unit_of_work() as session:
+        origin, contact = _identified_contact(required=True)
+        survey = get_survey(session, survey_key)
+        until = dismiss(session, survey, contact, now=now())
+    return with_cors(jsonify(dismissed_until=until.isoformat()), origin)
+
+
+@bp.get("/embed/v1/frame/<survey_key>")
+def embed_frame(survey_key: str) -> str:
+    """Iframe mode: a page on our origin that runs the same widget inline, for hosts that want
+    full isolation. The host passes identity to it with postMessage."""
+    return render_template(
+        "embed_frame.html",
+        survey_key=survey_key,
+        workspace=request.args.get("workspace", "default"),
+        locale=request.args.get("locale", "en"),
+    )

@@ -1,0 +1,66 @@
+"""One place that turns errors into RFC 7807 problem+json (API) or a friendly page (browsers)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import NorthstarError
+
+log = logging.getLogger(__name__)
+JSON_PREFIXES = ("/api/", "/embed/", "/webhooks/", "/healthz")
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(JSON_PREFIXES) or request.is_json
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(NorthstarError)
+    def _domain_error(exc: NorthstarError) -> Any:
+        if _wants_json():
+            return problem(exc.status, exc.title, exc.detail, **exc.extra)
+        return render_template(
+            "error.html", status=exc.status, title=exc.title, detail=exc.detail
+        ), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        detail = exc.description or exc.name
+        if status == 413:
+            detail = f"request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        if _wants_json():
+            return problem(status, exc.name, detail)
+        return render_template("error.html", status=status, title=exc.name, detail=detail), status
+
+    @app.errorhandler(IntegrityError)
+    def _concurrent_write(exc: IntegrityError) -> Any:
+        # Two requests raced to create the same thing (same client_response_id, same account):
+        # the loser's transaction rolled back whole; a retry sees the winner's row.
+        log.info("integrity conflict on %s %s: %s", request.method, request.path, exc.orig)
+        detail = "a concurrent request wrote the same record; retry the request"
+        if _wants_json():
+            return problem(409, "Conflict", detail)
+        return render_template("error.html", status=409, title="Conflict", detail=detail), 409
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return problem(500, "Internal Server Error", "an unexpected error occurred; it was logged")
+        return render_template(
+            "error.html", status=500, title="Something went wrong", detail="It was logged."
+        ), 500
