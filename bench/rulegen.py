@@ -1,6 +1,6 @@
 """Realistic generated rules and facts for the rules benchmark (recruiting playbook vocabulary).
 
-Facts have the shape of `engine.automation.build_facts`: answers (keyed by survey), outcomes,
+Facts have the shape of `engine.rules.facts.build_facts`: answers (keyed by survey), outcomes,
 objectives, account (segment, tier, stage, traits) and events (`{"<name>": {"count": n}}`).
 """
 

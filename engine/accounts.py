@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from engine.db import Base, utcnow
@@ -52,6 +52,24 @@ class Account(Base):
             "lifecycle_stage": self.lifecycle_stage,
             "traits": dict(self.traits or {}),
         }
+
+
+class TraitType(enum.StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    LIST = "list"
+    DATE = "date"
+
+
+class TraitDefinition(Base):
+    """A custom account trait rules may read (`account.traits.<key>`), declared with its type."""
+
+    __tablename__ = "trait_definitions"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    type: Mapped[TraitType] = mapped_column(str_enum(TraitType))
+    description: Mapped[str] = mapped_column(Text, default="")
 
 
 class Contact(Base):

@@ -11,14 +11,13 @@ from sqlalchemy.orm import Session
 
 from engine import refcache, signals
 from engine.accounts import Account
-from engine.events.counts import event_counts
 from engine.plans.models import SuccessPlan
 from engine.plans.service import ObjectiveChoice, active_plan, create_plan, get_template
 from engine.rules import CompiledRules, Decision, compile_rules, decide
+from engine.rules.facts import load_facts
 from engine.rules.models import Rule, RuleSet, published_ruleset
 
 log = logging.getLogger(__name__)
-EVENT_WINDOW = dt.timedelta(days=30)
 
 
 refcache.watch(RuleSet.__tablename__, Rule.__tablename__)
@@ -42,26 +41,20 @@ class RulesOutcome:
     plan_created: bool
 
 
-def build_facts(
+def decision_facts(
+    session: Session,
     account: Account,
     *,
     answers: dict[str, Any],
     choices: list[ObjectiveChoice],
-    events: dict[str, dict[str, int]],
+    now: dt.datetime,
 ) -> dict[str, Any]:
-    """The facts document rules read (field catalogue: answers, outcomes, objectives, account, events)."""
-    outcomes: list[str] = []
-    for survey_answers in answers.values():
-        picked = survey_answers.get("outcomes") if isinstance(survey_answers, dict) else None
-        if isinstance(picked, list):
-            outcomes.extend(str(o) for o in picked)
-    return {
-        "answers": answers,
-        "outcomes": sorted(set(outcomes)),
-        "objectives": [c.key for c in choices],
-        "account": account.facts(),
-        "events": events,
-    }
+    """The facts for a live decision: what is stored for the account (every survey's latest
+    answers, event windows, plan state) with the answers just given laid over them."""
+    facts = load_facts(session, [account], now)[account.id]
+    facts["answers"] = {**facts["answers"], **answers}
+    facts["objectives"] = list(dict.fromkeys([*facts["objectives"], *(c.key for c in choices)]))
+    return facts
 
 
 def run_rules(
@@ -78,12 +71,7 @@ def run_rules(
     if rules is None:
         log.warning("no published ruleset: response for %s stored, no plan made", account.external_id)
         return RulesOutcome(Decision((), ()), active_plan(session, account.id), False)
-    facts = build_facts(
-        account,
-        answers=answers,
-        choices=choices,
-        events=event_counts(session, account.id, now - EVENT_WINDOW),
-    )
+    facts = decision_facts(session, account, answers=answers, choices=choices, now=now)
     decision = decide(facts, rules)
     plan = active_plan(session, account.id)
     created = False

@@ -11,6 +11,8 @@ from engine import reporting
 from engine.accounts import Account
 from engine.db import utcnow
 from engine.playbook import Section, register_section
+from engine.rules.facts import register_answers_provider
+from surveys.facts import survey_facts
 from surveys.models import Response, ResponseStatus
 from surveys.schemas import SurveyDefinitionSchema
 from surveys.service import publish_definition
@@ -35,4 +37,5 @@ def _accounts_surveyed(session: Session) -> reporting.SegmentCounts:
 
 def connect() -> None:
     register_section(Section("surveys", 30, SurveyDefinitionSchema, _load_surveys))
+    register_answers_provider(survey_facts)
     reporting.register_metric("accounts_surveyed", "accounts surveyed", 10, _accounts_surveyed)

@@ -28,6 +28,12 @@ class RuleSet(Base):
     status: Mapped[RuleSetStatus] = mapped_column(str_enum(RuleSetStatus), default=RuleSetStatus.DRAFT)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     published_at: Mapped[dt.datetime | None]
+    # Who made this version and why: a draft's author, the publisher, the version it was copied
+    # from (a new draft starts from the published rules; a rollback republishes an old version).
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    published_by: Mapped[str | None] = mapped_column(String(320))
+    based_on_version: Mapped[int | None]
 
     rules: Mapped[list[Rule]] = relationship(
         back_populates="ruleset", order_by="Rule.id", cascade="all, delete-orphan"
