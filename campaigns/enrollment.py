@@ -58,6 +58,25 @@ def enroll_account(
     return enrollment, True
 
 
+def exit_account(
+    session: Session, account_id: int, campaign_key: str, *, now: dt.datetime, reason: str
+) -> Enrollment | None:
+    """Take an account out of a campaign (a rule's `exit`); no-op when not in it or already out."""
+    campaign_id = campaign_ids(session).get(campaign_key)
+    if campaign_id is None:
+        raise NotFound(f"no campaign {campaign_key!r}")
+    enrollment = session.scalar(
+        select(Enrollment).where(Enrollment.account_id == account_id, Enrollment.campaign_id == campaign_id)
+    )
+    if enrollment is None or enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.WAITING):
+        return None
+    enrollment.state = EnrollmentState.EXITED
+    enrollment.next_run_at = None
+    enrollment.history = [*enrollment.history, log_entry(now, "exited", reason=reason)]
+    session.flush()
+    return enrollment
+
+
 def wake_waiting_enrollments(session: Session, account_id: int, *, now: dt.datetime) -> int:
     """A plan signal arrived: let the next tick re-check this account's waiting steps now."""
     result = session.execute(

@@ -134,5 +134,5 @@ def check_enroll_action(session: Session, action: dict[str, Any]) -> str | None:
     session.flush()
     key = action.get("campaign")
     if not key or session.scalar(select(Campaign.id).where(Campaign.key == key)) is None:
-        return f"enroll names unknown campaign {key!r}"
+        return f"no campaign {key!r}"
     return None

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from campaigns.enrollment import enroll_account, wake_waiting_enrollments
+from campaigns.enrollment import enroll_account, exit_account, wake_waiting_enrollments
 from campaigns.models import SENT_STATUSES, Enrollment, Message
 from campaigns.playbook import CampaignSchema, check_enroll_action, load_campaigns
 from engine import reporting, signals
 from engine.accounts import Account
 from engine.playbook import Section, register_section
-from engine.playbook.sections import register_action_check
+from engine.rules.actions import register_action_check
 
 
 def _on_decision(
@@ -34,6 +34,10 @@ def _on_decision(
                 str(action["campaign"]),
                 now=now,
                 reason=f"rule {action['rule']!r}",
+            )
+        elif action["type"] == "exit":
+            exit_account(
+                session, account_id, str(action["campaign"]), now=now, reason=f"rule {action['rule']!r}"
             )
 
 
@@ -57,4 +61,5 @@ def connect() -> None:
     signals.milestone_achieved.connect(_on_milestone)
     register_section(Section("campaigns", 60, CampaignSchema, load_campaigns))
     register_action_check("enroll", check_enroll_action)
+    register_action_check("exit", check_enroll_action)
     reporting.register_metric("messages_sent", "messages sent", 30, _messages_sent)

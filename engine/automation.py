@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 from engine import refcache, signals
 from engine.accounts import Account
 from engine.plans.models import SuccessPlan
-from engine.plans.service import ObjectiveChoice, active_plan, create_plan, get_template
+from engine.plans.service import (
+    ObjectiveChoice,
+    active_plan,
+    add_milestone,
+    add_objective,
+    create_plan,
+    get_template,
+)
 from engine.rules import CompiledRules, Decision, compile_rules, decide
 from engine.rules.facts import load_facts
 from engine.rules.models import Rule, RuleSet, published_ruleset
@@ -81,10 +88,22 @@ def run_rules(
         template = get_template(session, str(action.params["template"]))
         plan = create_plan(session, account, template, choices, now=now, channel=channel)
         created = True
-    for action in decision.of_type("tag_account"):
-        tags = set(account.traits.get("tags", []))
-        tags.add(str(action.params["value"]))
-        account.traits = {**account.traits, "tags": sorted(tags)}
+    if plan is not None:
+        _extend_plan(session, plan, decision, now=now, channel=channel)
+    tags = set(account.traits.get("tags", []))
+    content_tags = set(account.traits.get("content_tags", []))
+    for action in decision.actions:
+        if action.type == "tag_account":
+            tags.add(str(action.params["value"]))
+        elif action.type == "assign_content":
+            content_tags.add(str(action.params["tag"]))
+    if tags != set(account.traits.get("tags", [])) or content_tags != set(
+        account.traits.get("content_tags", [])
+    ):
+        traits = {**account.traits, "tags": sorted(tags)}
+        if content_tags:
+            traits["content_tags"] = sorted(content_tags)
+        account.traits = traits
     session.flush()
     signals.decision_applied.send(
         "engine.automation",
@@ -95,3 +114,29 @@ def run_rules(
         now=now,
     )
     return RulesOutcome(decision, plan, created)
+
+
+def _extend_plan(
+    session: Session, plan: SuccessPlan, decision: Decision, *, now: dt.datetime, channel: str
+) -> None:
+    """`add_objective` / `add_milestone` actions: idempotent (a measure or milestone key is added once)."""
+    for action in decision.actions:
+        params, actor = action.params, f"rule {action.rule!r}"
+        if action.type == "add_objective":
+            due = params.get("due_in_days")
+            choice = ObjectiveChoice(
+                key=str(params["key"]),
+                baseline=params.get("baseline"),
+                target=params.get("target"),
+                due_date=now.date() + dt.timedelta(days=int(due)) if due else None,
+            )
+            add_objective(session, plan, choice, now=now, actor=actor, channel=channel)
+        elif action.type == "add_milestone":
+            add_milestone(session, plan, dict(params), now=now, actor=actor, channel=channel)
+
+
+def rerun_rules(
+    session: Session, account: Account, *, now: dt.datetime, channel: str = "rules"
+) -> RulesOutcome:
+    """Re-evaluate an account on what is stored (ops' "re-run rules", a ruleset change). Idempotent."""
+    return run_rules(session, account, answers={}, choices=[], now=now, channel=channel)

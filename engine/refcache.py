@@ -33,6 +33,9 @@ def watch(*tables: str) -> None:
 
 def cached(session: Session, name: str, load: Callable[[], T]) -> T:
     """The cached value of `name` for this session's database, loaded with `load` when stale."""
+    if session.info.get(_DIRTY):
+        # This transaction changed reference rows the cache cannot see yet: read them fresh.
+        return load()
     key = (str(session.get_bind().engine.url), name)
     now = time.monotonic()
     with _lock:

@@ -78,7 +78,7 @@ def test_changed_rules_publish_a_new_version_and_archive_the_old(db: Session) ->
         (lambda d: d["rules"][1].update(condition={"bogus_op": [1]}), "rules[1].condition"),
         (
             lambda d: d["rules"][1]["actions"].append({"type": "enroll", "campaign": "ghost"}),
-            "rules[1].actions[2]",
+            "rules[1].actions[2].campaign",
         ),
         (lambda d: d["campaigns"][0]["steps"][0].update(template="ghost"), "campaigns[0].steps[0].template"),
         (lambda d: d["campaigns"][0]["steps"][1].pop("timeout_days"), "campaigns[0].steps[1].timeout_days"),

@@ -166,3 +166,71 @@ def _key_result(objective: ObjectiveInfo, choice: ObjectiveChoice, today: dt.dat
         current=baseline,
         due_date=due,
     )
+
+
+def add_objective(
+    session: Session,
+    plan: SuccessPlan,
+    choice: ObjectiveChoice,
+    *,
+    now: dt.datetime,
+    actor: str = "rules",
+    channel: str = "rules",
+) -> KeyResult | None:
+    """Add a measure for `choice` unless the plan already measures it or holds MAX_MEASURES."""
+    if (
+        any(kr.objective_key == choice.key for kr in plan.key_results)
+        or len(plan.key_results) >= MAX_MEASURES
+    ):
+        return None
+    library = objectives_by_key(session)
+    if choice.key not in library:
+        raise ValidationFailed({"key": f"no objective {choice.key!r} in the library"})
+    key_result = _key_result(library[choice.key], choice, now.date())
+    plan.key_results.append(key_result)
+    plan.revisions.append(
+        PlanRevision(
+            actor=actor,
+            channel=channel,
+            summary=f"Measure added: {key_result.sentence}",
+            change={"add_objective": choice.key},
+            created_at=now,
+        )
+    )
+    session.flush()
+    return key_result
+
+
+def add_milestone(
+    session: Session,
+    plan: SuccessPlan,
+    spec: dict[str, Any],
+    *,
+    now: dt.datetime,
+    actor: str = "rules",
+    channel: str = "rules",
+) -> Milestone | None:
+    """Add a milestone (key, title, due_in_days, owner, criteria) unless its key exists or the plan
+    already holds MAX_MILESTONES."""
+    if any(m.key == spec["key"] for m in plan.milestones) or len(plan.milestones) >= MAX_MILESTONES:
+        return None
+    milestone = Milestone(
+        key=str(spec["key"]),
+        title=str(spec["title"]),
+        position=max((m.position for m in plan.milestones), default=-1) + 1,
+        owner=str(spec.get("owner") or "customer"),
+        due_date=now.date() + dt.timedelta(days=int(spec["due_in_days"])),
+        criteria=spec.get("criteria"),
+    )
+    plan.milestones.append(milestone)
+    plan.revisions.append(
+        PlanRevision(
+            actor=actor,
+            channel=channel,
+            summary=f"Milestone added: {milestone.title} (due {milestone.due_date:%Y-%m-%d})",
+            change={"add_milestone": milestone.key},
+            created_at=now,
+        )
+    )
+    session.flush()
+    return milestone

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -15,18 +14,10 @@ from engine.events.models import EventType
 from engine.library import Objective, Outcome
 from engine.plans.models import MAX_MEASURES, MAX_MILESTONES, PlanTemplate
 from engine.playbook.loader import Section, register_section
+from engine.rules.actions import check_actions
 from engine.rules.decide import ACTION_TYPES
 from engine.rules.logic import InvalidCondition, validate_condition
 from engine.rules.models import Rule, RuleSet, RuleSetStatus, published_ruleset
-
-# Upper layers check the actions that name their objects (enroll → campaigns exist, …).
-ActionCheck = Callable[[Session, dict[str, Any]], str | None]
-_action_checks: dict[str, ActionCheck] = {}
-
-
-def register_action_check(action_type: str, check: ActionCheck) -> None:
-    _action_checks[action_type] = check
-
 
 KEY = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
 
@@ -203,18 +194,13 @@ def _rule_row(item: dict[str, Any]) -> dict[str, Any]:
 def _load_rules(session: Session, items: list[dict[str, Any]]) -> int:
     """Publish the playbook's rules as a new ruleset version, unless identical to the published one."""
     session.flush()
-    templates = set(session.scalars(select(PlanTemplate.key)))
+    errors: dict[str, str] = {}
     for i, item in enumerate(items):
-        for j, action in enumerate(item["actions"]):
-            where = f"rules[{i}].actions[{j}]"
-            if action["type"] == "create_plan" and action.get("template") not in templates:
-                raise ValidationFailed(
-                    {f"{where}.template": f"unknown plan template {action.get('template')!r}"}
-                )
-            check = _action_checks.get(action["type"])
-            problem = check(session, action) if check else None
-            if problem:
-                raise ValidationFailed({where: problem})
+        for pointer, message in check_actions(session, item["actions"], pointer="").items():
+            j, _, param = pointer.lstrip("/").partition("/")
+            errors[f"rules[{i}].actions[{j}]" + (f".{param}" if param else "")] = message
+    if errors:
+        raise ValidationFailed(errors)
     wanted = [_rule_row(item) for item in items]
     current = published_ruleset(session)
     if current is not None:
