@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 from redis.exceptions import RedisError
@@ -39,8 +39,10 @@ def token_required(view: F) -> F:
             raise Unauthorized(
                 "send 'Authorization: Bearer <token>' (create one: northstar api-token create NAME)"
             )
-        if verify_token(db_session(), token.strip()) is None:
+        found = verify_token(db_session(), token.strip())
+        if found is None:
             raise Unauthorized("the bearer token is not valid")
+        g.api_caller = f"api-token:{found.name}"
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

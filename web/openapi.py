@@ -95,6 +95,7 @@ def document(server_url: str) -> dict[str, Any]:
                     "responses": {"202": {"description": "accepted"}, "4XX": PROBLEM},
                 }
             },
+            **rules_paths(),
             "/healthz": {
                 "get": {
                     "summary": "Database and Redis health",
@@ -104,5 +105,140 @@ def document(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+        },
+    }
+
+
+RULE = {
+    "type": "object",
+    "required": ["name", "condition", "actions"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 200},
+        "description": {"type": "string"},
+        "priority": {"type": "integer", "default": 100, "description": "higher runs first"},
+        "condition": {"description": "JSON Logic over the field catalogue (GET /api/v1/rules/fields)"},
+        "actions": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {
+                        "type": "string",
+                        "enum": [
+                            "create_plan",
+                            "add_objective",
+                            "add_milestone",
+                            "enroll",
+                            "exit",
+                            "assign_content",
+                            "tag_account",
+                        ],
+                    }
+                },
+            },
+        },
+        "stop": {"type": "boolean", "default": False},
+    },
+}
+VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "a rule set version number, or `published` / `draft`",
+    "schema": {"type": "string"},
+}
+RULE_ID = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _op(summary: str, *codes: str, body: dict[str, Any] | None = None, params: tuple[Any, ...] = ()) -> Any:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "responses": {**{code: {"description": "ok"} for code in codes}, "4XX": PROBLEM},
+    }
+    if params:
+        operation["parameters"] = list(params)
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def rules_paths() -> dict[str, Any]:
+    note = {"type": "object", "properties": {"note": {"type": "string"}}}
+    return {
+        "/api/v1/rulesets": {
+            "get": _op("Every rule set version, newest first", "200"),
+            "post": _op(
+                "Start the draft (a copy of the published rules) or return it", "200", "201", body=note
+            ),
+        },
+        "/api/v1/rulesets/{version}": {
+            "get": _op("A version with its rules, errors and findings", "200", params=(VERSION,)),
+        },
+        "/api/v1/rulesets/{version}/rules": {
+            "post": _op("Add a rule to the draft", "201", body=RULE, params=(VERSION,)),
+            "put": _op(
+                "Replace every rule of the draft (all or nothing)",
+                "200",
+                body={"type": "object", "properties": {"rules": {"type": "array", "items": RULE}}},
+                params=(VERSION,),
+            ),
+        },
+        "/api/v1/rulesets/{version}/rules/{rule_id}": {
+            "get": _op("One rule", "200", params=(VERSION, RULE_ID)),
+            "put": _op("Replace a rule of the draft", "200", body=RULE, params=(VERSION, RULE_ID)),
+            "delete": _op("Delete a rule from the draft", "204", params=(VERSION, RULE_ID)),
+        },
+        "/api/v1/rulesets/{version}/validate": {
+            "post": _op(
+                "Errors (block publishing) and findings (conflicts, never-matching rules)",
+                "200",
+                params=(VERSION,),
+            ),
+        },
+        "/api/v1/rulesets/{version}/simulate": {
+            "post": _op(
+                "Run this version and the published one over real accounts and diff them (writes nothing)",
+                "200",
+                body={
+                    "type": "object",
+                    "properties": {
+                        "sample": {"description": 'number of accounts (default 1000) or "all"'},
+                        "against": {"type": "integer", "description": "version to compare with"},
+                    },
+                },
+                params=(VERSION,),
+            ),
+        },
+        "/api/v1/rulesets/{version}/publish": {
+            "post": _op(
+                "Publish the draft atomically (refused while it has errors)",
+                "200",
+                body=note,
+                params=(VERSION,),
+            ),
+        },
+        "/api/v1/rulesets/{version}/rollback": {
+            "post": _op("Publish a copy of this earlier version as a new version", "201", params=(VERSION,)),
+        },
+        "/api/v1/rules": {"get": _op("The published rules in evaluation order", "200")},
+        "/api/v1/rules/fields": {"get": _op("The field catalogue: every fact a rule may read", "200")},
+        "/api/v1/rules/evaluate": {
+            "post": _op(
+                "Evaluate a condition against facts or a real account's facts: value, match and why",
+                "200",
+                body={
+                    "type": "object",
+                    "required": ["condition"],
+                    "properties": {
+                        "condition": {},
+                        "facts": {"type": "object"},
+                        "account": {"type": "string"},
+                        "check_fields": {"type": "boolean", "default": False},
+                    },
+                },
+            ),
         },
     }
