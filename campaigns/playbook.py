@@ -121,6 +121,19 @@ def load_campaigns(session: Session, items: list[dict[str, Any]]) -> int:
     return len(items)
 
 
+def dump_campaigns(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Campaign).order_by(Campaign.id))
+    return [
+        {
+            "key": c.key,
+            "name": c.name,
+            "description": c.description,
+            "steps": [{"key": s.key, "kind": s.kind.value, **s.config} for s in c.steps],
+        }
+        for c in rows
+    ]
+
+
 def _has_enrollments(session: Session, campaign: Campaign) -> bool:
     from campaigns.models import Enrollment
 

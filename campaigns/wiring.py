@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.enrollment import enroll_account, exit_account, wake_waiting_enrollments
 from campaigns.models import SENT_STATUSES, Enrollment, Message
-from campaigns.playbook import CampaignSchema, check_enroll_action, load_campaigns
+from campaigns.playbook import CampaignSchema, check_enroll_action, dump_campaigns, load_campaigns
 from engine import reporting, signals
 from engine.accounts import Account
 from engine.playbook import Section, register_section
@@ -59,7 +59,7 @@ def _messages_sent(session: Session) -> reporting.SegmentCounts:
 def connect() -> None:
     signals.decision_applied.connect(_on_decision)
     signals.milestone_achieved.connect(_on_milestone)
-    register_section(Section("campaigns", 60, CampaignSchema, load_campaigns))
+    register_section(Section("campaigns", 60, CampaignSchema, load_campaigns, dump_campaigns))
     register_action_check("enroll", check_enroll_action)
     register_action_check("exit", check_enroll_action)
     reporting.register_metric("messages_sent", "messages sent", 30, _messages_sent)

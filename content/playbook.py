@@ -94,6 +94,20 @@ def _load_templates(session: Session, items: list[dict[str, Any]]) -> int:
     return len(items)
 
 
+def _dump_content(session: Session) -> list[dict[str, Any]]:
+    fields_ = ("key", "kind", "title", "url", "summary", "body", "minutes", "locale", "tags")
+    rows = session.scalars(select(ContentItem).order_by(ContentItem.id))
+    return [{name: getattr(row, name) for name in fields_} for row in rows]
+
+
+def _dump_templates(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(MessageTemplate).order_by(MessageTemplate.id))
+    return [
+        {"key": r.key, "kind": r.kind, "subject": r.subject, "preheader": r.preheader, "body": r.body}
+        for r in rows
+    ]
+
+
 def connect() -> None:
-    register_section(Section("content", 40, ContentItemSchema, _load_content))
-    register_section(Section("templates", 41, TemplateSchema, _load_templates))
+    register_section(Section("content", 40, ContentItemSchema, _load_content, _dump_content))
+    register_section(Section("templates", 41, TemplateSchema, _load_templates, _dump_templates))

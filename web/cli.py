@@ -6,6 +6,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -76,6 +77,30 @@ def playbook_import(name_or_file: str) -> None:
         sys.exit(2)
     summary = ", ".join(f"{k}={v}" for k, v in counts.items())
     click.echo(f"imported {label}: {summary}")
+
+
+@playbook.command(
+    "export",
+    help="Export this workspace's playbook as YAML (to stdout, or to FILE with -o); importing it "
+    "into another workspace recreates the same library, plans, rules, surveys, content and campaigns.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="write to this file")
+@click.option("--name", default="exported", show_default=True, help="the playbook's name")
+def playbook_export(output: str | None, name: str) -> None:
+    from engine.playbook import export_playbook
+
+    database = _app().extensions["northstar.db"]
+    with database.session() as session:
+        text = export_playbook(session, name=name)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"cannot write {output}: {exc.strerror}", err=True)
+        sys.exit(1)
+    click.echo(f"exported to {output}")
 
 
 @cli.command(help="Print per-segment counts: accounts, surveyed, plans, messages, milestones.")

@@ -7,6 +7,7 @@ first (reporting each bad key by path) and then loads them in one transaction, i
 from engine.playbook.loader import (
     PlaybookInvalid,
     Section,
+    export_playbook,
     import_playbook,
     read_playbook,
     register_section,
@@ -16,6 +17,7 @@ from engine.playbook.loader import (
 __all__ = [
     "PlaybookInvalid",
     "Section",
+    "export_playbook",
     "import_playbook",
     "read_playbook",
     "register_section",

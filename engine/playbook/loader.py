@@ -28,6 +28,8 @@ class Section:
     order: int
     schema: Callable[[], Schema]
     load: Callable[[Session, list[dict[str, Any]]], int]
+    # What is stored, as the items `load` takes (for export; loading them back changes nothing).
+    dump: Callable[[Session], list[dict[str, Any]]] | None = None
 
 
 _sections: dict[str, Section] = {}
@@ -110,6 +112,35 @@ def import_playbook(session: Session, text: str) -> dict[str, int]:
                 raise PlaybookInvalid({_prefixed(section.name, k): v for k, v in exc.errors.items()}) from exc
             session.flush()
     return counts
+
+
+def export_playbook(
+    session: Session, *, name: str = "exported", title: str = "", description: str = ""
+) -> str:
+    """Every section as YAML that `import_playbook` takes back exactly: importing it into another
+    workspace and exporting again gives the same text."""
+    document: dict[str, Any] = {"name": name}
+    if title:
+        document["title"] = title
+    if description:
+        document["description"] = description
+    for section in sections():
+        if section.dump is None:
+            continue
+        items = section.dump(session)
+        if items:
+            # Normalised through the section's schema, then stripped of unset (None / empty) values.
+            document[section.name] = [_compact(item) for item in section.schema().load(items, many=True)]
+    header = "# Northstar playbook, exported; `northstar playbook import FILE` loads it.\n"
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _compact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items() if v is not None and v != []}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
 
 
 def _prefixed(section: str, key: str) -> str:

@@ -8,6 +8,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.accounts import TraitDefinition, TraitType
 from engine.db import utcnow
 from engine.errors import ValidationFailed
 from engine.events.models import EventType
@@ -18,6 +19,7 @@ from engine.rules.actions import check_actions
 from engine.rules.decide import ACTION_TYPES
 from engine.rules.logic import InvalidCondition, validate_condition
 from engine.rules.models import Rule, RuleSet, RuleSetStatus, published_ruleset
+from engine.rules.service import rule_document
 
 KEY = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
 
@@ -225,10 +227,84 @@ def _load_rules(session: Session, items: list[dict[str, Any]]) -> int:
     return len(items)
 
 
+class TraitSchema(Schema):
+    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,79}$"))
+    type = fields.String(required=True, validate=validate.OneOf([t.value for t in TraitType]))
+    description = fields.String(load_default="")
+
+
+def _load_traits(session: Session, items: list[dict[str, Any]]) -> int:
+    for item in items:
+        trait = session.get(TraitDefinition, item["key"]) or TraitDefinition(key=item["key"])
+        trait.type, trait.description = TraitType(item["type"]), item["description"]
+        session.add(trait)
+    return len(items)
+
+
+def _dump_traits(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(TraitDefinition).order_by(TraitDefinition.key))
+    return [{"key": t.key, "type": t.type.value, "description": t.description} for t in rows]
+
+
+def _dump_outcomes(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Outcome).order_by(Outcome.key))
+    return [{"key": o.key, "title": o.title, "description": o.description} for o in rows]
+
+
+def _dump_objectives(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Objective).order_by(Objective.key))
+    return [
+        {
+            "key": o.key,
+            "outcome": o.outcome_key,
+            "title": o.title,
+            "metric": o.metric,
+            "unit": o.unit,
+            "baseline": o.default_baseline,
+            "target": o.default_target,
+            "days": o.default_days,
+        }
+        for o in rows
+    ]
+
+
+def _dump_event_types(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(EventType).order_by(EventType.name))
+    return [{"name": e.name, "description": e.description} for e in rows]
+
+
+def _dump_plan_templates(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(PlanTemplate).order_by(PlanTemplate.id))
+    return [
+        {
+            "key": t.key,
+            "name": t.name,
+            "goal": t.goal,
+            "default_objectives": list(t.default_objectives),
+            "review_days": t.review_days,
+            "milestones": list(t.milestones),
+            "dependencies": list(t.dependencies),
+            "risks": list(t.risks),
+        }
+        for t in rows
+    ]
+
+
+def _dump_rules(session: Session) -> list[dict[str, Any]]:
+    """The published rules (a draft is work in progress and stays in its workspace)."""
+    ruleset = published_ruleset(session)
+    if ruleset is None:
+        return []
+    return [rule_document(r) for r in ruleset.rules]
+
+
 def register() -> None:
-    register_section(Section("outcomes", 10, OutcomeSchema, _load_outcomes))
-    register_section(Section("objectives", 11, ObjectiveSchema, _load_objectives))
-    register_section(Section("event_types", 12, EventTypeSchema, _load_event_types))
-    register_section(Section("plan_templates", 20, PlanTemplateSchema, _load_plan_templates))
+    register_section(Section("traits", 5, TraitSchema, _load_traits, _dump_traits))
+    register_section(Section("outcomes", 10, OutcomeSchema, _load_outcomes, _dump_outcomes))
+    register_section(Section("objectives", 11, ObjectiveSchema, _load_objectives, _dump_objectives))
+    register_section(Section("event_types", 12, EventTypeSchema, _load_event_types, _dump_event_types))
+    register_section(
+        Section("plan_templates", 20, PlanTemplateSchema, _load_plan_templates, _dump_plan_templates)
+    )
     # Rules load last: their actions name templates, campaigns and content from other sections.
-    register_section(Section("rules", 90, RuleSchema, _load_rules))
+    register_section(Section("rules", 90, RuleSchema, _load_rules, _dump_rules))

@@ -1,0 +1,104 @@
+"""Playbook export: what a workspace holds, as YAML another workspace imports back exactly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from engine.db import make_engine
+from engine.playbook import export_playbook, import_playbook, read_playbook, resolve_playbook
+from engine.rules import service as rules
+from migrations.runner import upgrade
+from tests.conftest import TEST_DATABASE_URL
+
+RECRUITING = resolve_playbook("recruiting")[1]
+
+
+@pytest.fixture
+def second_workspace() -> Iterator[str]:
+    """Another, empty database: the workspace the playbook is shared with."""
+    url = make_url(TEST_DATABASE_URL)
+    name = f"{url.database}_export"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    target = url.set(database=name).render_as_string(hide_password=False)
+    upgrade(target)
+    yield target
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def by_key(items: list[dict], key: str = "key") -> dict:
+    return {item[key]: item for item in items}
+
+
+def test_export_round_trips_exactly_into_another_workspace(db: Session, second_workspace: str) -> None:
+    import_playbook(db, RECRUITING)
+    draft = rules.start_draft(db)
+    rules.save_rule(
+        db,
+        draft,
+        {
+            "name": "Large accounts → tag",
+            "priority": 400,
+            "condition": {">=": [{"var": "account.traits.seats"}, 100]},
+            "actions": [{"type": "tag_account", "value": "large"}],
+        },
+    )
+    rules.publish(db, draft)
+    exported = export_playbook(db, name="recruiting-copy")
+
+    engine = make_engine(second_workspace)
+    with Session(engine) as other:
+        counts = import_playbook(other, exported)
+        other.commit()
+        assert counts["rules"] == len(draft.rules)
+        again = export_playbook(other, name="recruiting-copy")
+        assert again == exported  # byte for byte
+        assert import_playbook(other, exported)["rules"] == 0  # nothing new to publish
+    engine.dispose()
+
+
+def test_exported_sections_equal_the_source_playbook(db: Session) -> None:
+    import_playbook(db, RECRUITING)
+    source = read_playbook(RECRUITING)
+    exported = read_playbook(export_playbook(db))
+    assert exported["rules"] == source["rules"]  # order is evaluation-relevant: kept exactly
+    for section in (
+        "plan_templates",
+        "campaigns",
+        "content",
+        "templates",
+        "surveys",
+        "outcomes",
+        "objectives",
+    ):
+        assert by_key(exported[section]) == by_key(source[section]), section
+    assert by_key(exported["event_types"], "name") == by_key(source["event_types"], "name")
+    assert set(yaml.safe_load(export_playbook(db))) >= {"name", "rules", "campaigns", "plan_templates"}
+
+
+def test_cli_export_writes_a_file_that_imports(tmp_path: Path, db: Session) -> None:
+    env = {"NORTHSTAR_DATABASE_URL": f"sqlite:///{tmp_path / 'ws.sqlite3'}", "PATH": "/usr/bin:/bin"}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "web.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run("db", "upgrade").returncode == 0
+    assert run("playbook", "import", "recruiting").returncode == 0
+    out = tmp_path / "playbook.yaml"
+    result = run("playbook", "export", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "rules:" in out.read_text()
+    bad = run("playbook", "export", "-o", str(tmp_path / "missing" / "dir" / "x.yaml"))
+    assert bad.returncode == 1 and "cannot write" in bad.stderr and "Traceback" not in bad.stderr
