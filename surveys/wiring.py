@@ -11,7 +11,9 @@ from engine import reporting
 from engine.accounts import Account
 from engine.db import utcnow
 from engine.playbook import Section, register_section
+from engine.rules.catalogue import register_field_provider
 from engine.rules.facts import register_answers_provider
+from surveys.catalogue import answer_fields
 from surveys.facts import survey_facts
 from surveys.models import Response, ResponseStatus
 from surveys.schemas import SurveyDefinitionSchema
@@ -38,4 +40,5 @@ def _accounts_surveyed(session: Session) -> reporting.SegmentCounts:
 def connect() -> None:
     register_section(Section("surveys", 30, SurveyDefinitionSchema, _load_surveys))
     register_answers_provider(survey_facts)
+    register_field_provider(answer_fields)
     reporting.register_metric("accounts_surveyed", "accounts surveyed", 10, _accounts_surveyed)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import datalogic_py
 
 from engine.errors import ValidationFailed
+from engine.rules.explain import explain
 from engine.rules.logic import compile_condition, facts_handle, truthy_evaluator
 
 ACTION_TYPES = (
@@ -20,6 +22,7 @@ ACTION_TYPES = (
     "tag_account",
     "assign_content",
 )
+CONDITION_FALSE, CONDITION_TRUE = "condition is false", "condition is true"
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,30 @@ class TraceEntry(NamedTuple):
 
 @dataclass(frozen=True)
 class Decision:
+    """The actions of the matching rules, and one trace row per rule: `(rule, matched, reason)`.
+
+    `trace_rows` say only "condition is true/false"; `trace` explains those from the sub-condition
+    that decided and the facts it read, computed on first read so deciding stays cheap.
+    """
+
     actions: tuple[Action, ...]
     trace_rows: tuple[tuple[str, bool, str], ...]
+    # What `trace` explains from: the facts decided on and each row's condition (same order).
+    facts: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    conditions: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
-    @property
+    @cached_property
     def trace(self) -> tuple[TraceEntry, ...]:
-        """Every rule in evaluation order: matched or not, and why."""
-        return tuple(TraceEntry(*row) for row in self.trace_rows)
+        """Every rule in evaluation order: matched or not, and why (for a condition, which part)."""
+        if self.facts is None or len(self.conditions) != len(self.trace_rows):
+            return tuple(TraceEntry(*row) for row in self.trace_rows)
+        handle = facts_handle(dict(self.facts))
+        entries: list[TraceEntry] = []
+        for (name, matched, reason), condition in zip(self.trace_rows, self.conditions, strict=True):
+            if reason in (CONDITION_FALSE, CONDITION_TRUE):
+                reason = explain(condition, handle, expected=matched) or reason
+            entries.append(TraceEntry(name, matched, reason))
+        return tuple(entries)
 
     def of_type(self, action_type: str) -> list[Action]:
         return [a for a in self.actions if a.type == action_type]
@@ -83,6 +103,7 @@ class CompiledRules:
         self.rows: list[RuleRow] = [
             (r.spec.name, r.compiled, r.actions, r.spec.stop_processing, r.compile_error) for r in rules
         ]
+        self.conditions = tuple(r.spec.condition for r in rules)
 
 
 def compile_rules(rules: Iterable[RuleSpec]) -> CompiledRules:
@@ -106,8 +127,9 @@ def decide(facts: Mapping[str, Any], rules: Iterable[RuleSpec] | CompiledRules) 
     Pass `CompiledRules` (from `compile_rules`) to evaluate the same rules many times cheaply.
     """
     ordered = rules if isinstance(rules, CompiledRules) else compile_rules(rules)
+    document = dict(facts)
     try:
-        handle = facts_handle(dict(facts))
+        handle = facts_handle(document)
     except datalogic_py.DataLogicError as exc:
         reason = f"facts could not be read: {exc}"
         return Decision((), tuple((row[0], False, reason) for row in ordered.rows))
@@ -115,7 +137,7 @@ def decide(facts: Mapping[str, Any], rules: Iterable[RuleSpec] | CompiledRules) 
     actions: list[Action] = []
     trace: list[tuple[str, bool, str]] = []
     stopped_by: str | None = None
-    false, true = "condition is false", "condition is true"
+    false, true = CONDITION_FALSE, CONDITION_TRUE
     for name, compiled, rule_actions, stops, compile_error in ordered.rows:
         if stopped_by is not None:
             trace.append((name, False, f"skipped: {stopped_by!r} stops processing"))
@@ -135,4 +157,4 @@ def decide(facts: Mapping[str, Any], rules: Iterable[RuleSpec] | CompiledRules) 
         actions.extend(rule_actions)
         if stops:
             stopped_by = name
-    return Decision(tuple(actions), tuple(trace))
+    return Decision(tuple(actions), tuple(trace), document, ordered.conditions)

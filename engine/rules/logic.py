@@ -15,6 +15,19 @@ from engine.errors import ValidationFailed
 _ENGINE = datalogic_py.Engine()
 _local = threading.local()
 MAX_CONDITION_DEPTH = 32
+# The argument each iterating operator evaluates once per element, with the element as its data:
+# `var` paths inside it are relative to the element, not to the facts.
+SCOPED_ARGUMENT = {
+    "map": 1,
+    "filter": 1,
+    "reduce": 1,
+    "all": 1,
+    "some": 1,
+    "none": 1,
+    "group_by": 1,
+    "distinct": 1,
+    "sort": 2,
+}
 
 
 class InvalidCondition(ValidationFailed):
@@ -79,12 +92,21 @@ def _as_json_numbers(value: Any) -> Any:
     return value
 
 
-def truthy_evaluator() -> Callable[[datalogic_py.Rule, datalogic_py.DataHandle], bool]:
-    """`(compiled rule, pre-parsed facts) -> truthiness`, on this thread's evaluation arena."""
+def _session() -> datalogic_py.Session:
     session = getattr(_local, "session", None)
     if session is None:
         session = _local.session = _ENGINE.session()
-    return session.evaluate_truthy
+    return session
+
+
+def truthy_evaluator() -> Callable[[datalogic_py.Rule, datalogic_py.DataHandle], bool]:
+    """`(compiled rule, pre-parsed facts) -> truthiness`, on this thread's evaluation arena."""
+    return _session().evaluate_truthy
+
+
+def evaluate_parsed(condition: Any, handle: datalogic_py.DataHandle) -> Any:
+    """Evaluate `condition` on facts parsed once with `facts_handle` (any numbers the facts hold)."""
+    return _session().evaluate_data(compile_condition(condition), handle)
 
 
 def validate_condition(condition: Any, *, pointer: str = "") -> None:
