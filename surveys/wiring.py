@@ -15,7 +15,7 @@ from engine.rules.catalogue import register_field_provider
 from engine.rules.facts import register_answers_provider
 from surveys.catalogue import answer_fields
 from surveys.facts import survey_facts
-from surveys.models import Response, ResponseStatus
+from surveys.models import Response, ResponseStatus, Survey
 from surveys.schemas import SurveyDefinitionSchema
 from surveys.service import publish_definition
 
@@ -25,6 +25,16 @@ def _load_surveys(session: Session, items: list[dict[str, Any]]) -> int:
     for item in items:
         publish_definition(session, SurveyDefinitionSchema().dump(item), now=now)
     return len(items)
+
+
+def _dump_surveys(session: Session) -> list[dict[str, Any]]:
+    """Each survey's latest published definition (what the playbook loaded or the admin published)."""
+    items = []
+    for survey in session.scalars(select(Survey).order_by(Survey.id)):
+        published = [v for v in survey.versions if v.published_at is not None]
+        if published:
+            items.append(dict(max(published, key=lambda v: v.version).definition))
+    return items
 
 
 def _accounts_surveyed(session: Session) -> reporting.SegmentCounts:
@@ -38,7 +48,7 @@ def _accounts_surveyed(session: Session) -> reporting.SegmentCounts:
 
 
 def connect() -> None:
-    register_section(Section("surveys", 30, SurveyDefinitionSchema, _load_surveys))
+    register_section(Section("surveys", 30, SurveyDefinitionSchema, _load_surveys, _dump_surveys))
     register_answers_provider(survey_facts)
     register_field_provider(answer_fields)
     reporting.register_metric("accounts_surveyed", "accounts surveyed", 10, _accounts_surveyed)
