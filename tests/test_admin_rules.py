@@ -112,7 +112,7 @@ def test_the_rules_page_shows_the_published_version_in_evaluation_order(editor: 
     table = page[page.index('class="stack rules-table"') :]
     positions = [table.index(html.escape(name)) for name in names]
     assert positions == sorted(positions)
-    assert "create_plan(template=hire_faster_plan)" in page
+    assert "create_plan template=hire_faster_plan" in page
     assert "outcomes contains &#34;hire_faster&#34;" in page  # the condition in words
     assert "Start a draft" in page and "Edit draft" not in page
 
@@ -166,7 +166,9 @@ def test_an_unknown_field_and_a_missing_template_are_shown_at_their_controls(
     errors = builder_errors(page)
     assert "unknown field 'answers.outcomes.npss'" in errors["/condition/and/1/>=/0"]
     assert "did you mean 'answers.outcomes.nps'?" in errors["/condition/and/1/>=/0"]
-    assert re.search(r'name="action-0-template" value="no_such_plan"[^>]*aria-invalid="true"', page)
+    assert re.search(
+        r'name="action-0-template" id="action-0-template" value="no_such_plan"[^>]*aria-invalid="true"', page
+    )
     assert "no plan template &#39;no_such_plan&#39;" in page
     assert "Action 1 · Plan template" in page  # the summary names the control
     assert 'value="Promoters"' in page  # the form comes back as typed

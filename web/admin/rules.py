@@ -296,7 +296,7 @@ def validate_condition() -> Any:
 def _preview(session: Session, condition: Any) -> dict[str, Any] | None:
     """How many accounts match now, when the SQL preview is available (engine.rules.sql)."""
     try:
-        from engine.rules.sql import preview  # type: ignore[import-not-found, unused-ignore]
+        from engine.rules.sql import preview
     except ImportError:
         return None
     try:
@@ -304,14 +304,17 @@ def _preview(session: Session, condition: Any) -> dict[str, Any] | None:
     except NorthstarError as exc:
         return {"text": f"cannot count matches: {exc.detail}", "count": None}
     count, total = int(found.count), int(found.total)
-    text = f"matches {count:,} of {total:,} accounts"
+    complete = bool(getattr(found, "complete", True))
+    text = f"matches {'at least ' if not complete else ''}{count:,} of {total:,} accounts"
     if found.method == "batched":
-        text += " (counted by evaluating accounts in batches)"
+        text += " (counted by evaluating accounts in batches" + ("" if complete else ", stopped early") + ")"
     return {
         "count": count,
         "total": total,
         "method": str(found.method),
         "reason": str(found.reason or ""),
+        "complete": complete,
+        "sample": [str(s) for s in list(found.sample)[:5]],
         "elapsed_ms": round(float(found.elapsed_ms), 1),
         "text": text,
     }

@@ -326,4 +326,4 @@ def _literal(value: Any) -> str:
 def describe_action(action: Mapping[str, Any]) -> str:
     kind = str(action.get("type", ""))
     params = [f"{k}={_text(v)}" for k, v in action.items() if k != "type" and not isinstance(v, dict | list)]
-    return f"{kind}({', '.join(params)})" if params else kind
+    return f"{kind} {' '.join(params)}" if params else kind
