@@ -10,9 +10,20 @@ from redis.lock import Lock
 
 from campaigns.scheduler import TickResult, run_tick
 from engine.db import Database, utcnow
+from engine.plans.progress import refresh_plans
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "northstar:scheduler"
+PLAN_REFRESH_SECONDS = 3600.0  # milestones slip with the calendar: recompute every plan hourly
+
+
+def refresh_all_plans(database: Database) -> int:
+    """Recompute every active plan's milestone statuses (date-driven slips, achieved criteria)."""
+    with database.transaction() as session:
+        result = refresh_plans(session, None, now=utcnow(), channel="schedule")
+    if result.slipped or result.achieved:
+        log.info("plans: %d milestones slipped, %d achieved", len(result.slipped), len(result.achieved))
+    return len(result.slipped) + len(result.achieved)
 
 
 def tick_once(database: Database) -> TickResult:
@@ -25,9 +36,13 @@ def scheduler_loop(database: Database, redis: Redis, *, interval: float, once: b
     log.info("scheduler waiting for the lock %r", LOCK_NAME)
     lock.acquire()
     log.info("scheduler holds the lock; ticking every %.1fs", interval)
+    last_plan_refresh = float("-inf")
     try:
         while True:
             started = time.monotonic()
+            if started - last_plan_refresh >= PLAN_REFRESH_SECONDS:
+                refresh_all_plans(database)
+                last_plan_refresh = started
             result = tick_once(database)
             if result.enrollments:
                 log.info(

@@ -18,3 +18,15 @@ decision_applied = _signals.signal("decision-applied")
 
 #: A milestone was achieved. kwargs: session, milestone_id, plan_id, account_id, now.
 milestone_achieved = _signals.signal("milestone-achieved")
+
+#: A milestone moved to behind or missed. kwargs: session, milestone_id, milestone_key, status,
+#: plan_id, account_id, now.
+milestone_slipped = _signals.signal("milestone-slipped")
+
+#: A key result's current value changed. kwargs: session, key_result_id, plan_id, account_id,
+#: previous, current, now.
+key_result_moved = _signals.signal("key-result-moved")
+
+#: Someone changed a plan (a KR value, a milestone, a comment, a review). kwargs: session, plan_id,
+#: account_id, revision_id, actor, channel, now. Campaigns notify the other side.
+plan_updated = _signals.signal("plan-updated")

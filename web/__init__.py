@@ -32,7 +32,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     connect_all()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from web import admin, api, embed, problems, public, ratelimit, rules_api, survey_pages, surveys_api
+    from web import (
+        admin,
+        api,
+        embed,
+        plans_api,
+        problems,
+        public,
+        ratelimit,
+        rules_api,
+        survey_pages,
+        surveys_api,
+    )
     from web.cli import register_commands
 
     problems.register(app)
@@ -40,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(surveys_api.bp)
     app.register_blueprint(rules_api.bp)
+    app.register_blueprint(plans_api.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(public.bp)
     admin.init_app(app)

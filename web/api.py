@@ -19,6 +19,8 @@ from engine.accounts import Account, ContactRole, upsert_account, upsert_contact
 from engine.apitokens import verify_token
 from engine.errors import NorthstarError, ValidationFailed
 from engine.events.service import EventIn, ingest_events
+from engine.plans.service import active_plan
+from engine.plans.updates import refresh_for_stage
 from web.context import database, db_session, json_body, now, settings, unit_of_work
 
 bp = Blueprint("api", __name__)
@@ -111,6 +113,9 @@ def put_account(external_id: str) -> Any:
                 external_id=contact["external_id"],
                 timezone=contact["timezone"],
             )
+        plan = active_plan(session, account.id)
+        if plan is not None:
+            refresh_for_stage(session, account, plan, now=now())
         body = {
             "external_id": account.external_id,
             "id": account.id,

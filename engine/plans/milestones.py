@@ -3,47 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import signals
-from engine.errors import ValidationFailed
-from engine.events.counts import event_counts
-from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, PlanStatus, SuccessPlan
-from engine.rules.logic import holds
-
-log = logging.getLogger(__name__)
-
-OPEN_STATUSES = (MilestoneStatus.PENDING, MilestoneStatus.ON_TRACK, MilestoneStatus.BEHIND)
+from engine.plans.models import Milestone, MilestoneStatus, PlanRevision
 
 
 def evaluate_milestones(session: Session, account_ids: list[int], *, now: dt.datetime) -> list[Milestone]:
-    """Mark open milestones whose criteria now hold as achieved; only the given accounts are read."""
-    if not account_ids:
-        return []
-    plans = session.scalars(
-        select(SuccessPlan).where(
-            SuccessPlan.account_id.in_(account_ids), SuccessPlan.status == PlanStatus.ACTIVE
-        )
-    ).all()
-    achieved: list[Milestone] = []
-    for plan in plans:
-        open_milestones = [m for m in plan.milestones if m.status in OPEN_STATUSES and m.criteria]
-        if not open_milestones:
-            continue
-        facts = {"events": event_counts(session, plan.account_id, plan.started_at)}
-        for milestone in open_milestones:
-            try:
-                met = holds(milestone.criteria, facts)
-            except ValidationFailed:
-                log.warning("milestone %s has invalid criteria; skipped", milestone.id, exc_info=True)
-                continue
-            if met:
-                mark_achieved(session, milestone, now=now, actor="events", channel="events")
-                achieved.append(milestone)
-    return achieved
+    """Recompute the given accounts' milestones (engine.plans.progress); return those achieved now."""
+    from engine.plans.progress import refresh_plans
+
+    return refresh_plans(session, account_ids, now=now).achieved
 
 
 def mark_achieved(

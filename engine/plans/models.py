@@ -14,6 +14,7 @@ from engine.db import Base, utcnow
 
 MAX_MEASURES = 4
 MAX_MILESTONES = 5
+LIFECYCLE_STAGES = ("onboarding", "enablement", "adoption", "optimisation", "renewal")
 
 
 class PlanStatus(enum.StrEnum):
@@ -42,6 +43,8 @@ class PlanTemplate(Base):
     dependencies: Mapped[list[Any]] = mapped_column(default=list)
     risks: Mapped[list[Any]] = mapped_column(default=list)
     review_days: Mapped[int] = mapped_column(default=90)
+    # The lifecycle stage this template serves (seed 001: onboarding → … → renewal); None: any.
+    stage: Mapped[str | None] = mapped_column(String(40))
 
 
 class SuccessPlan(Base):
@@ -56,6 +59,9 @@ class SuccessPlan(Base):
     risks: Mapped[list[Any]] = mapped_column(default=list)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     review_date: Mapped[dt.date] = mapped_column(Date)
+    review_every_days: Mapped[int] = mapped_column(default=90, server_default="90")
+    last_reviewed_at: Mapped[dt.datetime | None]
+    stage: Mapped[str | None] = mapped_column(String(40))
     share_token_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -108,6 +114,8 @@ class Milestone(Base):
     position: Mapped[int] = mapped_column(default=0)
     owner: Mapped[str] = mapped_column(String(16), default="customer")
     due_date: Mapped[dt.date] = mapped_column(Date)
+    # Due `due_days` after the milestone `after` (its key) is due, instead of after the plan start.
+    after: Mapped[str | None] = mapped_column(String(80))
     criteria: Mapped[dict[str, Any] | None] = mapped_column()
     status: Mapped[MilestoneStatus] = mapped_column(
         str_enum(MilestoneStatus), default=MilestoneStatus.PENDING

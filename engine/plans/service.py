@@ -50,6 +50,7 @@ class TemplateSpec:
     dependencies: list[dict[str, Any]]
     risks: list[dict[str, Any]]
     review_days: int
+    stage: str | None = None
 
 
 def get_template(session: Session, key: str) -> TemplateSpec:
@@ -64,6 +65,7 @@ def get_template(session: Session, key: str) -> TemplateSpec:
                 list(t.dependencies),
                 list(t.risks),
                 t.review_days,
+                t.stage,
             )
             for t in session.scalars(select(PlanTemplate))
         }
@@ -125,19 +127,11 @@ def create_plan(
         risks=list(template.risks),
         started_at=now,
         review_date=review_date,
+        review_every_days=template.review_days,
+        stage=template.stage,
     )
     plan.key_results = key_results
-    plan.milestones = [
-        Milestone(
-            key=m["key"],
-            title=m["title"],
-            position=i,
-            owner=m.get("owner", "customer"),
-            due_date=today + dt.timedelta(days=int(m["due_days"])),
-            criteria=m.get("criteria"),
-        )
-        for i, m in enumerate(template.milestones[:MAX_MILESTONES])
-    ]
+    plan.milestones = template_milestones(template, today)
     plan.revisions = [
         PlanRevision(
             actor=actor,
@@ -150,6 +144,30 @@ def create_plan(
     session.add(plan)
     session.flush()
     return plan
+
+
+def template_milestones(
+    template: TemplateSpec, start: dt.date, *, first_position: int = 0
+) -> list[Milestone]:
+    """The template's milestones (≤ MAX_MILESTONES), each due `due_days` after the plan starts or
+    after the milestone it follows (`after`) is due."""
+    due: dict[str, dt.date] = {}
+    milestones = []
+    for i, m in enumerate(template.milestones[:MAX_MILESTONES]):
+        base = due.get(m.get("after") or "", start)
+        due[m["key"]] = base + dt.timedelta(days=int(m["due_days"]))
+        milestones.append(
+            Milestone(
+                key=m["key"],
+                title=m["title"],
+                position=first_position + i,
+                owner=m.get("owner", "customer"),
+                due_date=due[m["key"]],
+                after=m.get("after"),
+                criteria=m.get("criteria"),
+            )
+        )
+    return milestones
 
 
 def _key_result(objective: ObjectiveInfo, choice: ObjectiveChoice, today: dt.date) -> KeyResult:

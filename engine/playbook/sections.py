@@ -13,7 +13,7 @@ from engine.db import utcnow
 from engine.errors import ValidationFailed
 from engine.events.models import EventType
 from engine.library import Objective, Outcome
-from engine.plans.models import MAX_MEASURES, MAX_MILESTONES, PlanTemplate
+from engine.plans.models import LIFECYCLE_STAGES, MAX_MEASURES, MAX_MILESTONES, PlanTemplate
 from engine.playbook.loader import Section, register_section
 from engine.rules.actions import check_actions
 from engine.rules.decide import ACTION_TYPES
@@ -68,6 +68,8 @@ class MilestoneSpecSchema(Schema):
     due_days = fields.Integer(required=True, validate=validate.Range(0, 3650))
     owner = fields.String(load_default="customer", validate=validate.OneOf(["customer", "vendor"]))
     criteria = JsonLogic(load_default=None)
+    # Due `due_days` after this earlier milestone is due (a dependency), not after the plan start.
+    after = fields.String(load_default=None)
 
 
 class DependencySchema(Schema):
@@ -96,6 +98,18 @@ class PlanTemplateSchema(Schema):
     )
     dependencies = fields.List(fields.Nested(DependencySchema), load_default=list)
     risks = fields.List(fields.Nested(RiskSchema), load_default=list)
+    stage = fields.String(load_default=None, validate=validate.OneOf(LIFECYCLE_STAGES))
+
+    @validates_schema
+    def _milestones_in_dependency_order(self, data: dict[str, Any], **_: Any) -> None:
+        seen: set[str] = set()
+        for i, milestone in enumerate(data.get("milestones", [])):
+            after = milestone.get("after")
+            if after is not None and after not in seen:
+                raise ValidationError(
+                    {i: {"after": [f"{after!r} is not an earlier milestone of this template"]}}, "milestones"
+                )
+            seen.add(milestone["key"])
 
 
 class ActionSchema(Schema):
@@ -179,6 +193,7 @@ def _load_plan_templates(session: Session, items: list[dict[str, Any]]) -> int:
         template.milestones = item["milestones"]
         template.dependencies = item["dependencies"]
         template.risks = item["risks"]
+        template.stage = item["stage"]
     return len(items)
 
 
@@ -285,6 +300,7 @@ def _dump_plan_templates(session: Session) -> list[dict[str, Any]]:
             "milestones": list(t.milestones),
             "dependencies": list(t.dependencies),
             "risks": list(t.risks),
+            "stage": t.stage,
         }
         for t in rows
     ]

@@ -1,0 +1,336 @@
+"""Changes people make to a plan: KR values, milestone status, comments, reviews, stage changes,
+and rotating the shared link. Every change is a PlanRevision (who, what, when, which channel) and
+sends `plan_updated`, so the other side hears about it (campaigns connect to it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import signals
+from engine.accounts import Account
+from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.plans.milestones import mark_achieved
+from engine.plans.models import (
+    MAX_MILESTONES,
+    KeyResult,
+    Milestone,
+    MilestoneStatus,
+    PlanRevision,
+    PlanStatus,
+    PlanTemplate,
+    SuccessPlan,
+)
+from engine.plans.service import TemplateSpec, get_template, template_milestones
+
+MAX_COMMENT = 2000
+CUSTOMER = "customer"
+
+
+def record(
+    session: Session,
+    plan: SuccessPlan,
+    *,
+    actor: str,
+    channel: str,
+    summary: str,
+    change: dict[str, Any],
+    now: dt.datetime,
+) -> PlanRevision:
+    revision = PlanRevision(actor=actor, channel=channel, summary=summary, change=change, created_at=now)
+    plan.revisions.append(revision)
+    plan.updated_at = now
+    session.flush()
+    signals.plan_updated.send(
+        "engine.plans",
+        session=session,
+        plan_id=plan.id,
+        account_id=plan.account_id,
+        revision_id=revision.id,
+        actor=actor,
+        channel=channel,
+        now=now,
+    )
+    return revision
+
+
+def _require_active(plan: SuccessPlan) -> None:
+    if plan.status is not PlanStatus.ACTIVE:
+        raise Conflict(f"this plan is {plan.status.value}; it can no longer change")
+
+
+def key_result(plan: SuccessPlan, key_result_id: int) -> KeyResult:
+    for kr in plan.key_results:
+        if kr.id == key_result_id:
+            return kr
+    raise NotFound(f"no key result {key_result_id} in this plan")
+
+
+def milestone(plan: SuccessPlan, key: str) -> Milestone:
+    for m in plan.milestones:
+        if m.key == key:
+            return m
+    raise NotFound(f"no milestone {key!r} in this plan")
+
+
+def number(value: Any, field: str) -> float:
+    """A finite number from JSON or a form ("12,000" is read as 12000)."""
+    if isinstance(value, str):
+        value = value.strip().replace(",", "").replace("_", "")
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValidationFailed({field: "must be a number"}) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationFailed({field: "must be a number"})
+    if abs(value) > 1e12:
+        raise ValidationFailed({field: "is too large"})
+    return float(value)
+
+
+def update_key_result(
+    session: Session,
+    plan: SuccessPlan,
+    key_result_id: int,
+    *,
+    current: Any = None,
+    target: Any = None,
+    due_date: dt.date | None = None,
+    actor: str,
+    channel: str,
+    now: dt.datetime,
+) -> KeyResult:
+    """Set a KR's current value (anyone with the plan) or, for CS ops, its target and due date."""
+    _require_active(plan)
+    kr = key_result(plan, key_result_id)
+    changes: dict[str, Any] = {}
+    if current is not None:
+        value = number(current, "current")
+        if value != kr.current:
+            changes["current"] = [kr.current, value]
+    if target is not None:
+        value = number(target, "target")
+        if value == kr.baseline:
+            raise ValidationFailed({"target": "the target must differ from the baseline"})
+        if value != kr.target:
+            changes["target"] = [kr.target, value]
+    if due_date is not None:
+        if due_date <= now.date():
+            raise ValidationFailed({"due_date": "the due date must be in the future"})
+        if due_date != kr.due_date:
+            changes["due_date"] = [kr.due_date.isoformat(), due_date.isoformat()]
+    if not changes:
+        return kr
+    previous = kr.current
+    if "current" in changes:
+        kr.current = changes["current"][1]
+    if "target" in changes:
+        kr.target = changes["target"][1]
+    if due_date is not None and "due_date" in changes:
+        kr.due_date = due_date
+    record(
+        session,
+        plan,
+        actor=actor,
+        channel=channel,
+        summary=f"{kr.title}: " + ", ".join(f"{k} {_show(a)} → {_show(b)}" for k, (a, b) in changes.items()),
+        change={"key_result": kr.objective_key, **changes},
+        now=now,
+    )
+    if "current" in changes:
+        signals.key_result_moved.send(
+            "engine.plans",
+            session=session,
+            key_result_id=kr.id,
+            plan_id=plan.id,
+            account_id=plan.account_id,
+            previous=previous,
+            current=kr.current,
+            now=now,
+        )
+    return kr
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+    return str(value)
+
+
+def set_milestone_status(
+    session: Session,
+    plan: SuccessPlan,
+    key: str,
+    status: str,
+    *,
+    actor: str,
+    channel: str,
+    now: dt.datetime,
+    customer: bool = False,
+) -> Milestone:
+    """Mark a milestone done (or reopen it). The customer may only mark their own milestones done."""
+    _require_active(plan)
+    target = milestone(plan, key)
+    try:
+        wanted = MilestoneStatus(status)
+    except ValueError:
+        raise ValidationFailed({"status": f"one of {', '.join(s.value for s in MilestoneStatus)}"}) from None
+    if customer and (target.owner != CUSTOMER or wanted is not MilestoneStatus.ACHIEVED):
+        raise ValidationFailed({"status": "you can mark your own milestones done; ask us to change others"})
+    if wanted is target.status:
+        return target
+    if wanted is MilestoneStatus.ACHIEVED:
+        mark_achieved(session, target, now=now, actor=actor, channel=channel)
+        signals.plan_updated.send(
+            "engine.plans",
+            session=session,
+            plan_id=plan.id,
+            account_id=plan.account_id,
+            revision_id=plan.revisions[-1].id if plan.revisions else None,
+            actor=actor,
+            channel=channel,
+            now=now,
+        )
+        return target
+    was = target.status
+    target.status, target.achieved_at = wanted, None
+    record(
+        session,
+        plan,
+        actor=actor,
+        channel=channel,
+        summary=f"Milestone {target.title}: {was.value.replace('_', ' ')} → {wanted.value.replace('_', ' ')}",
+        change={"milestone": key, "status": wanted.value, "was": was.value},
+        now=now,
+    )
+    return target
+
+
+def set_milestone_due(
+    session: Session, plan: SuccessPlan, key: str, due: dt.date, *, actor: str, channel: str, now: dt.datetime
+) -> Milestone:
+    """Move a milestone's due date, keeping the dependency order (never before the one it follows,
+    never after one that follows it)."""
+    _require_active(plan)
+    target = milestone(plan, key)
+    if target.after:
+        before = milestone(plan, target.after)
+        if due < before.due_date:
+            raise ValidationFailed(
+                {"due_date": f"it follows {before.title!r} (due {before.due_date:%Y-%m-%d}): not earlier"}
+            )
+    for later in plan.milestones:
+        if later.after == key and due > later.due_date:
+            raise ValidationFailed(
+                {"due_date": f"{later.title!r} follows it (due {later.due_date:%Y-%m-%d}): move that first"}
+            )
+    if due == target.due_date:
+        return target
+    was, target.due_date = target.due_date, due
+    record(
+        session,
+        plan,
+        actor=actor,
+        channel=channel,
+        summary=f"Milestone {target.title}: due {was:%Y-%m-%d} → {due:%Y-%m-%d}",
+        change={"milestone": key, "due_date": [was.isoformat(), due.isoformat()]},
+        now=now,
+    )
+    return target
+
+
+def add_comment(
+    session: Session, plan: SuccessPlan, text: str, *, actor: str, channel: str, now: dt.datetime
+) -> PlanRevision:
+    body = (text or "").strip()
+    if not body:
+        raise ValidationFailed({"comment": "write a comment first"})
+    if len(body) > MAX_COMMENT:
+        raise ValidationFailed({"comment": f"at most {MAX_COMMENT} characters (this one has {len(body)})"})
+    return record(
+        session, plan, actor=actor, channel=channel, summary="Comment", change={"comment": body}, now=now
+    )
+
+
+def confirm_review(
+    session: Session, plan: SuccessPlan, *, actor: str, channel: str, now: dt.datetime
+) -> SuccessPlan:
+    """Both sides reviewed the plan: the next review is one cadence from today."""
+    _require_active(plan)
+    was = plan.review_date
+    plan.last_reviewed_at = now
+    plan.review_date = now.date() + dt.timedelta(days=plan.review_every_days)
+    record(
+        session,
+        plan,
+        actor=actor,
+        channel=channel,
+        summary=f"Review confirmed; next review {plan.review_date:%B %d, %Y}",
+        change={"review": [was.isoformat(), plan.review_date.isoformat()]},
+        now=now,
+    )
+    return plan
+
+
+def rotate_share_link(session: Session, plan: SuccessPlan, *, actor: str, now: dt.datetime) -> SuccessPlan:
+    """Revoke every link shared so far; the next link carries the new version."""
+    plan.share_token_version += 1
+    record(
+        session,
+        plan,
+        actor=actor,
+        channel="admin",
+        summary="Shared link rotated: earlier links no longer open the plan",
+        change={"share_token_version": plan.share_token_version},
+        now=now,
+    )
+    return plan
+
+
+def template_for_stage(session: Session, stage: str) -> TemplateSpec | None:
+    query = select(PlanTemplate.key).where(PlanTemplate.stage == stage).order_by(PlanTemplate.id)
+    key = session.scalar(query.limit(1))
+    return get_template(session, key) if key else None
+
+
+def refresh_for_stage(session: Session, account: Account, plan: SuccessPlan, *, now: dt.datetime) -> bool:
+    """The account moved to a lifecycle stage that has its own template: bring the plan to it.
+
+    Keeps what the customer entered (key results, achieved milestones, comments); open milestones
+    from the old stage are replaced by the new stage's; the goal is re-rendered only if nobody
+    edited it. Returns whether anything changed.
+    """
+    if plan.stage == account.lifecycle_stage or plan.status is not PlanStatus.ACTIVE:
+        return False
+    template = template_for_stage(session, account.lifecycle_stage)
+    if template is None:
+        return False
+    kept = [m for m in plan.milestones if m.status is MilestoneStatus.ACHIEVED]
+    room = MAX_MILESTONES - len(kept)
+    fresh = [
+        m
+        for m in template_milestones(template, now.date(), first_position=len(kept))
+        if m.key not in {k.key for k in kept}
+    ][: max(room, 0)]
+    dropped = [m.key for m in plan.milestones if m not in kept]
+    plan.milestones = [*kept, *fresh]
+    for i, m in enumerate(plan.milestones):
+        m.position = i
+    was = plan.stage
+    plan.stage, plan.template_key = account.lifecycle_stage, template.key
+    plan.review_every_days = template.review_days
+    record(
+        session,
+        plan,
+        actor="northstar",
+        channel="lifecycle",
+        summary=f"Plan moved to the {account.lifecycle_stage} stage ({template.name}); your measures and "
+        f"achieved milestones are kept",
+        change={"stage": [was, account.lifecycle_stage], "template": template.key, "dropped": dropped},
+        now=now,
+    )
+    return True

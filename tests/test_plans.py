@@ -1,0 +1,307 @@
+"""Success plans: milestone order and statuses from events and dates, the 1-2-3 triangle, every
+change a revision, stage changes, and the plans API with its bad input — on the real services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import yaml
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import signals
+from engine.accounts import ContactRole
+from engine.db import Database
+from engine.errors import Conflict, ValidationFailed
+from engine.events.models import Event
+from engine.plans import updates
+from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
+from engine.plans.progress import criteria_progress, refresh_plans, triangle
+from engine.plans.service import create_plan, get_template
+from engine.playbook import PlaybookInvalid, import_playbook, resolve_playbook
+from tests.factories import make_account
+from tests.test_api_accounts import assert_problem
+
+START = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
+RECRUITING = resolve_playbook("recruiting")[1]
+
+
+@pytest.fixture
+def plan(db: Session) -> SuccessPlan:
+    import_playbook(db, RECRUITING)
+    account = make_account(db, "acme")
+    return create_plan(db, account, get_template(db, "hire_faster_plan"), [], now=START)
+
+
+def add_events(db: Session, plan: SuccessPlan, name: str, n: int, when: dt.datetime) -> None:
+    for i in range(n):
+        db.add(
+            Event(
+                account_id=plan.account_id, name=name, occurred_at=when, idempotency_key=f"{name}-{when}-{i}"
+            )
+        )
+    db.flush()
+
+
+def statuses(plan: SuccessPlan) -> dict[str, str]:
+    return {m.key: m.status.value for m in plan.milestones}
+
+
+def test_milestones_follow_each_other_when_the_template_says_so(db: Session) -> None:
+    import_playbook(db, RECRUITING)
+    document = yaml.safe_load(RECRUITING)
+    template = document["plan_templates"][0]
+    template["milestones"][1]["after"] = template["milestones"][0]["key"]
+    template["milestones"][1]["due_days"] = 10
+    import_playbook(db, yaml.safe_dump(document))
+    plan = create_plan(db, make_account(db, "acme"), get_template(db, template["key"]), [], now=START)
+    first, second = plan.milestones[0], plan.milestones[1]
+    assert second.after == first.key
+    assert second.due_date == first.due_date + dt.timedelta(days=10)
+    # A dependency on a later milestone breaks the order: refused with the path.
+    template["milestones"][0]["after"] = template["milestones"][2]["key"]
+    with pytest.raises(PlaybookInvalid) as caught:
+        import_playbook(db, yaml.safe_dump(document))
+    assert "plan_templates[0].milestones[0].after" in caught.value.errors
+
+
+def test_statuses_come_from_events_and_dates(db: Session, plan: SuccessPlan) -> None:
+    slipped: list[dict[str, Any]] = []
+
+    def on_slip(_sender: object, **kwargs: Any) -> None:
+        slipped.append(kwargs)
+
+    signals.milestone_slipped.connect(on_slip)
+    try:
+        day = lambda n: START + dt.timedelta(days=n)  # noqa: E731
+        refresh_plans(db, [plan.account_id], now=day(1))
+        assert statuses(plan)["first_job_posted"] == "on_track"
+        # 30 applications are needed by day 28: 3 by day 20 trails the time used → behind.
+        add_events(db, plan, "application_received", 3, day(2))
+        refresh_plans(db, [plan.account_id], now=day(20))
+        assert statuses(plan)["first_applications"] == "behind"
+        add_events(db, plan, "job_posted", 1, day(3))
+        refresh_plans(db, [plan.account_id], now=day(20))
+        assert statuses(plan)["first_job_posted"] == "achieved"
+        refresh_plans(db, [plan.account_id], now=day(29))
+        assert statuses(plan)["first_applications"] == "missed"
+        assert {(s["milestone_key"], s["status"]) for s in slipped} >= {
+            ("first_applications", "behind"),
+            ("first_applications", "missed"),
+        }
+        before = len(plan.revisions)
+        refresh_plans(db, [plan.account_id], now=day(29))  # nothing changed: nothing written
+        assert len(plan.revisions) == before
+        assert any("missed" in r.summary for r in plan.revisions)
+    finally:
+        signals.milestone_slipped.disconnect(on_slip)
+
+
+def test_criteria_progress_reads_thresholds() -> None:
+    facts = {"events": {"x": {"count": 5}, "y": {"count": 1}}}
+    assert criteria_progress({">=": [{"var": "events.x.count"}, 10]}, facts) == 0.5
+    both = {"and": [{">=": [{"var": "events.x.count"}, 10]}, {">=": [{"var": "events.y.count"}, 4]}]}
+    assert criteria_progress(both, facts) == 0.25
+    assert criteria_progress({"==": [{"var": "events.x.count"}, 5]}, facts) is None
+
+
+def test_the_triangle_flags_gaps(db: Session) -> None:
+    account = make_account(
+        db,
+        "acme",
+        contacts=(("a@acme.example", ContactRole.CHAMPION), ("b@acme.example", ContactRole.POWER_USER)),
+    )
+    found = triangle(account.contacts)
+    assert found.gaps == ["no executive sponsor", "1 of 2 champions", "1 of 3 power users"]
+    assert found.to_dict()["champions"][0]["email"] == "a@acme.example"
+
+
+def test_every_change_is_a_revision_and_bad_values_change_nothing(db: Session, plan: SuccessPlan) -> None:
+    clock = START + dt.timedelta(days=3)
+    kr = plan.key_results[0]
+    before = len(plan.revisions)
+    updates.update_key_result(db, plan, kr.id, current="9,100", actor="sofia", channel="shared", now=clock)
+    assert kr.current == 9100 and len(plan.revisions) == before + 1
+    assert plan.revisions[-1].actor == "sofia" and plan.revisions[-1].channel == "shared"
+    for bad in ({"current": "lots"}, {"current": float("nan")}, {"target": kr.baseline}, {"current": True}):
+        with pytest.raises(ValidationFailed):
+            updates.update_key_result(db, plan, kr.id, actor="x", channel="api", now=clock, **bad)
+    assert kr.current == 9100 and len(plan.revisions) == before + 1
+    vendor = next((m for m in plan.milestones if m.owner == "vendor"), None)
+    customer = next(m for m in plan.milestones if m.owner == "customer")
+    updates.set_milestone_status(
+        db, plan, customer.key, "achieved", actor="sofia", channel="shared", now=clock, customer=True
+    )
+    assert customer.status is MilestoneStatus.ACHIEVED and customer.achieved_at == clock
+    if vendor is not None:
+        with pytest.raises(ValidationFailed):
+            updates.set_milestone_status(
+                db, plan, vendor.key, "achieved", actor="sofia", channel="shared", now=clock, customer=True
+            )
+    with pytest.raises(ValidationFailed):
+        updates.add_comment(db, plan, "x" * 2001, actor="sofia", channel="shared", now=clock)
+    updates.add_comment(db, plan, "Launched the microsite!", actor="sofia", channel="shared", now=clock)
+    assert plan.revisions[-1].change == {"comment": "Launched the microsite!"}
+    review = plan.review_date
+    updates.confirm_review(db, plan, actor="sofia", channel="shared", now=clock)
+    assert plan.review_date == clock.date() + dt.timedelta(days=plan.review_every_days) != review
+    version = plan.share_token_version
+    updates.rotate_share_link(db, plan, actor="ops", now=clock)
+    assert plan.share_token_version == version + 1
+
+
+def test_due_dates_keep_the_dependency_order(db: Session, plan: SuccessPlan) -> None:
+    first, second = plan.milestones[0], plan.milestones[1]
+    second.after = first.key
+    db.flush()
+    with pytest.raises(ValidationFailed):
+        updates.set_milestone_due(
+            db,
+            plan,
+            second.key,
+            first.due_date - dt.timedelta(days=1),
+            actor="ops",
+            channel="admin",
+            now=START,
+        )
+    with pytest.raises(ValidationFailed):
+        updates.set_milestone_due(
+            db,
+            plan,
+            first.key,
+            second.due_date + dt.timedelta(days=1),
+            actor="ops",
+            channel="admin",
+            now=START,
+        )
+
+
+def test_a_stage_change_brings_the_stage_template_and_keeps_what_the_customer_entered(
+    db: Session, plan: SuccessPlan
+) -> None:
+    document = yaml.safe_load(RECRUITING)
+    adoption = dict(
+        document["plan_templates"][1], key="adoption_plan", name="Adoption plan", stage="adoption"
+    )
+    document["plan_templates"].append(adoption)
+    import_playbook(db, yaml.safe_dump(document))
+    kr = plan.key_results[0]
+    updates.update_key_result(db, plan, kr.id, current=9000, actor="sofia", channel="shared", now=START)
+    done = plan.milestones[0]
+    updates.set_milestone_status(db, plan, done.key, "achieved", actor="sofia", channel="shared", now=START)
+    account = plan.account
+    account.lifecycle_stage = "adoption"
+    assert updates.refresh_for_stage(db, account, plan, now=START + dt.timedelta(days=5))
+    assert plan.stage == "adoption" and plan.template_key == "adoption_plan"
+    assert plan.milestones[0].key == done.key and plan.milestones[0].status is MilestoneStatus.ACHIEVED
+    assert len(plan.milestones) <= 5 and kr.current == 9000
+    assert "adoption" in plan.revisions[-1].summary
+    assert not updates.refresh_for_stage(db, account, plan, now=START)  # idempotent
+
+
+def test_a_closed_plan_cannot_change(db: Session, plan: SuccessPlan) -> None:
+    plan.status = PlanStatus.COMPLETED
+    with pytest.raises(Conflict):
+        updates.confirm_review(db, plan, actor="x", channel="api", now=START)
+    with pytest.raises(Conflict):
+        updates.update_key_result(
+            db, plan, plan.key_results[0].id, current=1, actor="x", channel="api", now=START
+        )
+
+
+# -- API ------------------------------------------------------------------------------------------
+
+
+def enrol(client: FlaskClient, auth: dict[str, Any], external_id: str = "acme") -> None:
+    from tests.factories import account_payload, response_payload
+
+    client.put(f"/api/v1/accounts/{external_id}", json=account_payload(), headers=auth)
+    response = client.post(
+        "/api/v1/surveys/outcomes/responses", json=response_payload(external_id), headers=auth
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def test_plan_api_reads_and_patches_in_one_transaction(
+    client: FlaskClient, auth: dict[str, Any], recruiting: dict[str, int], database: Database
+) -> None:
+    enrol(client, auth)
+    body = client.get("/api/v1/accounts/acme/plan", headers=auth).get_json()
+    for key in (
+        "goal",
+        "key_results",
+        "milestones",
+        "dependencies",
+        "risks",
+        "contacts",
+        "review_date",
+        "share_url",
+    ):
+        assert key in body, key
+    kr = body["key_results"][0]
+    assert {"metric", "baseline", "target", "current", "due_date"} <= set(kr)
+    assert {"title", "due_date", "status"} <= set(body["milestones"][0])
+    assert "no executive sponsor" not in body["contacts"]["gaps"]
+    assert client.get(body["share_url"].split("5000", 1)[-1]).status_code == 200
+
+    patched = client.patch(
+        "/api/v1/accounts/acme/plan",
+        json={
+            "key_results": [{"id": kr["id"], "current": kr["baseline"] + 1}],
+            "milestones": [{"key": body["milestones"][0]["key"], "status": "achieved"}],
+            "comment": "On our way",
+        },
+        headers=auth,
+    )
+    assert patched.status_code == 200, patched.get_json()
+    after = patched.get_json()
+    assert after["key_results"][0]["current"] == kr["baseline"] + 1
+    assert after["milestones"][0]["status"] == "achieved"
+    assert after["revisions"][0]["summary"] == "Comment"
+
+    # One bad change in the batch: nothing of it is applied.
+    bad = client.patch(
+        "/api/v1/accounts/acme/plan",
+        json={"key_results": [{"id": kr["id"], "current": 1}, {"id": 999999, "current": 2}]},
+        headers=auth,
+    )
+    problem = assert_problem(bad, 422)
+    assert "key_results.1" in problem["errors"]
+    again = client.get("/api/v1/accounts/acme/plan", headers=auth).get_json()
+    assert again["key_results"][0]["current"] == kr["baseline"] + 1
+    for payload, field in (
+        ({"key_results": [{"id": kr["id"], "current": "many"}]}, "key_results.0.current"),
+        ({"key_results": [{"id": kr["id"], "target": kr["baseline"]}]}, "key_results.0.target"),
+        ({"milestones": [{"key": "nope", "status": "achieved"}]}, "milestones.0"),
+        ({"milestones": [{"key": "first_job_posted", "status": "done"}]}, "milestones.0.status"),
+        ({"comment": "x" * 2001}, "comment"),
+    ):
+        problem = assert_problem(client.patch("/api/v1/accounts/acme/plan", json=payload, headers=auth), 422)
+        assert field in problem["errors"], (field, problem["errors"])
+    assert_problem(client.get("/api/v1/accounts/ghost/plan", headers=auth), 404)
+    assert_problem(client.get("/api/v1/accounts/acme/plan"), 401)
+
+
+def test_plans_list_filters_by_state_and_paginates(
+    client: FlaskClient, auth: dict[str, Any], recruiting: dict[str, int], database: Database
+) -> None:
+    for i in range(3):
+        enrol(client, auth, f"acct-{i}")
+    with database.transaction() as session:
+        plans = session.scalars(select(SuccessPlan).order_by(SuccessPlan.id)).all()
+        plans[0].milestones[0].status = MilestoneStatus.BEHIND
+        plans[1].review_date = dt.date(2020, 1, 1)
+    listed = client.get("/api/v1/plans?per_page=2", headers=auth).get_json()
+    assert listed["total"] == 3 and len(listed["plans"]) == 2 and listed["next"]
+    second = client.get(listed["next"], headers=auth).get_json()
+    assert len(second["plans"]) == 1 and second["next"] is None
+    behind = client.get("/api/v1/plans?status=behind", headers=auth).get_json()
+    assert [p["account"] for p in behind["plans"]] == ["acct-0"]
+    overdue = client.get("/api/v1/plans?status=review_overdue", headers=auth).get_json()
+    assert [p["account"] for p in overdue["plans"]] == ["acct-1"] and overdue["plans"][0]["review_overdue"]
+    assert_problem(client.get("/api/v1/plans?status=sideways", headers=auth), 422)
+    assert_problem(client.get("/api/v1/plans?per_page=5000", headers=auth), 422)
+    assert_problem(client.get("/api/v1/plans?page=0", headers=auth), 422)
