@@ -339,7 +339,9 @@ def test_a_viewer_can_look_but_every_change_is_refused(viewer: FlaskClient, data
     ):
         response = viewer.post(path, data={"csrf_token": token, "name": "x", "note": "x"})
         assert response.status_code == 403, path
-    assert viewer.get("/admin/rules/draft/rules/new").status_code == 403
+    refused = viewer.get("/admin/rules/draft/rules/new")
+    assert refused.status_code == 403
+    assert "Your role (viewer) can view rules and account tests" in text_of(refused)
     assert viewer.get("/admin/rules/history").status_code == 200
     assert draft_of(database) is None
 

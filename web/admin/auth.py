@@ -226,8 +226,10 @@ def _http_error(exc: HTTPException) -> Any:
     elif status == 403:
         title = "You can look, but not change"
         role = getattr(current_user, "role", "viewer")
+        rules_page = request.path.startswith("/admin/rules")
+        what = "rules and account tests" if rules_page else "surveys and their previews"
         detail = (
-            f"Your role ({role}) can view surveys and their previews, but editing and publishing "
+            f"Your role ({role}) can view {what}, but editing and publishing "
             "needs the editor or admin role. Ask an admin if you need it."
         )
     elif status == 429:

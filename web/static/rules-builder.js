@@ -582,12 +582,13 @@
     if (!list || !template || !addButton) return;
 
     function rows() { return Array.prototype.slice.call(list.querySelectorAll("fieldset[data-action]")); }
-    function showParams(fieldset) {
+    // Only the chosen type's parameters; on first show, also any the server marked as wrong.
+    function showParams(fieldset, changed) {
       var type = fieldset.querySelector("[data-action-type]").value;
       fieldset.querySelectorAll("[data-param]").forEach(function (field) {
         var control = field.querySelector("input, select, textarea");
         var used = field.getAttribute("data-types").split(" ").indexOf(type) !== -1;
-        field.hidden = !used && !control.hasAttribute("aria-invalid");
+        field.hidden = !used && (changed || !control.hasAttribute("aria-invalid"));
       });
     }
     function renumber() {
@@ -642,7 +643,7 @@
       (neighbour && neighbour.querySelector ? neighbour.querySelector("[data-action-type]") : addButton).focus();
     });
     list.addEventListener("change", function (event) {
-      if (event.target.matches("[data-action-type]")) showParams(event.target.closest("fieldset"));
+      if (event.target.matches("[data-action-type]")) showParams(event.target.closest("fieldset"), true);
     });
   }
 
