@@ -102,3 +102,32 @@ def test_cli_export_writes_a_file_that_imports(tmp_path: Path, db: Session) -> N
     assert "rules:" in out.read_text()
     bad = run("playbook", "export", "-o", str(tmp_path / "missing" / "dir" / "x.yaml"))
     assert bad.returncode == 1 and "cannot write" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_rules_validate_and_simulate(tmp_path: Path) -> None:
+    env = {"NORTHSTAR_DATABASE_URL": f"sqlite:///{tmp_path / 'ws.sqlite3'}", "PATH": "/usr/bin:/bin"}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "web.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run("db", "upgrade").returncode == 0
+    assert run("playbook", "import", "recruiting").returncode == 0
+    valid = run("rules", "validate", "published")
+    assert valid.returncode == 0, valid.stderr
+    assert "0 errors" in valid.stdout and "conflict" in valid.stdout
+    missing = run("rules", "simulate")  # no draft yet
+    assert missing.returncode == 1 and "no draft rule set" in missing.stderr
+    simulated = run("rules", "simulate", "published", "--sample", "all")
+    assert simulated.returncode == 0, simulated.stderr
+    assert "accounts evaluated" in simulated.stdout
+    bad = run("rules", "simulate", "published", "--sample", "-3")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_playbook_rules_reading_unknown_fields_are_refused(db: Session) -> None:
+    document = yaml.safe_load(RECRUITING)
+    document["rules"][0]["condition"] = {"==": [{"var": "acount.segment"}, "smb"]}
+    from engine.playbook import PlaybookInvalid
+
+    with pytest.raises(PlaybookInvalid) as caught, db.begin_nested():
+        import_playbook(db, yaml.safe_dump(document))
+    assert any(k.startswith("rules[0].condition") for k in caught.value.errors), caught.value.errors

@@ -103,6 +103,83 @@ def playbook_export(output: str | None, name: str) -> None:
     click.echo(f"exported to {output}")
 
 
+@cli.group(help="Rule sets: validate a version, simulate it against the published rules.")
+def rules() -> None:
+    pass
+
+
+def _ruleset(session: Any, version: str) -> Any:
+    from engine.rules import service
+    from engine.rules.models import published_ruleset
+
+    found = (
+        service.current_draft(session)
+        if version == "draft"
+        else published_ruleset(session)
+        if version == "published"
+        else service.get_version(session, int(version))
+        if version.isdigit()
+        else None
+    )
+    if found is None:
+        raise click.ClickException(f"no {version} rule set (use a version number, 'draft' or 'published')")
+    return found
+
+
+@rules.command("validate", help="Errors (which block publishing) and findings of a rule set version.")
+@click.argument("version", default="draft")
+def rules_validate(version: str) -> None:
+    from engine.rules import service
+
+    with _app().extensions["northstar.db"].session() as session:
+        try:
+            report = service.validate_ruleset(session, _ruleset(session, version))
+        except NorthstarError as exc:
+            raise click.ClickException(exc.detail) from None
+    for pointer, message in report.errors.items():
+        click.echo(f"error   {pointer}: {message}")
+    for finding in report.findings:
+        click.echo(f"{finding.severity:<7} {finding.kind} [{', '.join(finding.rules)}]: {finding.message}")
+    click.echo(f"{version}: {len(report.errors)} errors, {len(report.findings)} findings")
+    sys.exit(1 if report.errors else 0)
+
+
+@rules.command(
+    "simulate", help="Run VERSION (default: the draft) and the published rules over real accounts."
+)
+@click.argument("version", default="draft")
+@click.option("--sample", default="1000", show_default=True, help="number of accounts, or 'all'")
+def rules_simulate(version: str, sample: str) -> None:
+    from engine.db import utcnow
+    from engine.rules import service
+
+    if sample != "all" and not (sample.isdigit() and int(sample) > 0):
+        raise click.BadParameter("a positive number of accounts, or 'all'", param_hint="--sample")
+    with _app().extensions["northstar.db"].session() as session:
+        try:
+            result = service.simulate(
+                session,
+                _ruleset(session, version),
+                now=utcnow(),
+                sample=None if sample == "all" else int(sample),
+            )
+        except NorthstarError as exc:
+            raise click.ClickException(exc.detail) from None
+    against = f"version {result.against_version}" if result.against_version else "no published rules"
+    click.echo(
+        f"version {result.version} vs {against}: {result.accounts_evaluated} of {result.accounts_total} "
+        f"accounts evaluated, {result.accounts_changed} would change ({result.elapsed_ms:,.0f} ms)"
+    )
+    click.echo(f"{'effect':<44} {'before':>8} {'after':>8} {'gained':>8} {'lost':>8}")
+    for e in result.effects:
+        click.echo(f"{e.effect:<44} {e.before:>8} {e.after:>8} {e.gained:>8} {e.lost:>8}")
+    for change in result.changes[:20]:
+        moves = [f"+{g}" for g in change.gained] + [f"-{lost}" for lost in change.lost]
+        click.echo(f"  {change.external_id}: {' '.join(moves)}")
+    for finding in result.conflicts_seen:
+        click.echo(f"conflict [{', '.join(finding.rules)}]: {finding.message}")
+
+
 @cli.command(help="Print per-segment counts: accounts, surveyed, plans, messages, milestones.")
 def report() -> None:
     from engine.reporting import segment_report

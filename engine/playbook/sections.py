@@ -19,7 +19,7 @@ from engine.rules.actions import check_actions
 from engine.rules.decide import ACTION_TYPES
 from engine.rules.logic import InvalidCondition, validate_condition
 from engine.rules.models import Rule, RuleSet, RuleSetStatus, published_ruleset
-from engine.rules.service import rule_document
+from engine.rules.service import condition_errors, rule_document
 
 KEY = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
 
@@ -212,26 +212,23 @@ def _load_rules(session: Session, items: list[dict[str, Any]]) -> int:
     """Publish the playbook's rules as a new ruleset version, unless identical to the published one."""
     session.flush()
     errors: dict[str, str] = {}
+    names: set[str] = set()
     for i, item in enumerate(items):
         for pointer, message in check_actions(session, item["actions"], pointer="").items():
             j, _, param = pointer.lstrip("/").partition("/")
             errors[f"rules[{i}].actions[{j}]" + (f".{param}" if param else "")] = message
+        # Every field a condition reads must be in the catalogue (loaded by the sections above).
+        for pointer, message in condition_errors(session, item["condition"]).items():
+            errors[f"rules[{i}].condition{pointer}"] = message
+        if item["name"] in names:
+            errors[f"rules[{i}].name"] = f"two rules are named {item['name']!r}"
+        names.add(item["name"])
     if errors:
         raise ValidationFailed(errors)
     wanted = [_rule_row(item) for item in items]
     current = published_ruleset(session)
     if current is not None:
-        existing = [
-            {
-                "name": r.name,
-                "description": r.description,
-                "priority": r.priority,
-                "condition": r.condition,
-                "actions": r.actions,
-                "stop_processing": r.stop_processing,
-            }
-            for r in current.rules
-        ]
+        existing = [_rule_row(rule_document(r)) for r in current.rules]
         if existing == wanted:
             return 0
         current.status = RuleSetStatus.ARCHIVED
