@@ -159,5 +159,11 @@ def test_field_catalogue_and_openapi(
     assert any(p.startswith("answers.outcomes.") for p in fields)
     assert any(p.startswith("events.") and p.endswith("count_30d") for p in fields)
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
-    for path in ("/api/v1/rulesets", "/api/v1/rulesets/{version}/simulate", "/api/v1/rules/evaluate"):
+    for path in (
+        "/api/v1/rulesets",
+        "/api/v1/rulesets/{version}/simulate",
+        "/api/v1/rules/evaluate",
+        "/api/v1/accounts/{external_id}/plan",
+        "/api/v1/plans",
+    ):
         assert path in paths

@@ -96,6 +96,7 @@ def document(server_url: str) -> dict[str, Any]:
                 }
             },
             **rules_paths(),
+            **plans_paths(),
             "/healthz": {
                 "get": {
                     "summary": "Database and Redis health",
@@ -241,4 +242,83 @@ def rules_paths() -> dict[str, Any]:
                 },
             ),
         },
+    }
+
+
+def plans_paths() -> dict[str, Any]:
+    account = {"name": "external_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    patch = {
+        "type": "object",
+        "properties": {
+            "key_results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "current": {"type": "number"},
+                        "target": {"type": "number"},
+                        "due_date": {"type": "string", "format": "date"},
+                    },
+                },
+            },
+            "milestones": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "status": {
+                            "type": "string",
+                            "enum": ["pending", "on_track", "behind", "achieved", "missed"],
+                        },
+                        "due_date": {"type": "string", "format": "date"},
+                    },
+                },
+            },
+            "comment": {"type": "string", "maxLength": 2000},
+            "review_confirmed": {"type": "boolean"},
+        },
+    }
+    query = [
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {
+                "type": "string",
+                "enum": [
+                    "active",
+                    "completed",
+                    "cancelled",
+                    "on_track",
+                    "behind",
+                    "missed",
+                    "review_overdue",
+                ],
+                "default": "active",
+            },
+        },
+        {"name": "segment", "in": "query", "schema": {"type": "string"}},
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+        {"name": "per_page", "in": "query", "schema": {"type": "integer", "maximum": 200, "default": 50}},
+    ]
+    return {
+        "/api/v1/accounts/{external_id}/plan": {
+            "get": _op(
+                "The account's plan: goal, key_results, milestones, dependencies, risks, contacts (the "
+                "1-2-3 triangle with gaps), review_date, share_url, recent revisions",
+                "200",
+                params=(account,),
+            ),
+            "patch": _op(
+                "Update KR values, milestone status/due dates, add a comment, confirm the review "
+                "(one transaction: all or nothing; every change a revision)",
+                "200",
+                body=patch,
+                params=(account,),
+            ),
+        },
+        "/api/v1/plans": {"get": _op("Plans by state, paginated (total, next)", "200", params=tuple(query))},
     }
