@@ -388,3 +388,42 @@ def test_testing_an_account_against_the_draft_shows_how_it_differs(editor: Flask
     assert "new rule" in page  # the VIP rule is not in the published version
     unchanged = text_of(editor.get("/admin/rules/draft?account=initech"))
     assert "Same decision as the published version." in unchanged
+
+
+def test_junk_in_the_rule_form_gets_inline_errors_never_a_500(
+    editor: FlaskClient, database: Database
+) -> None:
+    page = start_draft(editor)
+    junk = [
+        {"name": "Nul\x00name", "condition": '{"==": [{"var": "account.segment"}, "a\\u0000b"]}'},
+        {"name": "Deep", "condition": "[" * 5000 + "]" * 5000},
+        {"name": "Deep but parseable", "condition": '{"!": ' * 200 + "true" + "}" * 200},
+        {"name": "Huge priority", "priority": "99999999999999", "condition": "true"},
+        {"name": "x" * 300, "condition": "true"},
+        {"name": "Odd action", "condition": "true", "action-0-type": "launch_rocket"},
+        {"name": "Odd numbers", "condition": "true", "action-0-type": "add_objective", "action-0-key": "x"}
+        | {"action-0-baseline": "lots", "action-0-due_in_days": "NaN"},
+        {"name": "Bad criteria", "condition": "true", "action-0-type": "add_milestone"}
+        | {"action-0-key": "m", "action-0-title": "M", "action-0-due_in_days": "3", "action-0-criteria": "{"},
+    ]
+    for changes in junk:
+        fields = rule_form(editor, **{"action-0-template": "hire_faster_plan"})
+        fields.update(changes)
+        response = editor.post("/admin/rules/draft/rules/new", data=fields)
+        assert response.status_code == 422, (changes["name"][:20], response.status_code)
+        assert "Nothing was saved" in text_of(response)
+    headers = {"X-CSRF-Token": csrf_of(page)}
+    deep = editor.post(
+        "/admin/rules/validate",
+        data='{"condition": ' + "[" * 5000 + "]" * 5000 + "}",
+        headers=headers | {"Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400
+    nul = editor.post("/admin/rules/validate", json={"condition": {"var": "a\x00"}}, headers=headers)
+    assert nul.status_code == 400
+    note = form_fields(text_of(editor.get("/admin/rules/draft")), "/admin/rules/draft/publish")
+    note["note"] = "nul\x00note"
+    assert editor.post("/admin/rules/draft/publish", data=note).status_code == 303
+    assert editor.get("/admin/rules?account=" + "x" * 500).status_code == 200
+    draft = draft_of(database)
+    assert draft is None  # published, with the NUL stripped from its note

@@ -173,6 +173,10 @@ def test_an_editor_builds_a_rule_visually_simulates_and_publishes_it(
     action.get_by_label("Tag", exact=True).fill("vip")
     expect(status).to_contain_text("✓ Valid")
     shoot(page, "admin-rules-builder")
+    page.set_viewport_size({"width": 390, "height": 844})  # on a phone: one column, no sideways scroll
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot(page, "admin-rules-builder-mobile", docs=False)
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("button", name="Save rule").click()
     expect(page.get_by_role("status")).to_contain_text("Saved rule")
     expect(page.locator(".rules-table tbody tr").first).to_contain_text("Happy starters → VIP tag")

@@ -352,7 +352,7 @@ def publish_draft() -> Any:
     draft = service.current_draft(session)
     if draft is None:
         return _no_draft()
-    note = request.form.get("note", "").strip()[:MAX_NOTE]
+    note = request.form.get("note", "").replace("\x00", "").strip()[:MAX_NOTE]
     try:
         with unit_of_work() as session:
             published = service.publish(session, draft, user=current_user.email, note=note)

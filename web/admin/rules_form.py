@@ -105,6 +105,8 @@ def parse_rule_form(posted: MultiDict[str, str]) -> tuple[RuleForm, dict[str, An
     checks (unparseable JSON). Numbers that do not parse are passed on as text for the schema to
     reject at the right pointer."""
     errors: dict[str, str] = {}
+    # PostgreSQL's text and JSONB refuse NUL characters; a pasted one must not become a 500.
+    posted = MultiDict([(k, v.replace("\x00", "")) for k, v in posted.items(multi=True)])
     form = RuleForm(
         name=posted.get("name", "").strip(),
         description=_newlines(posted.get("description", "")).strip(),
@@ -126,6 +128,8 @@ def parse_rule_form(posted: MultiDict[str, str]) -> tuple[RuleForm, dict[str, An
         document["condition"] = None
     if document["condition"] is None and "/condition" not in errors:
         errors["/condition"] = "a rule needs a condition"
+    elif _has_nul(document["condition"]):
+        errors["/condition"] = "must not contain NUL (\\u0000) characters"
     actions = []
     for i, row in enumerate(form.actions):
         action: dict[str, Any] = {"type": row.type}
@@ -142,11 +146,28 @@ def parse_rule_form(posted: MultiDict[str, str]) -> tuple[RuleForm, dict[str, An
                     action[name] = json.loads(typed)
                 except (ValueError, RecursionError) as exc:
                     errors[f"/actions/{i}/{name}"] = f"not valid JSON: {exc}"
+                else:
+                    if _has_nul(action[name]):
+                        errors[f"/actions/{i}/{name}"] = "must not contain NUL (\\u0000) characters"
             else:
                 action[name] = typed
         actions.append(action)
     document["actions"] = actions
     return form, document, errors
+
+
+def _has_nul(value: Any) -> bool:
+    pending = [value]  # a loop, not recursion: parsed JSON may nest as deep as the parser allows
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _action_rows(posted: MultiDict[str, str]) -> list[ActionRow]:
