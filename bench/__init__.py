@@ -36,6 +36,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "widget.js size; survey responses/s and p50/p99 through plan creation with gunicorn on Postgres",
         ),
         Benchmark(
+            "preview",
+            "bench.preview",
+            "ms to count a condition's matching accounts in SQL (1M accounts) vs batched evaluation",
+        ),
+        Benchmark(
             "demo",
             "bench.demo",
             "wall time of `northstar demo` in a clean environment (SQLite, outbox, sync jobs)",
