@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin,
         api,
         embed,
+        plan_page,
         plans_api,
         problems,
         public,
@@ -54,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(plans_api.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(plan_page.bp)
     admin.init_app(app)
     app.register_blueprint(survey_pages.bp)
     register_commands(app)

@@ -1,4 +1,4 @@
-"""Public pages: the account list (demo), the shared one-page plan, one-click unsubscribe."""
+"""Public pages: the account list (demo) and one-click unsubscribe (the shared plan: web.plan_page)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from campaigns.unsubscribe import contact_from_token, unsubscribe
 from engine.accounts import Account
 from engine.plans.models import SuccessPlan
-from engine.plans.sharing import plan_from_token, plan_token
+from engine.plans.sharing import plan_token
 from web.context import db_session, now, settings, unit_of_work
 
 bp = Blueprint("public", __name__)
@@ -27,12 +27,6 @@ def accounts() -> Any:
     }
     links = {aid: plan_token(settings().secret_key, p) for aid, p in plans.items()}
     return render_template("accounts.html", accounts=rows, plans=plans, links=links)
-
-
-@bp.get("/p/<token>")
-def shared_plan(token: str) -> Any:
-    plan = plan_from_token(db_session(), settings().secret_key, token)
-    return render_template("plan.html", plan=plan, account=plan.account)
 
 
 @bp.route("/u/<token>", methods=["GET", "POST"])

@@ -498,7 +498,9 @@ def _answers_as_form(questions: list[dict[str, Any]], answers: dict[str, Any]) -
 def _thanks(session: Session, visit: Visit, *, already: bool) -> Any:
     response = visit.response
     plan = active_plan(session, response.account_id) if response and response.account_id else None
-    plan_url = url_for("public.shared_plan", token=plan_token(settings().secret_key, plan)) if plan else None
+    plan_url = (
+        url_for("plan_page.shared_plan", token=plan_token(settings().secret_key, plan)) if plan else None
+    )
     return render_template(
         "survey/thanks.html",
         already=already,

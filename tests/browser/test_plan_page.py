@@ -1,0 +1,288 @@
+"""The shared plan page in real headless Chromium: a customer opens the link, updates a measure,
+marks a milestone done, comments and confirms the review; on a 360 px phone; printed to A4.
+
+The plan is built the real way (a completed outcomes survey 20 days ago, then a milestone refresh),
+served over real HTTP by `live_server` on real PostgreSQL. Screenshots: docs/screenshots/plan-shared*.png."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
+from sqlalchemy import select
+
+from engine.db import Database
+from engine.plans.models import KeyResult, Milestone, MilestoneStatus, PlanRevision, SuccessPlan
+from engine.plans.progress import refresh_plans
+from engine.plans.service import active_plan
+from engine.plans.sharing import plan_token
+from surveys.service import ContactRef, ResponseIn, submit_response
+from tests.conftest import SECRET
+from tests.factories import make_account, outcomes_answers
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+README_SHOTS = ROOT / "docs" / "screenshots"
+PHONE = {"width": 360, "height": 780}
+DESKTOP = {"width": 1280, "height": 800}
+FIRST = "Publish your first job on the new careers site"
+
+
+@dataclass(frozen=True)
+class SharedPlan:
+    plan_id: int
+    path: str
+    goal: str
+
+
+@pytest.fixture
+def shared_plan(database: Database, recruiting: dict[str, int]) -> SharedPlan:
+    """Acme's champion answered the outcomes survey 20 days ago; the milestones were refreshed
+    today, so the plan shows a missed, a behind and pending milestones."""
+    now = dt.datetime.now(dt.UTC)
+    surveyed = now - dt.timedelta(days=20)
+    with database.transaction() as session:
+        account = make_account(session, "acme")
+        submit_response(
+            session,
+            "outcomes",
+            ResponseIn(
+                client_response_id=str(uuid.uuid4()),
+                account="acme",
+                answers=outcomes_answers(surveyed.date()),
+                channel="in_app",
+                contact=ContactRef(email=account.contacts[0].email),
+            ),
+            now=surveyed,
+        )
+        plan = active_plan(session, account.id)
+        assert plan is not None
+        refresh_plans(session, [account.id], now=now)
+        return SharedPlan(plan.id, f"/p/{plan_token(SECRET, plan)}", plan.goal)
+
+
+@dataclass
+class Traffic:
+    urls: list[str]
+    problems: list[str]
+
+
+@pytest.fixture
+def traffic(page: Page, live_server: str) -> Iterator[Traffic]:
+    """Every URL the page asked for is local (no CDN) and nothing failed or logged an error."""
+    seen = Traffic(urls=[], problems=[])
+    documents: set[str] = set()  # a page's own status (a 422 with an inline error) is asserted by the test
+
+    def on_response(response: Response) -> None:
+        if response.request.resource_type == "document":
+            documents.add(response.url)
+        elif response.status >= 400:
+            seen.problems.append(f"{response.status} {response.url}")
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and message.location.get("url") not in documents:
+            seen.problems.append(f"{message.text} at {message.location.get('url')}")
+
+    page.on("request", lambda request: seen.urls.append(request.url))
+    page.on("response", on_response)
+    page.on("requestfailed", lambda request: seen.problems.append(f"failed {request.url}: {request.failure}"))
+    page.on("console", on_console)
+    yield seen
+    outside = [url for url in seen.urls if not url.startswith((live_server, "data:"))]
+    assert not outside, f"every asset must be served locally (no CDN): {outside}"
+    assert not seen.problems, seen.problems
+
+
+def shoot(page: Page, name: str, *, readme: bool = False) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if readme:
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_SHOTS / f"{name}.png")
+    return path
+
+
+def scroll_width(page: Page) -> int:
+    width: int = page.evaluate("document.documentElement.scrollWidth")
+    return width
+
+
+def overflowing_the_card(page: Page) -> list[str]:
+    found: list[str] = page.evaluate(
+        """() => {
+            const card = document.querySelector('.card');
+            const pad = parseFloat(getComputedStyle(card).paddingRight);
+            const right = card.getBoundingClientRect().right - pad;
+            return [...card.querySelectorAll('*')]
+                .filter(el => el.getClientRects().length && el.getBoundingClientRect().right > right + 0.5)
+                .map(el => el.tagName + ' ' + el.textContent.trim().slice(0, 40));
+        }"""
+    )
+    return found
+
+
+@pytest.mark.browser
+def test_customer_updates_the_plan_through_the_shared_link(
+    page: Page, live_server: str, shared_plan: SharedPlan, database: Database, traffic: Traffic
+) -> None:
+    response = page.goto(live_server + shared_plan.path)
+    assert response is not None and response.status == 200
+    expect(page.get_by_role("heading", name="Our goal")).to_be_visible()
+    expect(page.locator(".goal")).to_have_text(shared_plan.goal)
+    expect(page.get_by_role("button", name="Print / Save as PDF")).to_be_visible()
+    first = page.locator("table.milestones tbody tr").filter(has_text=FIRST)
+    expect(first.locator(".pill")).to_have_text("missed")
+    expect(page.locator("#people")).to_contain_text("No power user yet")
+
+    # A measure: the customer's own number, typed the way they write it.
+    page.get_by_label("Your number now").fill("9,500")
+    page.get_by_role("button", name="Update").click()
+    expect(page.get_by_role("status")).to_have_text("Saved: the new number is on the plan.")
+    expect(page.locator(".kr-now")).to_contain_text("9,500 per week now · 38% of the way")
+    expect(page.locator(".kr .bar")).to_have_attribute("aria-valuenow", "38")
+
+    # A milestone of theirs, done.
+    first.get_by_role("button", name="Mark done").click()
+    expect(page.get_by_role("status")).to_have_text("Marked done. Nice work!")
+    expect(first.locator(".pill")).to_have_text("achieved")
+    expect(first.get_by_role("button")).to_have_count(0)
+
+    page.get_by_label("Add a comment for both teams").fill("Our careers site went live on Monday.")
+    page.get_by_role("button", name="Add comment").click()
+    expect(page.get_by_role("status")).to_contain_text("Your comment is on the plan")
+    expect(page.locator("#history blockquote").first).to_have_text("Our careers site went live on Monday.")
+
+    page.get_by_role("button", name="We reviewed the plan together").click()
+    expect(page.get_by_role("status")).to_have_text("Review confirmed. Thank you!")
+    expect(page.locator(".plan-meta")).not_to_contain_text("review overdue")
+    history = page.locator("#history .log li")
+    expect(history.first).to_contain_text("Review confirmed")
+    expect(history.first).to_contain_text("Your team (shared link)")
+
+    with database.session() as session:
+        plan = session.get(SuccessPlan, shared_plan.plan_id)
+        assert plan is not None
+        assert [kr.current for kr in plan.key_results] == [9500.0]
+        assert plan.milestones[0].status is MilestoneStatus.ACHIEVED
+        assert plan.last_reviewed_at is not None
+        shared = session.scalars(
+            select(PlanRevision).where(PlanRevision.plan_id == plan.id, PlanRevision.channel == "shared")
+        ).all()
+        assert {r.actor for r in shared} == {"customer via shared link"}
+        assert [r.summary.split(":")[0] for r in shared] == [
+            plan.key_results[0].title,
+            "Milestone achieved",
+            "Comment",
+            "Review confirmed; next review " + f"{plan.review_date:%B %d, %Y}",
+        ]
+
+    page.goto(live_server + shared_plan.path)  # the page as anyone opening the link sees it
+    assert scroll_width(page) <= DESKTOP["width"]
+    shoot(page, "plan-shared", readme=True)
+
+
+@pytest.mark.browser
+def test_bad_number_is_shown_inline_and_nothing_changes(
+    page: Page, live_server: str, shared_plan: SharedPlan, database: Database, traffic: Traffic
+) -> None:
+    page.goto(live_server + shared_plan.path)
+    page.get_by_label("Your number now").fill("about ten thousand")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Update").click()
+    assert posted.value.status == 422
+    expect(page.locator(".kr .field-error")).to_have_text("Enter a number, like 9,500.")
+    expect(page.get_by_label("Your number now")).to_have_value("about ten thousand")
+    expect(page.get_by_label("Your number now")).to_have_attribute("aria-invalid", "true")
+    with database.session() as session:
+        assert session.scalars(select(KeyResult.current)).all() == [8000.0]
+    shoot(page, "plan-shared-error")
+
+
+@pytest.mark.browser
+def test_shared_plan_on_a_360px_phone(
+    page: Page, live_server: str, shared_plan: SharedPlan, database: Database, traffic: Traffic
+) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto(live_server + shared_plan.path)
+    expect(page.get_by_role("heading", name="Our goal")).to_be_visible()
+    assert scroll_width(page) <= PHONE["width"], "the plan must not scroll sideways on a phone"
+    assert overflowing_the_card(page) == []
+    # Touch targets: the buttons a customer taps are at least 32 px tall.
+    for name in ("Update", "We reviewed the plan together", "Add comment"):
+        box = page.get_by_role("button", name=name).bounding_box()
+        assert box is not None and box["height"] >= 32, name
+
+    first = page.locator("table.milestones tbody tr").filter(has_text=FIRST)
+    first.get_by_role("button", name="Mark done").click()
+    expect(first.locator(".pill")).to_have_text("achieved")
+    assert scroll_width(page) <= PHONE["width"]
+    with database.session() as session:
+        status = session.scalar(
+            select(Milestone.status).where(Milestone.plan_id == shared_plan.plan_id, Milestone.position == 0)
+        )
+        assert status is MilestoneStatus.ACHIEVED
+    shoot(page, "plan-shared-mobile", readme=True)
+
+
+@pytest.mark.browser
+def test_printed_shared_plan_hides_forms_and_fits_one_page(
+    page: Page, live_server: str, shared_plan: SharedPlan, traffic: Traffic
+) -> None:
+    page.goto(live_server + shared_plan.path)
+    expect(page.locator("form").first).to_be_visible()
+    page.emulate_media(media="print")
+    for form in page.locator("form").all():
+        expect(form).to_be_hidden()
+    visible_buttons = [b for b in page.get_by_role("button").all() if b.is_visible()]
+    assert visible_buttons == []
+    expect(page.locator("header.top")).to_be_hidden()
+    expect(page.locator("#history")).to_be_hidden()
+    expect(page.locator(".plan-meta")).to_contain_text("Acme Inc")
+    expect(page.get_by_role("heading", name="Our goal")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your people")).to_be_visible()
+    expect(page.get_by_role("heading", name="Review")).to_be_visible()
+    shoot(page, "plan-shared-print", readme=True)
+    for paper in ("A4", "Letter"):
+        pdf = page.pdf(format=paper)
+        assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1, f"more than one {paper} page"
+
+
+@pytest.mark.browser
+def test_shared_plan_works_without_javascript(
+    browser: Browser, live_server: str, shared_plan: SharedPlan, database: Database
+) -> None:
+    context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(live_server + shared_plan.path)
+        expect(page.get_by_role("button", name="Print / Save as PDF")).to_be_hidden()
+        page.get_by_label("Your number now").fill("10000")
+        page.get_by_role("button", name="Update").click()
+        expect(page.get_by_role("status")).to_have_text("Saved: the new number is on the plan.")
+        assert "saved=kr" in page.url
+    finally:
+        context.close()
+    with database.session() as session:
+        assert session.scalars(select(KeyResult.current)).all() == [10000.0]
+
+
+@pytest.mark.browser
+def test_shared_plan_in_dark_mode(browser: Browser, live_server: str, shared_plan: SharedPlan) -> None:
+    context = browser.new_context(viewport=DESKTOP, color_scheme="dark")
+    try:
+        page = context.new_page()
+        page.goto(live_server + shared_plan.path)
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(21, 25, 31)"
+        shoot(page, "plan-shared-dark")
+    finally:
+        context.close()
