@@ -4,16 +4,16 @@ a review), and list plans by state with pagination. Token auth."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, g, jsonify, request
 from marshmallow import Schema, fields, validate
-from sqlalchemy import exists, func, select
-from sqlalchemy.orm import selectinload
 
-from engine.accounts import Account, get_account
+from engine.accounts import get_account
 from engine.errors import NotFound, ValidationFailed
 from engine.plans import updates
-from engine.plans.models import Milestone, MilestoneStatus, PlanStatus, SuccessPlan
+from engine.plans.models import MilestoneStatus, SuccessPlan
+from engine.plans.queries import MAX_PER_PAGE, STATES, PlanFilter, plan_page
 from engine.plans.service import active_plan
 from engine.plans.sharing import plan_token
 from engine.plans.views import plan_json
@@ -21,9 +21,7 @@ from web.api import load, token_required
 from web.context import db_session, json_body, now, settings, unit_of_work
 
 bp = Blueprint("plans_api", __name__)
-MAX_PER_PAGE = 200
 SMALL = validate.Length(max=10)
-STATES = ("active", "completed", "cancelled", "on_track", "behind", "missed", "review_overdue")
 
 
 def share_url(plan: SuccessPlan) -> str:
@@ -139,44 +137,26 @@ def list_plans() -> Any:
     """Plans by state (`behind`, `missed`, `on_track`: any milestone in that status; `review_overdue`),
     newest first, `page`/`per_page` pagination with `total` and `next`."""
     args = load(ListArgs(), dict(request.args))
-    session = db_session()
     clock = now()
-    query = select(SuccessPlan).join(Account, Account.id == SuccessPlan.account_id)
     status = args["status"]
-    if status in ("active", "completed", "cancelled"):
-        query = query.where(SuccessPlan.status == PlanStatus(status))
-    else:
-        query = query.where(SuccessPlan.status == PlanStatus.ACTIVE)
-        if status == "review_overdue":
-            query = query.where(SuccessPlan.review_date < clock.date())
-        else:
-            query = query.where(
-                exists().where(
-                    Milestone.plan_id == SuccessPlan.id, Milestone.status == MilestoneStatus(status)
-                )
-            )
+    found = plan_page(
+        db_session(),
+        PlanFilter(state=status, segment=args["segment"]),
+        today=clock.date(),
+        page=args["page"],
+        per_page=args["per_page"],
+    )
+    query = {"status": status, "page": found.page + 1, "per_page": found.per_page}
     if args["segment"]:
-        query = query.where(Account.segment == args["segment"])
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    page, per_page = args["page"], args["per_page"]
-    plans = session.scalars(
-        query.options(
-            selectinload(SuccessPlan.key_results),
-            selectinload(SuccessPlan.milestones),
-            selectinload(SuccessPlan.revisions),
-            selectinload(SuccessPlan.account).selectinload(Account.contacts),
-        )
-        .order_by(SuccessPlan.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    more = page * per_page < total
+        query["segment"] = args["segment"]
     return jsonify(
         {
-            "plans": [plan_json(p, share_url=share_url(p), today=clock.date(), revisions=0) for p in plans],
-            "page": page,
-            "per_page": per_page,
-            "total": total,
-            "next": f"/api/v1/plans?status={status}&page={page + 1}&per_page={per_page}" if more else None,
+            "plans": [
+                plan_json(p, share_url=share_url(p), today=clock.date(), revisions=0) for p in found.plans
+            ],
+            "page": found.page,
+            "per_page": found.per_page,
+            "total": found.total,
+            "next": f"/api/v1/plans?{urlencode(query)}" if found.has_next else None,
         }
     )

@@ -72,6 +72,6 @@ def plan_json(plan: SuccessPlan, *, share_url: str, today: dt.date, revisions: i
                 "summary": r.summary,
                 "change": r.change,
             }
-            for r in plan.revisions[-revisions:][::-1]
+            for r in (plan.revisions[-revisions:][::-1] if revisions > 0 else [])
         ],
     }

@@ -226,8 +226,12 @@ def _http_error(exc: HTTPException) -> Any:
     elif status == 403:
         title = "You can look, but not change"
         role = getattr(current_user, "role", "viewer")
-        rules_page = request.path.startswith("/admin/rules")
-        what = "rules and account tests" if rules_page else "surveys and their previews"
+        if request.path.startswith("/admin/rules"):
+            what = "rules and account tests"
+        elif request.path.startswith("/admin/plans"):
+            what = "plans and their history"
+        else:
+            what = "surveys and their previews"
         detail = (
             f"Your role ({role}) can view {what}, but editing and publishing "
             "needs the editor or admin role. Ask an admin if you need it."
