@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from campaigns.models import Campaign, Enrollment, EnrollmentState
+from campaigns.guards import held_out
+from campaigns.models import Campaign, CampaignVersion, Enrollment, EnrollmentState
 from engine import refcache
 from engine.errors import NotFound
 
-refcache.watch(Campaign.__tablename__)
+refcache.watch(Campaign.__tablename__, CampaignVersion.__tablename__)
 
 
 def get_campaign(session: Session, key: str) -> Campaign:
@@ -22,36 +24,89 @@ def get_campaign(session: Session, key: str) -> Campaign:
     return campaign
 
 
+@dataclass(frozen=True)
+class CampaignRef:
+    id: int
+    key: str
+    version: int
+    paused: bool
+    settings: dict[str, Any]
+
+
+def campaign_refs(session: Session) -> dict[str, CampaignRef]:
+    """Campaign key → its id, current version and that version's settings (cached reference data)."""
+
+    def load() -> dict[str, CampaignRef]:
+        settings = {
+            (cid, version): dict(values or {})
+            for cid, version, values in session.execute(
+                select(CampaignVersion.campaign_id, CampaignVersion.version, CampaignVersion.settings)
+            )
+        }
+        return {
+            key: CampaignRef(cid, key, version, paused, settings.get((cid, version), {}))
+            for cid, key, version, paused in session.execute(
+                select(Campaign.id, Campaign.key, Campaign.version, Campaign.paused)
+            )
+        }
+
+    return refcache.cached(session, "campaign_refs", load)
+
+
 def campaign_ids(session: Session) -> dict[str, int]:
     """Campaign key → id (cached reference data)."""
-
-    def load() -> dict[str, int]:
-        return {key: campaign_id for key, campaign_id in session.execute(select(Campaign.key, Campaign.id))}
-
-    return refcache.cached(session, "campaign_ids", load)
+    return {key: ref.id for key, ref in campaign_refs(session).items()}
 
 
 def enroll_account(
     session: Session, account_id: int, campaign_key: str, *, now: dt.datetime, reason: str
 ) -> tuple[Enrollment, bool]:
-    """Enrol once: an account already in the campaign keeps its enrolment (returns created=False)."""
-    campaign_id = campaign_ids(session).get(campaign_key)
-    if campaign_id is None:
+    """Enrol once, on the campaign's current version. An account already in the campaign keeps its
+    enrolment (created=False), unless it finished and the campaign lets it re-enter after
+    `reentry_days`: then the same row starts over on the current version (entry + 1).
+    Held-out accounts (a stable hash share, `holdout_percent`) are enrolled but never messaged."""
+    ref = campaign_refs(session).get(campaign_key)
+    if ref is None:
         raise NotFound(f"no campaign {campaign_key!r}")
     existing = session.scalar(
-        select(Enrollment).where(Enrollment.account_id == account_id, Enrollment.campaign_id == campaign_id)
+        select(Enrollment).where(Enrollment.account_id == account_id, Enrollment.campaign_id == ref.id)
     )
     if existing is not None:
-        return existing, False
+        reentry = ref.settings.get("reentry_days")
+        finished = existing.finished_at
+        if (
+            reentry is None
+            or existing.state in (EnrollmentState.ACTIVE, EnrollmentState.WAITING)
+            or finished is None
+            or now < finished + dt.timedelta(days=int(reentry))
+        ):
+            return existing, False
+        existing.entry += 1
+        existing.campaign_version = ref.version
+        existing.state = EnrollmentState.ACTIVE
+        existing.current_step = 0
+        existing.step_started_at = existing.next_run_at = now
+        existing.finished_at = None
+        existing.exited_reason = None
+        existing.held_out = held_out(account_id, ref.key, int(ref.settings.get("holdout_percent") or 0))
+        existing.history = [
+            *existing.history,
+            log_entry(now, "re-entered", reason=reason, entry=existing.entry),
+        ]
+        session.flush()
+        return existing, True
+    holdout = held_out(account_id, ref.key, int(ref.settings.get("holdout_percent") or 0))
     enrollment = Enrollment(
         account_id=account_id,
-        campaign_id=campaign_id,
+        campaign_id=ref.id,
+        campaign_version=ref.version,
         state=EnrollmentState.ACTIVE,
         current_step=0,
         step_started_at=now,
         next_run_at=now,
         enrolled_at=now,
-        history=[log_entry(now, "enrolled", reason=reason)],
+        held_out=holdout,
+        history=[log_entry(now, "enrolled", reason=reason, version=ref.version, held_out=holdout)],
     )
     session.add(enrollment)
     session.flush()
@@ -72,6 +127,8 @@ def exit_account(
         return None
     enrollment.state = EnrollmentState.EXITED
     enrollment.next_run_at = None
+    enrollment.finished_at = now
+    enrollment.exited_reason = reason
     enrollment.history = [*enrollment.history, log_entry(now, "exited", reason=reason)]
     session.flush()
     return enrollment

@@ -18,6 +18,7 @@ class StepKind(enum.StrEnum):
     IN_APP = "in_app"
     WAIT = "wait"
     WAIT_UNTIL = "wait_until"
+    BRANCH = "branch"
     EXIT = "exit"
 
 
@@ -44,6 +45,9 @@ class MessageStatus(enum.StrEnum):
     DROPPED = "dropped"
     SUPPRESSED = "suppressed"
     FAILED = "failed"
+    DEFERRED = "deferred"  # written, held until the contact's send window opens (`not_before`)
+    SEEN = "seen"  # in-app: shown in the inbox
+    DISMISSED = "dismissed"  # in-app: closed by the contact
 
 
 SENT_STATUSES = (
@@ -61,26 +65,54 @@ class Campaign(Base):
     key: Mapped[str] = mapped_column(String(80), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    version: Mapped[int] = mapped_column(default=1)
+    version: Mapped[int] = mapped_column(default=1)  # the version new enrolments run
     paused: Mapped[bool] = mapped_column(default=False)
 
-    steps: Mapped[list[Step]] = relationship(
-        back_populates="campaign", order_by="Step.position", cascade="all, delete-orphan"
+    # Every version's steps (running enrolments stay on theirs); `steps` is the current version's.
+    all_steps: Mapped[list[Step]] = relationship(
+        back_populates="campaign", order_by="(Step.version, Step.position)", cascade="all, delete-orphan"
     )
+    steps: Mapped[list[Step]] = relationship(
+        primaryjoin="and_(Campaign.id == foreign(Step.campaign_id), Campaign.version == Step.version)",
+        order_by="Step.position",
+        viewonly=True,
+    )
+    versions: Mapped[list[CampaignVersion]] = relationship(
+        back_populates="campaign", order_by="CampaignVersion.version", cascade="all, delete-orphan"
+    )
+
+
+class CampaignVersion(Base):
+    """A published version's settings (entry trigger, exit criteria, re-entry, holdout, caps, send
+    window, category); its steps are the Step rows with the same version number."""
+
+    __tablename__ = "campaign_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None]
+
+    campaign: Mapped[Campaign] = relationship(back_populates="versions")
 
 
 class Step(Base):
     __tablename__ = "campaign_steps"
-    __table_args__ = (UniqueConstraint("campaign_id", "position"),)
+    __table_args__ = (UniqueConstraint("campaign_id", "version", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     position: Mapped[int]
     key: Mapped[str] = mapped_column(String(80))
     kind: Mapped[StepKind] = mapped_column(str_enum(StepKind))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    campaign: Mapped[Campaign] = relationship(back_populates="steps")
+    campaign: Mapped[Campaign] = relationship(back_populates="all_steps")
 
 
 class Enrollment(Base):
@@ -106,6 +138,9 @@ class Enrollment(Base):
     finished_at: Mapped[dt.datetime | None]
     exited_reason: Mapped[str | None] = mapped_column(String(200))
     history: Mapped[list[Any]] = mapped_column(default=list)
+    campaign_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    entry: Mapped[int] = mapped_column(default=1, server_default="1")  # 2+ after a re-entry
+    held_out: Mapped[bool] = mapped_column(default=False, server_default="0")
 
     account: Mapped[Account] = relationship()
     campaign: Mapped[Campaign] = relationship()
@@ -113,6 +148,10 @@ class Enrollment(Base):
 
 class Message(Base):
     __tablename__ = "messages"
+    __table_args__ = (
+        # The tick releases deferred rows whose window opened: keep that index to those rows.
+        Index("ix_messages_deferred", "not_before", postgresql_where=text("status = 'deferred'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
@@ -128,7 +167,30 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    not_before: Mapped[dt.datetime | None]  # deferred until the contact's send window opens
+    # Why it was (not) sent: the enrolling rule, the step, and every guard's result.
+    trace: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # In-app inbox and provider events (delivered/open/click) as they happen.
+    delivered_at: Mapped[dt.datetime | None]
+    opened_at: Mapped[dt.datetime | None]
+    clicked_at: Mapped[dt.datetime | None]
+    seen_at: Mapped[dt.datetime | None]
+    dismissed_at: Mapped[dt.datetime | None]
 
     enrollment: Mapped[Enrollment] = relationship()
     step: Mapped[Step] = relationship()
     contact: Mapped[Contact] = relationship()
+
+
+class WebhookEvent(Base):
+    """A provider event (SendGrid event webhook), stored once per `sg_event_id`."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    event: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[dt.datetime | None]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

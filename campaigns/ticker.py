@@ -8,7 +8,10 @@ import time
 from redis import Redis
 from redis.lock import Lock
 
+from campaigns.guards import Caps
 from campaigns.scheduler import TickResult, run_tick
+from campaigns.triggers import fire_time_triggers
+from engine.config import Settings
 from engine.db import Database, utcnow
 from engine.plans.progress import refresh_plans
 
@@ -20,15 +23,21 @@ PLAN_REFRESH_SECONDS = 3600.0  # milestones slip with the calendar: recompute ev
 def refresh_all_plans(database: Database) -> int:
     """Recompute every active plan's milestone statuses (date-driven slips, achieved criteria)."""
     with database.transaction() as session:
-        result = refresh_plans(session, None, now=utcnow(), channel="schedule")
+        now = utcnow()
+        result = refresh_plans(session, None, now=now, channel="schedule")
+        fire_time_triggers(session, now=now)
     if result.slipped or result.achieved:
         log.info("plans: %d milestones slipped, %d achieved", len(result.slipped), len(result.achieved))
     return len(result.slipped) + len(result.achieved)
 
 
+def caps_of(settings: Settings) -> Caps:
+    return Caps(settings.cap_account_per_week, settings.cap_contact_per_week)
+
+
 def tick_once(database: Database) -> TickResult:
     with database.transaction() as session:
-        return run_tick(session, now=utcnow())
+        return run_tick(session, now=utcnow(), caps=caps_of(database.settings))
 
 
 def scheduler_loop(database: Database, redis: Redis, *, interval: float, once: bool = False) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from campaigns.enrollment import enroll_account, exit_account, wake_waiting_enrollments
 from campaigns.models import SENT_STATUSES, Enrollment, Message
 from campaigns.playbook import CampaignSchema, check_enroll_action, dump_campaigns, load_campaigns
+from campaigns.triggers import on_milestone_signal
 from engine import reporting, signals
 from engine.accounts import Account
 from engine.playbook import Section, register_section
@@ -41,7 +42,27 @@ def _on_decision(
             )
 
 
-def _on_milestone(_sender: object, *, session: Session, account_id: int, now: dt.datetime, **_: Any) -> None:
+def _on_milestone(
+    _sender: object, *, session: Session, account_id: int, milestone_key: str, now: dt.datetime, **_: Any
+) -> None:
+    wake_waiting_enrollments(session, account_id, now=now)
+    on_milestone_signal(
+        session, "milestone_achieved", account_id=account_id, milestone_key=milestone_key, now=now
+    )
+
+
+def _on_slipped(
+    _sender: object, *, session: Session, account_id: int, milestone_key: str, now: dt.datetime, **_: Any
+) -> None:
+    on_milestone_signal(
+        session, "milestone_slipped", account_id=account_id, milestone_key=milestone_key, now=now
+    )
+
+
+def _on_plan_change(
+    _sender: object, *, session: Session, account_id: int, now: dt.datetime, **_: Any
+) -> None:
+    # A KR moved or the customer changed the plan: waits on a KR or milestone re-check on the next tick.
     wake_waiting_enrollments(session, account_id, now=now)
 
 
@@ -59,6 +80,8 @@ def _messages_sent(session: Session) -> reporting.SegmentCounts:
 def connect() -> None:
     signals.decision_applied.connect(_on_decision)
     signals.milestone_achieved.connect(_on_milestone)
+    signals.milestone_slipped.connect(_on_slipped)
+    signals.key_result_moved.connect(_on_plan_change)
     register_section(Section("campaigns", 60, CampaignSchema, load_campaigns, dump_campaigns))
     register_action_check("enroll", check_enroll_action)
     register_action_check("exit", check_enroll_action)

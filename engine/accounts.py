@@ -86,6 +86,9 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     unsubscribed_at: Mapped[dt.datetime | None]
     bounced_at: Mapped[dt.datetime | None]
+    spam_reported_at: Mapped[dt.datetime | None]
+    # Email categories (campaign `category`) the contact opted out of on the preference page.
+    unsubscribed_categories: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     account: Mapped[Account] = relationship(back_populates="contacts")
@@ -96,7 +99,7 @@ class Contact(Base):
 
     @property
     def mailable(self) -> bool:
-        return self.unsubscribed_at is None and self.bounced_at is None
+        return self.unsubscribed_at is None and self.bounced_at is None and self.spam_reported_at is None
 
 
 def get_account(session: Session, external_id: str) -> Account:

@@ -34,6 +34,10 @@ class Settings:
     response_limit_per_ip: str = "120/minute"
     response_limit_per_contact: str = "20/minute"
     old_secret_keys: tuple[str, ...] = ()
+    # Frequency caps across email and in-app over the trailing 7 days (0: no cap): nudges (campaign
+    # steps) per account, messages per contact.
+    cap_account_per_week: int = 3
+    cap_contact_per_week: int = 3
     # The demo may run jobs in-process when Redis is not configured; servers never do.
     allow_sync_jobs: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -87,6 +91,14 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             values[field_name] = limit
     if env.get("NORTHSTAR_RATE_LIMITS", "").lower() in ("off", "0", "false"):
         values["rate_limits_enabled"] = False
+    for name, field_name in (
+        ("NORTHSTAR_CAP_ACCOUNT_PER_WEEK", "cap_account_per_week"),
+        ("NORTHSTAR_CAP_CONTACT_PER_WEEK", "cap_contact_per_week"),
+    ):
+        if (raw := env.get(name)) is not None:
+            if not raw.isdigit() or int(raw) > 1000:
+                raise ConfigurationError(f"{name}={raw!r} must be a whole number from 0 (no cap) to 1000")
+            values[field_name] = int(raw)
     if outbox := env.get("NORTHSTAR_OUTBOX_DIR"):
         values["outbox_dir"] = Path(outbox)
     if sender := env.get("NORTHSTAR_MAIL_FROM"):

@@ -657,9 +657,10 @@ def test_campaign_survey_steps_are_checked_at_import(db: Session, step: dict[str
     document["campaigns"].append(
         {"key": "probe", "name": "Probe", "steps": [{"key": "s", "kind": "email", **step}]}
     )
+    probe = len(document["campaigns"]) - 1
     with pytest.raises(PlaybookInvalid) as caught:
         import_playbook(db, yaml.safe_dump(document))
-    assert message in caught.value.errors["campaigns[2].steps[0].survey"]
+    assert message in caught.value.errors[f"campaigns[{probe}].steps[0].survey"]
 
 
 def test_bundled_playbook_has_the_survey_invite_campaign(db: Session) -> None:

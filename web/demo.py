@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from campaigns.models import Message, MessageStatus
 from campaigns.scheduler import run_tick
+from campaigns.ticker import caps_of
 from engine.accounts import ContactRole, get_account, upsert_account, upsert_contact
 from engine.config import settings_from_env
 from engine.db import Database, utcnow
@@ -317,7 +318,7 @@ def _product_events(
 
 def _tick(database: Database, runner: JobRunner, now: dt.datetime) -> None:
     with database.transaction() as session:
-        result = run_tick(session, now=now)
+        result = run_tick(session, now=now, caps=caps_of(database.settings))
     if result.messages_queued:
         log.info(
             "%s: tick ran %d steps, queued %d emails in %d batch job(s)",

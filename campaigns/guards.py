@@ -1,0 +1,142 @@
+"""Guards before every send, each recorded on the message: suppression (unsubscribed, bounced,
+spam report, category opt-out), holdout, frequency caps per account and per contact across email
+and in-app, and the send window in the contact's timezone (quiet hours defer, never drop)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaigns.models import Enrollment, Message, MessageStatus
+from engine.accounts import Account, Contact
+
+CAP_WINDOW = dt.timedelta(days=7)
+# Messages that reached (or are on their way to) a person count against the caps.
+COUNTED = (
+    MessageStatus.QUEUED,
+    MessageStatus.DEFERRED,
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.UNKNOWN,
+    MessageStatus.DELIVERED,
+    MessageStatus.OPENED,
+    MessageStatus.CLICKED,
+    MessageStatus.SEEN,
+    MessageStatus.DISMISSED,
+)
+
+
+@dataclass(frozen=True)
+class Caps:
+    account_per_week: int = 3
+    contact_per_week: int = 3
+
+
+def held_out(account_id: int, campaign_key: str, percent: int) -> bool:
+    """A stable, random-looking share of accounts per campaign (hash of account and campaign)."""
+    if percent <= 0:
+        return False
+    digest = hashlib.sha256(f"{campaign_key}:{account_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+def suppression(contact: Contact, category: str) -> str | None:
+    if contact.unsubscribed_at is not None:
+        return "unsubscribed"
+    if contact.bounced_at is not None:
+        return "bounced"
+    if contact.spam_reported_at is not None:
+        return "spam report"
+    if category in (contact.unsubscribed_categories or []):
+        return f"unsubscribed from {category}"
+    return None
+
+
+@dataclass
+class CapLedger:
+    """Counts of the trailing 7 days for the accounts of one tick, updated as the tick writes."""
+
+    caps: Caps
+    nudges: Counter[int] = field(default_factory=Counter)  # account id → campaign steps sent
+    messages: Counter[int] = field(default_factory=Counter)  # contact id → messages
+
+    @classmethod
+    def load(cls, session: Session, caps: Caps, account_ids: Iterable[int], now: dt.datetime) -> CapLedger:
+        ledger = cls(caps)
+        ids = list(account_ids)
+        if not ids or (caps.account_per_week <= 0 and caps.contact_per_week <= 0):
+            return ledger
+        since = now - CAP_WINDOW
+        recent = (
+            select(Enrollment.account_id, Message.enrollment_id, Message.step_id, Message.contact_id)
+            .join(Enrollment, Enrollment.id == Message.enrollment_id)
+            .where(
+                Enrollment.account_id.in_(ids),
+                Message.created_at >= since,
+                Message.status.in_(COUNTED),
+            )
+            .subquery()
+        )
+        steps = select(recent.c.account_id, recent.c.enrollment_id, recent.c.step_id).distinct().subquery()
+        for account_id, n in session.execute(
+            select(steps.c.account_id, func.count()).group_by(steps.c.account_id)
+        ):
+            ledger.nudges[account_id] = int(n)
+        for contact_id, n in session.execute(
+            select(recent.c.contact_id, func.count()).group_by(recent.c.contact_id)
+        ):
+            ledger.messages[contact_id] = int(n)
+        return ledger
+
+    def account_capped(self, account_id: int) -> str | None:
+        cap = self.caps.account_per_week
+        if cap > 0 and self.nudges[account_id] >= cap:
+            return f"frequency cap: {cap} nudges per account per week"
+        return None
+
+    def contact_capped(self, contact_id: int) -> str | None:
+        cap = self.caps.contact_per_week
+        if cap > 0 and self.messages[contact_id] >= cap:
+            return f"frequency cap: {cap} messages per contact per week"
+        return None
+
+
+def contact_zone(contact: Contact, account: Account) -> ZoneInfo:
+    for name in (contact.timezone, account.timezone, "UTC"):
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def window_opens(window: dict[str, Any] | None, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
+    """None when `now` is inside the send window in `zone`; else the UTC moment it next opens."""
+    if not window:
+        return None
+    start, end = int(window.get("start_hour", 8)), int(window.get("end_hour", 20))
+    weekdays_only = bool(window.get("weekdays_only", False))
+    local = now.astimezone(zone)
+
+    def open_at(day: dt.date) -> bool:
+        return not weekdays_only or day.weekday() < 5
+
+    if open_at(local.date()) and start <= local.hour < end:
+        return None
+    day = local.date()
+    if local.hour >= start or not open_at(day):
+        day += dt.timedelta(days=1)
+    while not open_at(day):
+        day += dt.timedelta(days=1)
+    # Wall-clock start in the zone (DST-safe: zoneinfo resolves the offset of that local time).
+    opening = dt.datetime(day.year, day.month, day.day, start, tzinfo=zone)
+    return opening.astimezone(dt.UTC)
