@@ -19,3 +19,10 @@ def deliver_batch(message_ids: list[int]) -> dict[str, int]:
         "failed": result.failed,
         "unknown": result.unknown,
     }
+
+
+def notify_owner_job(revision_id: int) -> bool:
+    from campaigns.notify import notify_owner
+
+    database = db.current()
+    return notify_owner(database, backend_for(database.settings), int(revision_id), now=utcnow())

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.enrollment import enroll_account, exit_account, wake_waiting_enrollments
 from campaigns.models import SENT_STATUSES, Enrollment, Message
+from campaigns.notify import on_plan_updated
 from campaigns.playbook import CampaignSchema, check_enroll_action, dump_campaigns, load_campaigns
 from campaigns.triggers import on_milestone_signal
 from engine import reporting, signals
@@ -82,6 +83,7 @@ def connect() -> None:
     signals.milestone_achieved.connect(_on_milestone)
     signals.milestone_slipped.connect(_on_slipped)
     signals.key_result_moved.connect(_on_plan_change)
+    signals.plan_updated.connect(on_plan_updated)
     register_section(Section("campaigns", 60, CampaignSchema, load_campaigns, dump_campaigns))
     register_action_check("enroll", check_enroll_action)
     register_action_check("exit", check_enroll_action)

@@ -29,6 +29,8 @@ class Settings:
     mail_from: str = "Northstar <success@northstar.example>"
     postal_address: str = "Northstar Inc., 1 Harbour Street, Portland, ME 04101, USA"
     public_url: str = "http://127.0.0.1:5000"
+    # Where customer changes to a plan are reported when the account has no `owner_email` trait.
+    ops_email: str | None = None
     max_request_bytes: int = 1_000_000
     rate_limits_enabled: bool = True
     response_limit_per_ip: str = "120/minute"
@@ -103,6 +105,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         values["outbox_dir"] = Path(outbox)
     if sender := env.get("NORTHSTAR_MAIL_FROM"):
         values["mail_from"] = sender
+    if ops := env.get("NORTHSTAR_OPS_EMAIL"):
+        if "@" not in ops or len(ops) > 320:
+            raise ConfigurationError(f"NORTHSTAR_OPS_EMAIL={ops!r} is not an email address")
+        values["ops_email"] = ops.strip()
     if public_url := env.get("NORTHSTAR_PUBLIC_URL"):
         values["public_url"] = public_url.rstrip("/")
     settings = Settings(**values)

@@ -135,6 +135,8 @@ class PlanRevision(Base):
     summary: Mapped[str] = mapped_column(Text)
     change: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # When the plan's owner on the other side was told about this change (None: not yet / not needed).
+    notified_at: Mapped[dt.datetime | None]
 
     plan: Mapped[SuccessPlan] = relationship(back_populates="revisions")
 

@@ -1,4 +1,4 @@
-"""plan template stages, review cadence, milestone dependencies
+"""plan template stages, review cadence, milestone dependencies, owner notifications
 
 Revision ID: 0005
 Revises: 0003
@@ -25,9 +25,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("stage", sa.String(length=40), nullable=True))
     with op.batch_alter_table("milestones") as batch:
         batch.add_column(sa.Column("after", sa.String(length=80), nullable=True))
+    with op.batch_alter_table("plan_revisions") as batch:
+        batch.add_column(sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("plan_revisions") as batch:
+        batch.drop_column("notified_at")
     with op.batch_alter_table("milestones") as batch:
         batch.drop_column("after")
     with op.batch_alter_table("success_plans") as batch:
