@@ -13,7 +13,10 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account
-from engine.plans.models import Milestone, MilestoneStatus, SuccessPlan
+from engine.db import utcnow
+from engine.plans.models import Milestone, MilestoneStatus, PlanStatus, SuccessPlan
+
+SLIPPED = (MilestoneStatus.BEHIND, MilestoneStatus.MISSED)
 
 SegmentCounts = dict[str, int]
 MetricQuery = Callable[[Session], SegmentCounts]
@@ -79,7 +82,31 @@ def _milestones_achieved(session: Session) -> SegmentCounts:
     return {segment: int(n) for segment, n in rows}
 
 
+def _milestones_behind(session: Session) -> SegmentCounts:
+    rows = session.execute(
+        select(Account.segment, func.count(distinct(Milestone.id)))
+        .join(SuccessPlan, SuccessPlan.account_id == Account.id)
+        .join(Milestone, Milestone.plan_id == SuccessPlan.id)
+        .where(SuccessPlan.status == PlanStatus.ACTIVE, Milestone.status.in_(SLIPPED))
+        .group_by(Account.segment)
+    )
+    return {segment: int(n) for segment, n in rows}
+
+
+def _reviews_overdue(session: Session) -> SegmentCounts:
+    today = utcnow().date()
+    rows = session.execute(
+        select(Account.segment, func.count(SuccessPlan.id))
+        .join(SuccessPlan, SuccessPlan.account_id == Account.id)
+        .where(SuccessPlan.status == PlanStatus.ACTIVE, SuccessPlan.review_date < today)
+        .group_by(Account.segment)
+    )
+    return {segment: int(n) for segment, n in rows}
+
+
 def register_engine_metrics() -> None:
     register_metric("accounts", "accounts", 0, _accounts)
     register_metric("plans_created", "plans created", 20, _plans)
     register_metric("milestones_achieved", "milestones achieved", 40, _milestones_achieved)
+    register_metric("milestones_behind", "milestones behind or missed", 41, _milestones_behind)
+    register_metric("reviews_overdue", "reviews overdue", 42, _reviews_overdue)
