@@ -91,7 +91,7 @@ def enroll_account(
         existing.held_out = held_out(account_id, ref.key, int(ref.settings.get("holdout_percent") or 0))
         existing.history = [
             *existing.history,
-            log_entry(now, "re-entered", reason=reason, entry=existing.entry),
+            log_entry(now, "re-entered", reason=reason, entry=existing.entry, version=ref.version),
         ]
         session.flush()
         return existing, True

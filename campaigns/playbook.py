@@ -122,6 +122,9 @@ class CampaignSchema(Schema):
     reentry_days = fields.Integer(load_default=None, validate=validate.Range(min=1, max=3650))
     holdout_percent = fields.Integer(load_default=0, validate=validate.Range(0, 50))
     category = fields.String(load_default="nurture", validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
+    # How the preference page names the category (campaigns.preferences has defaults).
+    category_label = fields.String(load_default=None, validate=validate.Length(1, 80))
+    category_description = fields.String(load_default=None, validate=validate.Length(1, 200))
     send_window = fields.Nested(WindowSchema, load_default=None)
     caps = fields.Boolean(load_default=True)  # false: never held back by frequency caps (still counted)
 
@@ -132,7 +135,17 @@ class CampaignSchema(Schema):
             raise ValidationError(errors, "steps")
 
 
-SETTINGS = ("trigger", "exit_when", "reentry_days", "holdout_percent", "category", "send_window", "caps")
+SETTINGS = (
+    "trigger",
+    "exit_when",
+    "reentry_days",
+    "holdout_percent",
+    "category",
+    "category_label",
+    "category_description",
+    "send_window",
+    "caps",
+)
 
 
 def step_keys(steps: list[dict[str, Any]]) -> list[str]:

@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from web import (
         admin,
         api,
+        contacts_api,
         embed,
         plan_page,
         plans_api,
@@ -53,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(surveys_api.bp)
     app.register_blueprint(rules_api.bp)
     app.register_blueprint(plans_api.bp)
+    app.register_blueprint(contacts_api.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(plan_page.bp)

@@ -97,6 +97,7 @@ def document(server_url: str) -> dict[str, Any]:
             },
             **rules_paths(),
             **plans_paths(),
+            **contacts_paths(),
             "/healthz": {
                 "get": {
                     "summary": "Database and Redis health",
@@ -321,4 +322,52 @@ def plans_paths() -> dict[str, Any]:
             ),
         },
         "/api/v1/plans": {"get": _op("Plans by state, paginated (total, next)", "200", params=tuple(query))},
+    }
+
+
+def contacts_paths() -> dict[str, Any]:
+    def param(name: str, where: str, description: str, *, required: bool = False) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": where,
+            "required": required,
+            "description": description,
+            "schema": {"type": "string"},
+        }
+
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "description": "the latest N messages (total and truncated say if there are more)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200},
+    }
+    account = param("account", "query", "the account's external id (picks one of several matches)")
+    summary = (
+        "Why was this sent? Every enrolment of the contact's account (campaign, version, entry, "
+        "enrolled_by, transitions), every message to the contact (step, status, reason, each guard's "
+        "result) and not_sent: message steps that wrote nothing for them, with the reason"
+    )
+    return {
+        "/api/v1/contacts/{external_id}/messages": {
+            "get": _op(
+                summary,
+                "200",
+                params=(
+                    param("external_id", "path", "the contact's external id", required=True),
+                    account,
+                    limit,
+                ),
+            ),
+        },
+        "/api/v1/contacts/messages": {
+            "get": _op(
+                "The same, for a contact without an external id: by email within an account",
+                "200",
+                params=(
+                    param("email", "query", "the contact's email", required=True),
+                    {**account, "required": True},
+                    limit,
+                ),
+            ),
+        },
     }

@@ -1,4 +1,4 @@
-"""The CS-ops admin console (`/admin`): sign-in, roles, CSRF, survey authoring, rules and plans pages."""
+"""The CS-ops admin console (`/admin`): sign-in, roles, CSRF, surveys, rules, plans, contact audits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 def init_app(app: Flask) -> None:
     # Imported here so their views attach to `bp` before it is registered.
-    from web.admin import auth, plans, rules, surveys  # noqa: F401
+    from web.admin import auth, contacts, plans, rules, surveys  # noqa: F401
 
     auth.init_app(app)
     app.register_blueprint(bp)

@@ -1,0 +1,58 @@
+"""One contact's audit page: why each message was (or was not) sent to them. Every role can read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import render_template
+from werkzeug.exceptions import NotFound as HTTPNotFound
+
+from campaigns.audit import contact_audit
+from engine.accounts import Contact
+from engine.plans.service import active_plan
+from web.admin import bp
+from web.admin.auth import ANY_ROLE, role_required
+from web.context import db_session
+
+MAX_ID = 2**31 - 1  # larger ids cannot exist (and PostgreSQL would refuse to compare them)
+STATUS_TONE = {
+    "sent": "ok",
+    "delivered": "ok",
+    "opened": "ok",
+    "clicked": "ok",
+    "seen": "ok",
+    "suppressed": "warn",
+    "bounced": "bad",
+    "dropped": "bad",
+    "failed": "bad",
+}
+
+
+@bp.get("/contacts/<int:contact_id>/audit")
+@role_required(*ANY_ROLE)
+def contact_audit_page(contact_id: int) -> Any:
+    session = db_session()
+    contact = session.get(Contact, contact_id) if contact_id <= MAX_ID else None
+    if contact is None:
+        raise HTTPNotFound(f"There is no contact {contact_id}. They may have been removed.")
+    audit = contact_audit(session, contact)
+    plan = active_plan(session, contact.account_id)
+    return render_template(
+        "admin/contact_audit.html",
+        section="plans",
+        audit=audit,
+        plan=plan,
+        tone=STATUS_TONE,
+        when=_when,
+    )
+
+
+def _when(text: str | None) -> str:
+    """An ISO moment from the audit as the console writes times: "Mar 2, 2026 09:30 UTC"."""
+    if not text:
+        return ""
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return f"{moment:%b} {moment.day}, {moment.year} {moment:%H:%M} UTC"
