@@ -214,7 +214,9 @@ def campaign_settings(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_references(session: Session, index: int, steps: list[dict[str, Any]]) -> None:
-    templates = set(session.scalars(select(MessageTemplate.key)))
+    templates: dict[str, str] = {
+        key: kind for key, kind in session.execute(select(MessageTemplate.key, MessageTemplate.kind))
+    }
     content = set(session.scalars(select(ContentItem.key)))
     milestones = {m["key"] for t in session.scalars(select(PlanTemplate)) for m in t.milestones}
     errors: dict[str, str] = {}
@@ -222,6 +224,15 @@ def _check_references(session: Session, index: int, steps: list[dict[str, Any]])
         where = f"campaigns[{index}].steps[{j}]"
         if step.get("template") and step["template"] not in templates:
             errors[f"{where}.template"] = f"unknown template {step['template']!r}"
+        elif (
+            step.get("template")
+            and step["kind"] in ("email", "in_app")
+            and templates[step["template"]] != step["kind"]
+        ):
+            errors[f"{where}.template"] = (
+                f"template {step['template']!r} is an {templates[step['template']]} template; "
+                f"{step['kind']} steps need an {step['kind']} template"
+            )
         for key in step.get("content") or []:
             if key not in content:
                 errors[f"{where}.content"] = f"unknown content item {key!r}"

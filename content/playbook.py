@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from content.emails import html_token, placeholders, text_token
+from content.inapp import check_card_template
 from content.models import ContentItem, MessageTemplate
 from engine.playbook import Section, register_section
 from engine.templating import render_text
@@ -70,12 +71,15 @@ def _load_templates(session: Session, items: list[dict[str, Any]]) -> int:
     for i, item in enumerate(items):
         # Render against sample data now so a broken template fails the import, not a send.
         sample = {"content": SAMPLE_CONTENT, "campaign": {"name": "Sample"}, "survey": SAMPLE_SURVEY}
-        render_text(
-            item["body"],
-            {**sample, **placeholders(html_token)},
-            field=f"templates[{i}].body",
-            html=True,
-        )
+        if item["kind"] == "in_app":  # a card: no unsubscribe link, no survey; sanitized and short
+            check_card_template(item["body"], field=f"templates[{i}].body")
+        else:
+            render_text(
+                item["body"],
+                {**sample, **placeholders(html_token)},
+                field=f"templates[{i}].body",
+                html=True,
+            )
         render_text(item["subject"], {**sample, **placeholders(text_token)}, field=f"templates[{i}].subject")
         row = session.scalar(select(MessageTemplate).where(MessageTemplate.key == item["key"]))
         if row is None:

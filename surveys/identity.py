@@ -72,10 +72,8 @@ def verify_identity(workspace: WorkspaceKeys, token: str, *, now: dt.datetime) -
     )
 
 
-def resolve_identity(session: Session, identity: Identity) -> tuple[Account, Contact]:
-    """The account and contact the token names, created on first sight (the host vouches for them).
-
-    One query finds both: the account, and its contact by external id (preferred) or by email."""
+def _find(session: Session, identity: Identity) -> tuple[Account | None, Contact | None]:
+    """One query finds both: the account, and its contact by external id (preferred) or by email."""
     matches = [Contact.external_id == identity.contact_external_id]
     if identity.email:
         matches.append(Contact.email == identity.email)
@@ -86,7 +84,20 @@ def resolve_identity(session: Session, identity: Identity) -> tuple[Account, Con
         .order_by((Contact.external_id == identity.contact_external_id).desc().nulls_last())
         .limit(1)
     ).first()
-    account, contact = (row[0], row[1]) if row is not None else (None, None)
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def known_contact(session: Session, identity: Identity) -> Contact | None:
+    """The contact the token names if Northstar knows it already; creates and changes nothing.
+
+    For reads that run alongside the widget's first request (a contact new to us has no messages):
+    two requests both creating the same account would make one of them fail."""
+    return _find(session, identity)[1]
+
+
+def resolve_identity(session: Session, identity: Identity) -> tuple[Account, Contact]:
+    """The account and contact the token names, created on first sight (the host vouches for them)."""
+    account, contact = _find(session, identity)
     if account is None:
         account = upsert_account(
             session, identity.account_external_id, name=identity.account_name or identity.account_external_id

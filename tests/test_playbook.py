@@ -81,7 +81,7 @@ def test_changed_rules_publish_a_new_version_and_archive_the_old(db: Session) ->
             "rules[1].actions[2].campaign",
         ),
         (lambda d: d["campaigns"][0]["steps"][0].update(template="ghost"), "campaigns[0].steps[0].template"),
-        (lambda d: d["campaigns"][0]["steps"][1].pop("timeout_days"), "campaigns[0].steps[1].timeout_days"),
+        (lambda d: d["campaigns"][0]["steps"][2].pop("timeout_days"), "campaigns[0].steps[2].timeout_days"),
         (
             lambda d: d["plan_templates"][0]["milestones"][0].update(due_days=-3),
             "plan_templates[0].milestones[0].due_days",

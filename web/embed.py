@@ -1,4 +1,5 @@
-"""The embed surface: the widget script, the survey as the widget needs it, dismissals, iframe mode.
+"""The embed surface: the widget script, the survey as the widget needs it, dismissals, iframe mode,
+and the in-app inbox (the identified contact's in-app messages).
 
 Every JSON answer carries CORS headers for the workspace's allowed origins only.
 """
@@ -9,11 +10,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
 
-from engine.errors import NorthstarError
+from campaigns.inapp import Links, inbox_strings, open_inbox, record_action
+from engine.errors import NorthstarError, NotFound
 from surveys.display import dismiss, presentation, respondent_state
-from surveys.identity import IdentityRejected, resolve_identity, verify_identity
+from surveys.identity import Identity, IdentityRejected, known_contact, resolve_identity, verify_identity
 from surveys.service import get_survey, published_version
-from web.context import db_session, now, unit_of_work
+from web.context import db_session, now, settings, unit_of_work
 from web.cors import check_origin, request_workspace, with_cors
 
 bp = Blueprint("embed", __name__)
@@ -29,7 +31,9 @@ def widget_script() -> Response:
 
 @bp.route("/embed/v1/surveys/<survey_key>", methods=["OPTIONS"])
 @bp.route("/embed/v1/surveys/<survey_key>/dismiss", methods=["OPTIONS"])
-def embed_preflight(survey_key: str) -> Response:
+@bp.route("/embed/v1/messages", methods=["OPTIONS"])
+@bp.route("/embed/v1/messages/<int:message_id>/<any(clicked, dismissed):action>", methods=["OPTIONS"])
+def embed_preflight(**_: object) -> Response:
     """Answered for any origin, so the browser sends the request and the widget can read and show
     its refusal (a host whose origin is missing learns why). The view checks the origin before it
     reads or changes anything."""
@@ -57,6 +61,14 @@ def _problems_readable_by_the_widget(response: Response) -> Response:
 
 
 def _identified_contact(required: bool) -> Any:
+    origin, identity = _identity(required)
+    if identity is None:
+        return origin, None
+    _account, contact = resolve_identity(db_session(), identity)
+    return origin, contact
+
+
+def _identity(required: bool) -> tuple[str | None, Identity | None]:
     workspace = request_workspace()
     origin = check_origin(workspace)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -64,9 +76,7 @@ def _identified_contact(required: bool) -> Any:
         if required:
             raise IdentityRejected("call Northstar.identify({token}) first")
         return origin, None
-    identity = verify_identity(workspace, token.strip(), now=now())
-    _account, contact = resolve_identity(db_session(), identity)
-    return origin, contact
+    return origin, verify_identity(workspace, token.strip(), now=now())
 
 
 @bp.get("/embed/v1/surveys/<survey_key>")
@@ -90,6 +100,43 @@ def embed_dismiss(survey_key: str) -> Response:
         survey = get_survey(session, survey_key)
         until = dismiss(session, survey, contact, now=now())
     return with_cors(jsonify(dismissed_until=until.isoformat()), origin)
+
+
+@bp.get("/embed/v1/messages")
+def embed_messages() -> Response:
+    """The identified contact's in-app messages (queued or seen), newest first; this fetch marks
+    them seen. `status` says how each was before it: `queued` is new to the reader."""
+    with unit_of_work() as session:
+        # Runs alongside the widget's survey request after identify(): look the contact up, never
+        # create it (a contact new to us has no messages yet).
+        origin, identity = _identity(required=True)
+        contact = known_contact(session, identity) if identity else None
+        config = settings()
+        links = Links(public_url=config.public_url, secret_key=config.secret_key)
+        shown = open_inbox(session, contact, links=links, now=now()) if contact else []
+    body = {
+        "messages": [
+            {"id": m.id, "html": m.html, "created_at": m.created_at.isoformat(), "status": m.status.value}
+            for m in shown
+        ],
+        "strings": inbox_strings(request.args.get("locale", "en")),
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return with_cors(response, origin)
+
+
+@bp.post("/embed/v1/messages/<int:message_id>/<any(clicked, dismissed):action>")
+def embed_message_action(message_id: int, action: str) -> Response:
+    """The contact clicked a link in a card, or dismissed it (only their own messages; idempotent)."""
+    with unit_of_work() as session:
+        origin, identity = _identity(required=True)
+        contact = known_contact(session, identity) if identity else None
+        if contact is None:
+            raise NotFound(f"no in-app message {message_id} for this contact")
+        message = record_action(session, contact, message_id, action, now=now())
+        body = {"id": message.id, "status": message.status.value}
+    return with_cors(jsonify(body), origin)
 
 
 @bp.get("/embed/v1/frame/<survey_key>")

@@ -1,4 +1,4 @@
-/*! Northstar in-app survey widget. One file, no dependencies, no build step; see docs/surveys.md. */
+/*! Northstar in-app widget. One file, no dependencies, no build step; see docs/surveys.md. */
 (function (w, d) {
   "use strict";
   var stub = w.Northstar;
@@ -8,7 +8,7 @@
   const attr = (n) => me.getAttribute("data-" + n);
   const WS = attr("workspace") || "default";
   const FRAME = attr("frame"); // the survey our iframe-mode page runs
-  const FALLBACK = { close: "Close", error: "Something went wrong. Please try again." };
+  const FALLBACK = { close: "Close" };
   const ready = new Promise((r) => (d.body ? r() : d.addEventListener("DOMContentLoaded", r)));
   let token = null;
   let current = null;
@@ -16,10 +16,10 @@
   let sheet;
 
   const CSS =
-    ":host{all:initial!important;display:block!important}" +
+    ":host{all:initial!important;display:block!important;font:15px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif!important;color:#1f2933!important}" +
     "*{box-sizing:border-box}[hidden]{display:none!important}" +
     ".ov{position:fixed;inset:0;z-index:2147483000;background:rgba(17,24,39,.42);display:flex;align-items:center;justify-content:center;padding:24px;animation:f .16s ease-out}" +
-    ".dlg{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;font-size:15px;line-height:1.45;color:#1f2933;background:#fff;width:100%;max-width:560px;max-height:calc(100vh - 48px);display:flex;flex-direction:column;border-radius:12px;box-shadow:0 24px 60px rgba(15,23,42,.28);overflow:hidden;animation:u .2s ease-out}" +
+    ".dlg{background:#fff;width:100%;max-width:560px;max-height:calc(100vh - 48px);display:flex;flex-direction:column;border-radius:12px;box-shadow:0 24px 60px rgba(15,23,42,.28);overflow:hidden;animation:u .2s ease-out}" +
     ".inl{max-width:none;max-height:none;border-radius:0;box-shadow:none;animation:none}" +
     "iframe{display:block;width:100%;border:0;height:240px;max-height:calc(100vh - 48px)}" +
     ".hd{display:flex;gap:12px;align-items:flex-start;padding:20px 24px 0}" +
@@ -54,10 +54,13 @@
     "@media (max-width:540px){.ov{align-items:flex-end;padding:0}.ov>.dlg{max-width:none;max-height:92vh;border-radius:14px 14px 0 0}iframe{max-height:92vh}" +
     ".hd{padding:16px 16px 0}.pg{padding:8px 16px 0}.intro{margin:6px 16px 0}.bd{padding:14px 16px 6px}.ft{padding:12px 16px 16px}" +
     ".row{grid-template-columns:1fr 1fr}.row label:last-child{grid-column:1/-1}.sc{grid-template-columns:repeat(6,1fr)}}" +
+    ".ib{position:fixed;right:0;bottom:0;z-index:2147482999;width:392px;max-width:100%;max-height:100%;overflow:auto;padding:6px 16px 16px;pointer-events:none}" +
+    ".cd{pointer-events:auto;display:flex;gap:4px;margin-top:10px;padding:14px 12px 6px 16px;background:#fff;border:1px solid #e3e7ec;border-radius:10px;box-shadow:0 6px 16px rgba(15,23,42,.18);animation:u .2s ease-out}" +
+    ".cd>div{flex:1;min-width:0;overflow-wrap:anywhere}.cd p{margin:0 0 8px}.cd a{color:#2457d6;font-weight:600}.cd .x{margin:-6px -4px 0 0}" +
     "@keyframes f{from{opacity:0}}@keyframes u{from{opacity:0;transform:translateY(12px)}}" +
     "@media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}";
 
-  // Server data reaches the page as text and attributes only, never as HTML.
+  // Survey data reaches the page as text and attributes only, never as HTML.
   function el(tag, props, kids) {
     const e = d.createElement(tag);
     for (const k in props || {}) {
@@ -82,7 +85,7 @@
       return null; // storage blocked: resuming relies on the server
     }
   };
-  const uuid = () => "10000000-1000-4000-8000-100000000000".replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+  const randomId = () => crypto.getRandomValues(new Uint32Array(4)).join("-");
   function who() {
     try {
       const c = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
@@ -97,9 +100,9 @@
     if (body) headers["Content-Type"] = "application/json";
     try {
       const r = await fetch(BASE + path, { method, headers, body: body && JSON.stringify(body), credentials: "omit" });
-      return { ok: r.ok, status: r.status, data: await r.json().catch(() => ({})) };
+      return { ok: r.ok, data: await r.json().catch(() => ({})) };
     } catch (e) {
-      return { ok: false, status: 0, data: {} }; // offline, or a refusal CORS hides
+      return { ok: false, data: {} }; // offline, or a refusal CORS hides
     }
   }
   const localeOf = (o) => o.locale || attr("locale") || d.documentElement.lang || navigator.language || "en";
@@ -117,24 +120,25 @@
       return v;
     }
     const v = a.map((x) => logic(x, data));
+    const [p, q, z] = v;
     switch (op) {
       case "var": {
         let o = data;
-        if (v[0] == null || v[0] === "") return o;
-        for (const k of String(v[0]).split(".")) o = o == null ? undefined : o[k];
-        return o === undefined ? (v[1] === undefined ? null : v[1]) : o;
+        if (p == null || p === "") return o;
+        for (const k of String(p).split(".")) o = o == null ? undefined : o[k];
+        return o === undefined ? (q === undefined ? null : q) : o;
       }
-      case "==": return v[0] == v[1];
-      case "!=": return v[0] != v[1];
-      case "===": return v[0] === v[1];
-      case "!==": return v[0] !== v[1];
-      case "<": return v[0] < v[1] && (v.length < 3 || v[1] < v[2]);
-      case "<=": return v[0] <= v[1] && (v.length < 3 || v[1] <= v[2]);
-      case ">": return v[0] > v[1];
-      case ">=": return v[0] >= v[1];
-      case "!": return !truthy(v[0]);
-      case "!!": return truthy(v[0]);
-      case "in": return (typeof v[1] === "string" || Array.isArray(v[1])) && v[1].indexOf(v[0]) >= 0;
+      case "==": return p == q;
+      case "!=": return p != q;
+      case "===": return p === q;
+      case "!==": return p !== q;
+      case "<": return p < q && (v.length < 3 || q < z);
+      case "<=": return p <= q && (v.length < 3 || q <= z);
+      case ">": return p > q;
+      case ">=": return p >= q;
+      case "!": return !truthy(p);
+      case "!!": return truthy(p);
+      case "in": return (typeof q === "string" || Array.isArray(q)) && q.indexOf(p) >= 0;
     }
     throw op;
   }
@@ -146,9 +150,18 @@
     }
   }
 
-  function mount(inline, lang, onEscape) {
+  function shade() {
     const host = el("div", { "data-northstar": "" });
     const root = host.attachShadow({ mode: "closed" });
+    // A constructed sheet passes a host's strict CSP (style-src without 'unsafe-inline').
+    if (root.adoptedStyleSheets) (sheet = sheet || new CSSStyleSheet()).replaceSync(CSS), (root.adoptedStyleSheets = [sheet]);
+    else root.append(el("style", { text: CSS }));
+    d.body.append(host);
+    return { host, root };
+  }
+
+  function mount(inline, lang, onEscape) {
+    const { host, root } = shade();
     const dlg = el("div", {
       class: "dlg" + (inline ? " inl" : ""),
       role: inline ? "region" : "dialog",
@@ -156,9 +169,6 @@
       "aria-labelledby": "t",
       lang,
     });
-    // A constructed sheet passes a strict CSP (no 'unsafe-inline' styles) on the host page.
-    if (root.adoptedStyleSheets) (sheet = sheet || new CSSStyleSheet()).replaceSync(CSS), (root.adoptedStyleSheets = [sheet]);
-    else root.append(el("style", { text: CSS }));
     root.append(inline ? dlg : el("div", { class: "ov" }, [dlg]));
     const back = d.activeElement;
     dlg.addEventListener("keydown", (e) => {
@@ -178,7 +188,6 @@
         }
       }
     });
-    d.body.append(host);
     return {
       dlg,
       root,
@@ -189,7 +198,6 @@
     };
   }
 
-  // Iframe mode, host side: the token goes to our frame by postMessage, never in its URL
   function iframe(key, o, end) {
     const locale = localeOf(o);
     const src = BASE + "/embed/v1/frame/" + encodeURIComponent(key) + "?workspace=" + encodeURIComponent(WS) + "&locale=" + encodeURIComponent(locale);
@@ -215,7 +223,6 @@
     }
     ready.then(() => {
       ui = mount(false, locale, () => 0);
-      ui.dlg.className += " ifr";
       ui.dlg.parentNode.hidden = true; // until the frame has something to show
       ui.dlg.append(ifr);
       w.addEventListener("message", onMessage);
@@ -230,7 +237,7 @@
     const def = res.data;
     // Show a refusal the server explains; otherwise no survey beats a broken one.
     const problem = !res.ok ? def : !def.identified && !def.anonymous && { detail: "call Northstar.identify({token}) first" };
-    if (problem) console.warn("Northstar:", problem.detail || FALLBACK.error);
+    if (problem) console.warn("Northstar:", problem.detail || "no answer from " + BASE);
     if (problem ? !problem.title : !def.state.show && !o.force) {
       post({ northstar: "close", status: problem ? "error" : "skipped" });
       return end(problem ? "error" : "skipped", problem && problem.detail);
@@ -266,7 +273,7 @@
     const idKey = ["northstar", WS, key, who()].join(":");
     const st = def.state;
     let answers = Object.assign({}, st.partial && st.partial.answers);
-    let crid = (st.partial && st.partial.client_response_id) || (!st.completed && store(idKey)) || uuid();
+    let crid = (st.partial && st.partial.client_response_id) || (!st.completed && store(idKey)) || randomId();
     let email = "";
     let errors = {};
     let seq = 0;
@@ -362,7 +369,7 @@
       body.replaceChildren(...parts);
       body.scrollTop = 0;
       nav();
-      // Focus the question: it is read out, and no answer looks pre-selected.
+      // Read out the question; no answer looks pre-selected.
       body.querySelector("legend").focus();
       height();
     }
@@ -570,11 +577,43 @@
     (o.mode === "iframe" && !FRAME ? iframe : survey)(key, o, end);
     return promise;
   }
+  // In-app cards: HTML the server sanitized (content/inapp.py)
+  let cards;
+  async function inbox(o) {
+    o = o || {};
+    const r = await call("GET", "/embed/v1/messages?locale=" + encodeURIComponent(localeOf(o)));
+    const M = r.data.messages || [];
+    const S = r.data.strings;
+    await ready;
+    if (cards) cards.remove();
+    if (!M.length) return r.ok ? { status: "empty" } : { status: "error", detail: r.data.detail };
+    const { host, root } = shade();
+    cards = host;
+    const cardOf = (m) => {
+      const to = (what) => call("POST", "/embed/v1/messages/" + m.id + "/" + what);
+      const card = el("article", { class: "cd" }, [
+        el("div", { onclick: (e) => e.target.closest("a") && to("clicked") }),
+        el("button", { type: "button", class: "x", "aria-label": S.dismiss, title: S.dismiss, text: "\u00d7", onclick() {
+          to("dismissed");
+          const n = card.nextSibling || card.previousSibling;
+          card.remove();
+          n ? n.lastChild.focus() : host.remove();
+        } }),
+      ]);
+      card.firstChild.innerHTML = m.html;
+      return card;
+    };
+    root.append(el("div", { class: "ib", role: "region", "aria-label": S.title }, M.map(cardOf)));
+    return { status: "shown", count: M.length };
+  }
   function identify(o) {
+    const was = token && who();
     token = (o && o.token) || null;
+    if (!token && cards) cards.remove();
+    else if (token && !FRAME && attr("inbox") != "off" && who() != was) inbox();
   }
 
-  const api = { version: 1, identify, show, q: { push: (c) => run(c) } };
+  const api = { version: 1, identify, show, inbox, q: { push: (c) => run(c) } };
   function run(c) {
     const r = api[c[0]].apply(null, [].slice.call(c[1] || []));
     if (c[2]) Promise.resolve(r).then(c[2]);
