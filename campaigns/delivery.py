@@ -125,7 +125,10 @@ def _record_outcomes(
             values: dict[str, object] = {"status": status, "reason": reason, "updated_at": now}
             if status == MessageStatus.SENT:
                 values.update(sent_at=now, provider_message_id=sent_as)
-            session.execute(update(Message).where(Message.id.in_(ids)).values(**values))
+            # Only rows still in flight: a webhook event may already have moved one on (delivered,
+            # bounced), and an outcome recorded after it must not move it back.
+            in_flight = Message.status.in_((MessageStatus.SENDING, MessageStatus.UNKNOWN))
+            session.execute(update(Message).where(Message.id.in_(ids), in_flight).values(**values))
 
 
 def _record(

@@ -3,8 +3,8 @@ folder of .eml files for laptops and the demo. Both personalise with the same su
 
 from __future__ import annotations
 
+import http.client
 import logging
-import socket
 import urllib.error
 import uuid
 from dataclasses import dataclass, field
@@ -97,11 +97,15 @@ class SendGridBackend:
                 raise TransientSendError(f"SendGrid {status}: {exc.body!r}") from exc
             raise PermanentSendError(f"SendGrid {status}: {exc.body!r}") from exc
         except TimeoutError as exc:
+            # A read timeout: the whole request went out and the answer never came.
             raise AmbiguousSendError(f"SendGrid did not answer in {self.timeout}s") from exc
         except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError | socket.timeout):
-                raise AmbiguousSendError(f"SendGrid did not answer in {self.timeout}s") from exc
+            # urllib wraps only failures while connecting or writing the request (refused, DNS, a
+            # connect timeout): SendGrid never received a whole request, so a retry cannot duplicate.
             raise TransientSendError(f"SendGrid unreachable: {exc.reason}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            # The request was written, then the connection broke before a whole answer arrived.
+            raise AmbiguousSendError(f"SendGrid's answer was lost: {exc!r}") from exc
         headers = getattr(response, "headers", None)
         provider_id = headers.get("X-Message-Id") if headers is not None else None
         return str(provider_id or "")

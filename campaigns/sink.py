@@ -4,8 +4,9 @@ Tests, benchmarks and local development point the official ``sendgrid`` client a
 ``SendGridSink.url`` so the real library is exercised over real HTTP.  The sink validates
 ``POST /v3/mail/send`` the way SendGrid does (auth, personalizations, from, subject, content,
 string-only custom_args/substitutions, 1000-recipient and 30 MB limits), answers ``202`` with an
-``X-Message-Id`` header, and records every accepted request.  Failures and slow answers can be
-scripted with :meth:`SendGridSink.fail_next` and :meth:`SendGridSink.delay_next`.
+``X-Message-Id`` header, and records every accepted request.  Failures, slow answers and lost
+answers can be scripted with :meth:`SendGridSink.fail_next`, :meth:`SendGridSink.delay_next` and
+:meth:`SendGridSink.drop_next`.
 
 Stdlib only; the server is a ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, and all
 per-message expansion (substitutions, merges) happens lazily in :meth:`SendGridSink.messages`, so
@@ -459,6 +460,11 @@ class _Handler(BaseHTTPRequestHandler):
         message_id = secrets.token_urlsafe(16)
         sink._record(CapturedRequest(path, headers, body_dict, received_at, 202, message_id), n_to)
         sink._sleep(delay)
+        if sink._take_drop():
+            self.close_connection = True  # accepted, then the connection breaks: no answer at all
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self._respond(202, None, {"X-Message-Id": message_id})
 
 
@@ -483,6 +489,7 @@ class SendGridSink:
         self._message_count = 0
         self._failures: deque[_Failure] = deque()
         self._delays: deque[float] = deque()
+        self._drops = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -566,14 +573,23 @@ class SendGridSink:
         with self._cond:
             self._delays.extend(float(seconds) for _ in range(count))
 
+    def drop_next(self, count: int = 1) -> None:
+        """Accept the next ``count`` valid mail-send requests, then close the connection without
+        answering: SendGrid has the mail but the client only sees a broken connection."""
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        with self._cond:
+            self._drops += count
+
     def clear(self) -> None:
-        """Forget captured and rejected requests and cancel pending fail_next/delay_next."""
+        """Forget captured and rejected requests and cancel pending fail_next/delay_next/drop_next."""
         with self._cond:
             self.requests.clear()
             self.rejected.clear()
             self._message_count = 0
             self._failures.clear()
             self._delays.clear()
+            self._drops = 0
 
     # -- inspection -------------------------------------------------------------------------
 
@@ -612,6 +628,13 @@ class SendGridSink:
             delay = self._delays.popleft() if self._delays else 0.0
             failure = self._failures.popleft() if self._failures else None
         return delay, failure
+
+    def _take_drop(self) -> bool:
+        with self._cond:
+            if self._drops:
+                self._drops -= 1
+                return True
+        return False
 
     def _record(self, req: CapturedRequest, n_messages: int = 0) -> None:
         with self._cond:

@@ -11,6 +11,7 @@ from redis.lock import Lock
 from campaigns.guards import Caps
 from campaigns.scheduler import TickResult, run_tick
 from campaigns.triggers import fire_time_triggers
+from campaigns.webhooks import reconcile_unknown
 from engine.config import Settings
 from engine.db import Database, utcnow
 from engine.plans.progress import refresh_plans
@@ -26,6 +27,7 @@ def refresh_all_plans(database: Database) -> int:
         now = utcnow()
         result = refresh_plans(session, None, now=now, channel="schedule")
         fire_time_triggers(session, now=now)
+        reconcile_unknown(session, now=now)  # timed-out sends: settle from SendGrid events, never resend
     if result.slipped or result.achieved:
         log.info("plans: %d milestones slipped, %d achieved", len(result.slipped), len(result.achieved))
     return len(result.slipped) + len(result.achieved)

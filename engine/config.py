@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+from sendgrid.helpers.eventwebhook import EventWebhook
+
 from engine.errors import ConfigurationError
 
 MAIL_BACKENDS = ("sendgrid", "outbox")
@@ -26,6 +30,9 @@ class Settings:
     sendgrid_api_key: str | None = None
     sendgrid_api_host: str = "https://api.sendgrid.com"
     sendgrid_timeout_s: float = 10.0
+    # SendGrid's "Signed Event Webhook" verification key (base64 DER, as the dashboard shows it);
+    # without it the event webhook refuses every request.
+    sendgrid_webhook_public_key: str | None = None
     mail_from: str = "Northstar <success@northstar.example>"
     postal_address: str = "Northstar Inc., 1 Harbour Street, Portland, ME 04101, USA"
     public_url: str = "http://127.0.0.1:5000"
@@ -81,6 +88,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         if urlparse(host).scheme not in ("http", "https"):
             raise ConfigurationError(f"NORTHSTAR_SENDGRID_API_HOST={host!r} must be an http(s) URL")
         values["sendgrid_api_host"] = host.rstrip("/")
+    if key := env.get("NORTHSTAR_SENDGRID_WEBHOOK_PUBLIC_KEY"):
+        webhook_public_key(key)  # refuse to start with a key that could never verify anything
+        values["sendgrid_webhook_public_key"] = key.strip()
     if old := env.get("NORTHSTAR_OLD_SECRET_KEYS"):
         values["old_secret_keys"] = tuple(k.strip() for k in old.split(",") if k.strip())
     for name, field_name in (
@@ -125,3 +135,23 @@ def normalise_database_url(url: str) -> str:
     if scheme.startswith("postgresql+") or scheme.startswith("sqlite"):
         return url
     raise ConfigurationError(f"NORTHSTAR_DATABASE_URL={url!r}: use postgresql://… or sqlite:///path")
+
+
+def webhook_public_key(value: str) -> ec.EllipticCurvePublicKey:
+    """SendGrid's event-webhook verification key as the library's EventWebhook helper loads it;
+    PEM armour and line breaks pasted along with it are tolerated."""
+    lines = (line.strip() for line in value.strip().splitlines())
+    body = "".join(line for line in lines if line and not line.startswith("-----"))
+    try:
+        key = EventWebhook().convert_public_key_to_ecdsa(body)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ConfigurationError(
+            "NORTHSTAR_SENDGRID_WEBHOOK_PUBLIC_KEY is not a valid public key: paste the verification key"
+            " from SendGrid (Settings > Mail Settings > Event Webhook > Signature Verification)"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ConfigurationError(
+            "NORTHSTAR_SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA P-256 key: SendGrid signs events"
+            " with P-256; paste the verification key from the Event Webhook settings"
+        )
+    return key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 from collections.abc import Iterator
@@ -212,3 +213,14 @@ def test_clear_forgets_everything(sink: SendGridSink) -> None:
     assert sink.requests == [] and sink.rejected == [] and sink.messages() == []
     assert sg.client.mail.send.post(request_body=_body()).status_code == 202
     assert sink.message_count == 2
+
+
+def test_drop_next_accepts_the_mail_then_breaks_the_connection(sink: SendGridSink) -> None:
+    sink.drop_next()
+    sg = _client(sink)
+
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        sg.client.mail.send.post(request_body=_body(), timeout=5)
+
+    assert [m.to for m in sink.messages()] == ["ann@example.com", "bob@example.com"]
+    assert sg.client.mail.send.post(request_body=_body(), timeout=5).status_code == 202

@@ -45,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         rules_api,
         survey_pages,
         surveys_api,
+        webhooks,
     )
     from web.cli import register_commands
 
@@ -60,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(plan_page.bp)
     admin.init_app(app)
     app.register_blueprint(survey_pages.bp)
+    app.register_blueprint(webhooks.bp)
     register_commands(app)
 
     @app.teardown_appcontext
