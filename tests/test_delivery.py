@@ -39,9 +39,12 @@ def enrol(database: Database, external_id: str = "acme", **account_kwargs: objec
         )
 
 
+EMAILS = select(Message).where(Message.channel == "email")  # the nurture campaign also writes an in-app card
+
+
 def statuses(database: Database) -> list[str]:
     with database.session() as session:
-        return sorted(m.status.value for m in session.scalars(select(Message)))
+        return sorted(m.status.value for m in session.scalars(EMAILS))
 
 
 def test_tick_writes_the_ledger_and_enqueues_one_job_per_batch(
@@ -98,7 +101,7 @@ def test_permanent_provider_error_marks_failed_with_the_reason(
     sink.fail_next(400, body={"errors": [{"message": "bad from address"}]})
     deliver_batch(batch)
     with database.session() as session:
-        messages = session.scalars(select(Message)).all()
+        messages = session.scalars(EMAILS).all()
     assert {m.status for m in messages} == {MessageStatus.FAILED}
     assert all("400" in (m.reason or "") for m in messages)
 
@@ -134,7 +137,7 @@ def test_unsubscribed_and_holdout_recipients_are_recorded_not_sent(
     assert [m.to for m in sink.messages()] == ["johnny@acme.example"]
     with database.session() as session:
         reasons = sorted(
-            m.reason or "" for m in session.scalars(select(Message)) if m.status == MessageStatus.SUPPRESSED
+            m.reason or "" for m in session.scalars(EMAILS) if m.status == MessageStatus.SUPPRESSED
         )
     assert reasons == ["holdout", "unsubscribed"]
 
