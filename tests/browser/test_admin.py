@@ -6,13 +6,11 @@ Screenshots go to test-artifacts/screenshots/; the README's go to docs/screensho
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from engine.db import Database
@@ -21,6 +19,7 @@ from surveys.authoring import create_survey
 from surveys.models import Response as SurveyResponse
 from surveys.models import Survey
 from surveys.service import ResponseIn, submit_response
+from tests.browser.conftest import shoot
 from tests.factories import make_account, outcomes_answers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,37 +27,6 @@ ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 README_SHOTS = ROOT / "docs" / "screenshots"
 EMAIL = "erin@northstar.example"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def problems(page: Page, live_server: str) -> Iterator[list[str]]:
-    """Every failed asset, console error (a CSP refusal logs one) and off-site request."""
-    seen: list[str] = []
-    documents: set[str] = set()  # a page's own status (401 after a wrong password) is the test's
-
-    def on_response(response: Response) -> None:
-        if response.request.resource_type == "document":
-            documents.add(response.url)
-        elif response.status >= 400:
-            seen.append(f"{response.status} {response.url}")
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and message.location.get("url") not in documents:
-            seen.append(f"console: {message.text} at {message.location.get('url')}")
-
-    page.on("response", on_response)
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: seen.append(f"script error: {error}"))
-    page.on(
-        "request",
-        lambda request: (
-            None
-            if request.url.startswith((live_server, "data:"))
-            else seen.append(f"off-site request (assets must be vendored): {request.url}")
-        ),
-    )
-    yield seen
-    assert not seen, seen
 
 
 @pytest.fixture
@@ -88,17 +56,6 @@ def answered_once(database: Database, recruiting: dict[str, int]) -> None:
             },
             now=dt.datetime.now(dt.UTC),
         )
-
-
-def shoot(page: Page, name: str, *, readme: bool = False) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.evaluate("window.scrollTo(0, 0)")  # the editor's sidebar is sticky: shoot it in place
-    page.screenshot(path=str(path), full_page=True)
-    if readme:
-        README_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, README_SHOTS / f"{name}.png")
-    return path
 
 
 @pytest.mark.browser
@@ -153,7 +110,7 @@ def test_an_editor_signs_in_edits_previews_and_publishes_the_outcomes_survey(
     expect(questions).to_have_count(7)
     expect(questions.nth(5).get_by_label("Key", exact=True)).to_have_value("team_size")
     expect(questions.nth(5).get_by_label("Required")).to_be_checked()
-    shoot(page, "admin-edit", readme=True)
+    shoot(page, "admin-edit", docs=True)
 
     page.get_by_role("link", name="Preview draft").first.click()
     expect(page).to_have_url(live_server + "/admin/surveys/outcomes/preview")
@@ -165,7 +122,7 @@ def test_an_editor_signs_in_edits_previews_and_publishes_the_outcomes_survey(
     expect(respondent.get_by_text("Step 6 of 7")).to_be_visible()
     expect(respondent.get_by_text("More than 500")).to_be_visible()
     expect(respondent.get_by_role("heading", name="Hire better people")).to_be_visible()
-    shoot(page, "admin-preview", readme=True)
+    shoot(page, "admin-preview", docs=True)
 
     page.get_by_role("button", name="Publish version 2").click()
     expect(page).to_have_url(live_server + "/admin/surveys/outcomes")
@@ -194,7 +151,7 @@ def test_an_editor_signs_in_edits_previews_and_publishes_the_outcomes_survey(
     expect(row).to_contain_text("version 2")
     expect(row.get_by_role("cell").last).to_have_text("1")
     expect(page.get_by_role("row").filter(has_text="onboarding-pulse")).to_contain_text("draft pending")
-    shoot(page, "admin-surveys", readme=True)
+    shoot(page, "admin-surveys", docs=True)
 
 
 @pytest.mark.browser

@@ -5,11 +5,10 @@ go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from engine.accounts import ContactRole
@@ -17,6 +16,7 @@ from engine.db import Database
 from engine.plans.models import MilestoneStatus, SuccessPlan
 from engine.plans.service import create_plan, get_template
 from engine.users import Role, create_user
+from tests.browser.conftest import shoot
 from tests.factories import make_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,37 +24,6 @@ SHOTS = ROOT / "docs" / "screenshots"
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 EMAIL = "erin@northstar.example"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def problems(page: Page, live_server: str) -> Iterator[list[str]]:
-    """Every failed asset, console error (a CSP refusal logs one) and off-site request."""
-    seen: list[str] = []
-    documents: set[str] = set()
-
-    def on_response(response: Response) -> None:
-        if response.request.resource_type == "document":
-            documents.add(response.url)
-        elif response.status >= 400:
-            seen.append(f"{response.status} {response.url}")
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and message.location.get("url") not in documents:
-            seen.append(f"console: {message.text} at {message.location.get('url')}")
-
-    page.on("response", on_response)
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: seen.append(f"script error: {error}"))
-    page.on(
-        "request",
-        lambda request: (
-            None
-            if request.url.startswith((live_server, "data:"))
-            else seen.append(f"off-site request (assets must be vendored): {request.url}")
-        ),
-    )
-    yield seen
-    assert not seen, seen
 
 
 @pytest.fixture
@@ -90,13 +59,6 @@ def plans(database: Database, recruiting: dict[str, int]) -> None:
         found["acme"].key_results[0].current = 9500
         found["globex"].review_date = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=5)
         found["umbrella"].milestones[0].status = MilestoneStatus.ON_TRACK
-
-
-def shoot(page: Page, name: str, *, docs: bool) -> None:
-    folder = SHOTS if docs else ARTIFACTS
-    folder.mkdir(parents=True, exist_ok=True)
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def shoot_dark(browser: Browser, page: Page, name: str) -> None:

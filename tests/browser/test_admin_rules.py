@@ -7,17 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from engine.db import Database
 from engine.rules.models import RuleSet, RuleSetStatus, published_ruleset
 from engine.users import Role, create_user
 from surveys.service import ResponseIn, submit_response
+from tests.browser.conftest import shoot
 from tests.factories import make_account, outcomes_answers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,37 +31,6 @@ EXPECTED = {
         {"==": [{"var": "account.segment"}, "starter"]},
     ]
 }
-
-
-@pytest.fixture
-def problems(page: Page, live_server: str) -> Iterator[list[str]]:
-    """Every failed asset, console error (a CSP refusal logs one) and off-site request."""
-    seen: list[str] = []
-    documents: set[str] = set()  # a page's own status (422 for a rejected form) is the test's
-
-    def on_response(response: Response) -> None:
-        if response.request.resource_type == "document":
-            documents.add(response.url)
-        elif response.status >= 400:
-            seen.append(f"{response.status} {response.url}")
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and message.location.get("url") not in documents:
-            seen.append(f"console: {message.text} at {message.location.get('url')}")
-
-    page.on("response", on_response)
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: seen.append(f"script error: {error}"))
-    page.on(
-        "request",
-        lambda request: (
-            None
-            if request.url.startswith((live_server, "data:"))
-            else seen.append(f"off-site request (assets must be vendored): {request.url}")
-        ),
-    )
-    yield seen
-    assert not seen, seen
 
 
 @pytest.fixture
@@ -80,14 +49,6 @@ def editor_with_answers(database: Database, recruiting: dict[str, int]) -> str:
             )
         make_account(session, "initech", segment="enterprise", contacts=())
     return EMAIL
-
-
-def shoot(page: Page, name: str, *, docs: bool = True) -> None:
-    """Into docs/screenshots/ (the rules guide's), or test-artifacts/screenshots/ for the rest."""
-    folder = SHOTS if docs else ARTIFACTS
-    folder.mkdir(parents=True, exist_ok=True)
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.browser
@@ -172,7 +133,7 @@ def test_an_editor_builds_a_rule_visually_simulates_and_publishes_it(
     expect(action.get_by_label("Plan template")).to_be_hidden()
     action.get_by_label("Tag", exact=True).fill("vip")
     expect(status).to_contain_text("✓ Valid")
-    shoot(page, "admin-rules-builder")
+    shoot(page, "admin-rules-builder", docs=True)
     page.set_viewport_size({"width": 390, "height": 844})  # on a phone: one column, no sideways scroll
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shoot(page, "admin-rules-builder-mobile", docs=False)
@@ -187,7 +148,7 @@ def test_an_editor_builds_a_rule_visually_simulates_and_publishes_it(
     vip = page.locator('tr[data-effect="tag_account:vip"]')
     expect(vip.locator("td").nth(3)).to_have_text("+2")
     expect(page.get_by_role("row").filter(has_text="globex")).to_contain_text("tag_account:vip")
-    shoot(page, "admin-rules-simulate")
+    shoot(page, "admin-rules-simulate", docs=True)
 
     page.get_by_role("link", name="Back to the draft").click()
     page.get_by_label("Account id").fill("globex")
@@ -210,7 +171,7 @@ def test_an_editor_builds_a_rule_visually_simulates_and_publishes_it(
     page.get_by_role("button", name="Run published rules").click()
     trace = page.locator("table.trace")
     expect(trace.get_by_role("row").filter(has_text="Happy starters → VIP tag")).to_contain_text("matched")
-    shoot(page, "admin-rules")
+    shoot(page, "admin-rules", docs=True)
 
     # Dark mode follows the console's colour variables (checked by eye in the artifact).
     page.emulate_media(color_scheme="dark")

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeSerializer
-from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Page, expect
 
 from campaigns.unsubscribe import unsubscribe_token
 from engine.accounts import Contact
@@ -25,6 +23,7 @@ from engine.plans.service import active_plan
 from engine.plans.sharing import SALT as PLAN_SALT
 from engine.plans.sharing import plan_token
 from surveys.service import ContactRef, ResponseIn, submit_response
+from tests.browser.conftest import Traffic, shoot
 from tests.conftest import SECRET
 from tests.factories import make_account, outcomes_answers
 
@@ -77,49 +76,6 @@ def shared_plan(database: Database, recruiting: dict[str, int]) -> SharedPlan:
         )
 
 
-@dataclass
-class Traffic:
-    """What the page asked for: every URL, and anything that failed or logged an error."""
-
-    urls: list[str]
-    problems: list[str]
-
-
-@pytest.fixture
-def traffic(page: Page, live_server: str) -> Iterator[Traffic]:
-    seen = Traffic(urls=[], problems=[])
-    documents: set[str] = set()  # a page's own status (a 404 page) is asserted by the test itself
-
-    def on_response(response: Response) -> None:
-        if response.request.resource_type == "document":
-            documents.add(response.url)
-        elif response.status >= 400:
-            seen.problems.append(f"{response.status} {response.url}")
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and message.location.get("url") not in documents:
-            seen.problems.append(f"{message.text} at {message.location.get('url')}")
-
-    page.on("request", lambda request: seen.urls.append(request.url))
-    page.on("response", on_response)
-    page.on("requestfailed", lambda request: seen.problems.append(f"failed {request.url}: {request.failure}"))
-    page.on("console", on_console)
-    yield seen
-    outside = [url for url in seen.urls if not url.startswith((live_server, "data:"))]
-    assert not outside, f"every asset must be served locally (no CDN): {outside}"
-    assert not seen.problems, seen.problems
-
-
-def shoot(page: Page, name: str, *, readme: bool = False) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if readme:
-        README_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, README_SHOTS / f"{name}.png")
-    return path
-
-
 def scroll_width(page: Page) -> int:
     width: int = page.evaluate("document.documentElement.scrollWidth")
     return width
@@ -141,7 +97,7 @@ def test_accounts_page_lists_the_account_and_links_to_its_plan(
     link = row.get_by_role("link")
     expect(link).to_have_attribute("href", shared_plan.plan_path)
     assert scroll_width(page) <= DESKTOP["width"]
-    shoot(page, "accounts", readme=True)
+    shoot(page, "accounts", docs=True)
 
     page.set_viewport_size(PHONE)
     assert scroll_width(page) <= PHONE["width"]
@@ -194,7 +150,7 @@ def test_plan_page_shows_goal_measures_milestones_dependencies_and_risks(
     expect(risks.get_by_role("listitem").first).to_contain_text("high impact")
 
     assert scroll_width(page) <= DESKTOP["width"]
-    shoot(page, "plan-desktop", readme=True)
+    shoot(page, "plan-desktop", docs=True)
 
 
 @pytest.mark.browser
@@ -224,7 +180,7 @@ def test_plan_page_is_readable_on_a_360px_phone(
     expect(row.get_by_role("cell", name="Owner: You")).to_be_visible()  # still a table to screen readers
     font_size = page.locator(".goal").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
     assert font_size >= 16
-    shoot(page, "plan-mobile", readme=True)
+    shoot(page, "plan-mobile", docs=True)
 
 
 @pytest.mark.browser

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from engine.db import Database
@@ -24,6 +22,7 @@ from engine.plans.progress import refresh_plans
 from engine.plans.service import active_plan
 from engine.plans.sharing import plan_token
 from surveys.service import ContactRef, ResponseIn, submit_response
+from tests.browser.conftest import Traffic, shoot
 from tests.conftest import SECRET
 from tests.factories import make_account, outcomes_answers
 
@@ -66,48 +65,6 @@ def shared_plan(database: Database, recruiting: dict[str, int]) -> SharedPlan:
         assert plan is not None
         refresh_plans(session, [account.id], now=now)
         return SharedPlan(plan.id, f"/p/{plan_token(SECRET, plan)}", plan.goal)
-
-
-@dataclass
-class Traffic:
-    urls: list[str]
-    problems: list[str]
-
-
-@pytest.fixture
-def traffic(page: Page, live_server: str) -> Iterator[Traffic]:
-    """Every URL the page asked for is local (no CDN) and nothing failed or logged an error."""
-    seen = Traffic(urls=[], problems=[])
-    documents: set[str] = set()  # a page's own status (a 422 with an inline error) is asserted by the test
-
-    def on_response(response: Response) -> None:
-        if response.request.resource_type == "document":
-            documents.add(response.url)
-        elif response.status >= 400:
-            seen.problems.append(f"{response.status} {response.url}")
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and message.location.get("url") not in documents:
-            seen.problems.append(f"{message.text} at {message.location.get('url')}")
-
-    page.on("request", lambda request: seen.urls.append(request.url))
-    page.on("response", on_response)
-    page.on("requestfailed", lambda request: seen.problems.append(f"failed {request.url}: {request.failure}"))
-    page.on("console", on_console)
-    yield seen
-    outside = [url for url in seen.urls if not url.startswith((live_server, "data:"))]
-    assert not outside, f"every asset must be served locally (no CDN): {outside}"
-    assert not seen.problems, seen.problems
-
-
-def shoot(page: Page, name: str, *, readme: bool = False) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if readme:
-        README_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, README_SHOTS / f"{name}.png")
-    return path
 
 
 def scroll_width(page: Page) -> int:
@@ -186,7 +143,7 @@ def test_customer_updates_the_plan_through_the_shared_link(
 
     page.goto(live_server + shared_plan.path)  # the page as anyone opening the link sees it
     assert scroll_width(page) <= DESKTOP["width"]
-    shoot(page, "plan-shared", readme=True)
+    shoot(page, "plan-shared", docs=True)
 
 
 @pytest.mark.browser
@@ -229,7 +186,7 @@ def test_shared_plan_on_a_360px_phone(
             select(Milestone.status).where(Milestone.plan_id == shared_plan.plan_id, Milestone.position == 0)
         )
         assert status is MilestoneStatus.ACHIEVED
-    shoot(page, "plan-shared-mobile", readme=True)
+    shoot(page, "plan-shared-mobile", docs=True)
 
 
 @pytest.mark.browser
@@ -249,7 +206,7 @@ def test_printed_shared_plan_hides_forms_and_fits_one_page(
     expect(page.get_by_role("heading", name="Our goal")).to_be_visible()
     expect(page.get_by_role("heading", name="Your people")).to_be_visible()
     expect(page.get_by_role("heading", name="Review")).to_be_visible()
-    shoot(page, "plan-shared-print", readme=True)
+    shoot(page, "plan-shared-print", docs=True)
     for paper in ("A4", "Letter"):
         pdf = page.pdf(format=paper)
         assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1, f"more than one {paper} page"

@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Page, expect
 
 from campaigns.unsubscribe import unsubscribe_token
 from engine.accounts import Contact, ContactRole
 from engine.db import Database
+from tests.browser.conftest import Traffic, shoot
 from tests.conftest import SECRET
 from tests.factories import make_account
 
@@ -37,48 +36,6 @@ def reader(database: Database, recruiting: dict[str, int]) -> Reader:
         account = make_account(session, "acme", contacts=(("sofia@acme.example", ContactRole.CHAMPION),))
         contact = account.contacts[0]
         return Reader(contact.id, contact.email, f"/u/{unsubscribe_token(SECRET, contact.id)}")
-
-
-@dataclass
-class Traffic:
-    urls: list[str]
-    problems: list[str]
-
-
-@pytest.fixture
-def traffic(page: Page, live_server: str) -> Iterator[Traffic]:
-    """Every request the page made, and anything that failed or logged an error (as test_pages)."""
-    seen = Traffic(urls=[], problems=[])
-    documents: set[str] = set()
-
-    def on_response(response: Response) -> None:
-        if response.request.resource_type == "document":
-            documents.add(response.url)
-        elif response.status >= 400:
-            seen.problems.append(f"{response.status} {response.url}")
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and message.location.get("url") not in documents:
-            seen.problems.append(f"{message.text} at {message.location.get('url')}")
-
-    page.on("request", lambda request: seen.urls.append(request.url))
-    page.on("response", on_response)
-    page.on("requestfailed", lambda request: seen.problems.append(f"failed {request.url}: {request.failure}"))
-    page.on("console", on_console)
-    yield seen
-    outside = [url for url in seen.urls if not url.startswith((live_server, "data:"))]
-    assert not outside, f"every asset must be served locally (no CDN): {outside}"
-    assert not seen.problems, seen.problems
-
-
-def shoot(page: Page, name: str, *, readme: bool = False) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if readme:
-        README_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, README_SHOTS / f"{name}.png")
-    return path
 
 
 def categories_off(database: Database, contact_id: int) -> list[str]:
@@ -109,7 +66,7 @@ def test_untick_a_category_save_and_see_the_confirmation(
     expect(page.get_by_role("checkbox", name="Tips and next steps")).not_to_be_checked()
     expect(page.get_by_role("checkbox", name="Plan review reminders")).to_be_checked()
     assert categories_off(database, reader.contact_id) == ["nurture"]
-    shoot(page, "preferences", readme=True)
+    shoot(page, "preferences", docs=True)
 
 
 @pytest.mark.browser

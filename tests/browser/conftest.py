@@ -1,0 +1,81 @@
+"""What every browser test watches: failed requests, console errors and off-site requests (every
+asset must be vendored), and where screenshots go."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page, Response
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+DOCS_SHOTS = ROOT / "docs" / "screenshots"
+
+
+@dataclass
+class Traffic:
+    """What the page asked for: every URL, and anything that failed or logged an error."""
+
+    urls: list[str]
+    problems: list[str]
+
+
+def watch(page: Page, live_server: str) -> Traffic:
+    """Record the page's requests and problems; a document's own status is the test's to assert."""
+    seen = Traffic(urls=[], problems=[])
+    documents: set[str] = set()
+
+    def on_response(response: Response) -> None:
+        if response.request.resource_type == "document":
+            documents.add(response.url)
+        elif response.status >= 400:
+            seen.problems.append(f"{response.status} {response.url}")
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and message.location.get("url") not in documents:
+            seen.problems.append(f"console: {message.text} at {message.location.get('url')}")
+
+    page.on("request", lambda request: seen.urls.append(request.url))
+    page.on("response", on_response)
+    page.on("requestfailed", lambda request: seen.problems.append(f"failed {request.url}: {request.failure}"))
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: seen.problems.append(f"script error: {error}"))
+    return seen
+
+
+def check(seen: Traffic, live_server: str) -> None:
+    outside = [url for url in seen.urls if not url.startswith((live_server, "data:"))]
+    assert not outside, f"every asset must be served locally (no CDN): {outside}"
+    assert not seen.problems, seen.problems
+
+
+@pytest.fixture
+def traffic(page: Page, live_server: str) -> Iterator[Traffic]:
+    seen = watch(page, live_server)
+    yield seen
+    check(seen, live_server)
+
+
+@pytest.fixture
+def problems(traffic: Traffic) -> list[str]:
+    """The problems list alone (the admin tests read it)."""
+    return traffic.problems
+
+
+def shoot(page: Page, name: str, *, docs: bool = False) -> Path:
+    """Into test-artifacts/screenshots/, and into docs/screenshots/ when the docs show it."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # sticky sidebars are shot in place
+    page.screenshot(path=str(path), full_page=True)
+    if docs:
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
+    return path
