@@ -41,6 +41,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "ms to count a condition's matching accounts in SQL (1M accounts) vs batched evaluation",
         ),
         Benchmark(
+            "events",
+            "bench.events",
+            "events/s through ingest_events with milestone evaluation (1,000 per batch) vs without it",
+        ),
+        Benchmark(
             "demo",
             "bench.demo",
             "wall time of `northstar demo` in a clean environment (SQLite, outbox, sync jobs)",
