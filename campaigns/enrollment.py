@@ -140,6 +140,8 @@ def wake_waiting_enrollments(session: Session, account_id: int, *, now: dt.datet
         update(Enrollment)
         .where(Enrollment.account_id == account_id, Enrollment.state == EnrollmentState.WAITING)
         .values(next_run_at=now)
+        # Core UPDATE: no scan of the session's identity map (ingest calls this per achievement).
+        .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
