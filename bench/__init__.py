@@ -46,6 +46,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "events/s through ingest_events with milestone evaluation (1,000 per batch) vs without it",
         ),
         Benchmark(
+            "campaigns",
+            "bench.campaigns",
+            "scheduler tick over 100k due enrolments on Postgres; worker RSS and emails/s over 100k sends",
+        ),
+        Benchmark(
             "demo",
             "bench.demo",
             "wall time of `northstar demo` in a clean environment (SQLite, outbox, sync jobs)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -85,7 +85,11 @@ def deliver(
         transient: TransientSendError | None = None
         for group in by_step.values():
             try:
-                email = _bulk_email(session, database.settings, group)
+                email, group = begin_attempt(
+                    database, _bulk_email(session, database.settings, group), group, now
+                )
+                if not group:
+                    continue
                 provider_id = backend.send(email)
             except (TemplateFailed, ValidationFailed, NotFound) as exc:  # a survey no longer one-click
                 _record(outcomes, group, MessageStatus.FAILED, f"render failed: {exc.detail}")
@@ -113,6 +117,34 @@ def deliver(
     return result
 
 
+def begin_attempt(
+    database: Database, email: BulkEmail, group: list[Message], now: dt.datetime
+) -> tuple[BulkEmail, list[Message]]:
+    """Stamp `sent_at` on the claimed rows (committed) just before the request: a crash after this
+    leaves the outcome unknowable, before it the rows can be sent again (campaigns.recovery).
+    Rows recovery took back meanwhile are dropped from the request, so only one attempt wins."""
+    with database.transaction() as session:
+        attempted = set(
+            session.scalars(
+                update(Message)
+                .where(
+                    Message.id.in_([m.id for m in group]),
+                    Message.status == MessageStatus.SENDING,
+                    Message.sent_at.is_(None),
+                )
+                .values(sent_at=now, updated_at=now)
+                .returning(Message.id)
+            )
+        )
+    if len(attempted) == len(group):
+        return email, group
+    log.warning(
+        "%d of %d claimed rows were recovered meanwhile; not sent", len(group) - len(attempted), len(group)
+    )
+    kept = [r for r in email.recipients if r.message_id in attempted]
+    return replace(email, recipients=kept), [m for m in group if m.id in attempted]
+
+
 def _record_outcomes(
     database: Database, outcomes: dict[int, tuple[MessageStatus, str | None, str | None]], now: dt.datetime
 ) -> None:
@@ -125,6 +157,8 @@ def _record_outcomes(
             values: dict[str, object] = {"status": status, "reason": reason, "updated_at": now}
             if status == MessageStatus.SENT:
                 values.update(sent_at=now, provider_message_id=sent_as)
+            elif status == MessageStatus.QUEUED:
+                values.update(sent_at=None)  # the provider refused it: nothing went out, no attempt stands
             # Only rows still in flight: a webhook event may already have moved one on (delivered,
             # bounced), and an outcome recorded after it must not move it back.
             in_flight = Message.status.in_((MessageStatus.SENDING, MessageStatus.UNKNOWN))

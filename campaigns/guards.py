@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.models import Enrollment, Message, MessageStatus
 from engine.accounts import Account, Contact
+from engine.db import id_in
 
 CAP_WINDOW = dt.timedelta(days=7)
 # Messages that reached (or are on their way to) a person count against the caps.
@@ -79,7 +80,7 @@ class CapLedger:
             select(Enrollment.account_id, Message.enrollment_id, Message.step_id, Message.contact_id)
             .join(Enrollment, Enrollment.id == Message.enrollment_id)
             .where(
-                Enrollment.account_id.in_(ids),
+                id_in(session, Enrollment.account_id, ids),
                 Message.created_at >= since,
                 Message.status.in_(COUNTED),
             )

@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from rq import Retry
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from campaigns.enrollment import log_entry
@@ -32,7 +33,9 @@ from campaigns.models import (
     Step,
     StepKind,
 )
+from campaigns.recovery import recover_stale_deliveries
 from engine.accounts import Account, Contact
+from engine.db import id_in
 from engine.events.models import Event
 from engine.plans.models import KeyResult, Milestone, MilestoneStatus, PlanStatus, SuccessPlan
 from engine.queue import enqueue_after_commit
@@ -56,6 +59,8 @@ class TickResult:
     messages_suppressed: int = 0
     messages_deferred: int = 0
     messages_released: int = 0
+    messages_recovered: int = 0  # rows a dead worker or a lost job left behind, given a new job
+    messages_unknown: int = 0  # rows a worker died while sending: left to the reconciler
     exited: int = 0
     batches: list[list[int]] = field(default_factory=list)
 
@@ -79,7 +84,9 @@ class Tick:
     caps: CapLedger
     plans: dict[int, PlanState]
     versions: dict[tuple[int, int], tuple[list[Step], dict[str, Any]]]
-    queued: dict[int, list[Message]] = field(default_factory=dict)
+    queued: dict[int, list[int]] = field(default_factory=dict)  # step id → message ids to deliver
+    new_messages: list[dict[str, Any]] = field(default_factory=list)  # rows written in one go
+    new_queued: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # step id → rows
     facts: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def facts_for(self, account: Account) -> dict[str, Any]:
@@ -108,34 +115,52 @@ def due_enrollments(session: Session, now: dt.datetime, limit: int) -> list[Enro
 def run_tick(
     session: Session, *, now: dt.datetime, limit: int = TICK_LIMIT, caps: Caps | None = None
 ) -> TickResult:
-    """Release deferred messages whose window opened, then advance every due enrolment as far as it
-    can go now; the caller commits (delivery jobs are enqueued after that commit)."""
+    """Recover deliveries a crash left behind (campaigns.recovery), release deferred messages whose
+    window opened, then advance every due enrolment as far as it can go now; the caller
+    commits (delivery jobs are enqueued after that commit)."""
     result = TickResult()
+    recovered = recover_stale_deliveries(session, now)
+    result.messages_recovered, result.messages_unknown = len(recovered.to_enqueue), len(recovered.unknown)
+    if result.messages_recovered or result.messages_unknown:
+        log.warning(
+            "recovered deliveries a crash left behind: %d requeued, %d orphaned given a new job, %d unknown "
+            "(left to the reconciler)",
+            len(recovered.requeued),
+            len(recovered.orphaned),
+            len(recovered.unknown),
+        )
     released = release_deferred(session, now)
     result.messages_released = len(released)
     enrollments = due_enrollments(session, now, limit)
     account_ids = {e.account_id for e in enrollments}
+    versions = _versions(session, {(e.campaign_id, e.campaign_version) for e in enrollments})
     tick = Tick(
         session=session,
         now=now,
         result=result,
         caps=CapLedger.load(session, caps or Caps(), account_ids, now),
-        plans=_plan_states(session, account_ids),
-        versions=_versions(session, {(e.campaign_id, e.campaign_version) for e in enrollments}),
+        plans=_plan_states(session, account_ids, *_waited_on(versions)),
+        versions=versions,
     )
     for message in released:
-        tick.queued.setdefault(message.step_id, []).append(message)
+        tick.queued.setdefault(message.step_id, []).append(message.id)
     with session.no_autoflush:  # one flush for the whole tick, not one per enrolment
         for enrollment in enrollments:
             result.enrollments += 1
             _advance(tick, enrollment)
     session.flush()
-    for step_messages in tick.queued.values():
-        ids = [m.id for m in step_messages]
+    insert_messages(session, tick.new_messages)
+    for step_id, rows in tick.new_queued.items():
+        tick.queued.setdefault(step_id, []).extend(row["id"] for row in rows)
+    for ids in tick.queued.values():
         for start in range(0, len(ids), BATCH_SIZE):
             batch = ids[start : start + BATCH_SIZE]
             result.batches.append(batch)
             enqueue_after_commit(session, "delivery", deliver_batch, batch, retry=DELIVERY_RETRY)
+    ids = recovered.to_enqueue
+    for start in range(0, len(ids), BATCH_SIZE):
+        result.batches.append(ids[start : start + BATCH_SIZE])
+        enqueue_after_commit(session, "delivery", deliver_batch, result.batches[-1], retry=DELIVERY_RETRY)
     return result
 
 
@@ -147,6 +172,7 @@ def release_deferred(session: Session, now: dt.datetime) -> list[Message]:
     released = list(session.scalars(stmt))
     for message in released:
         message.status = MessageStatus.QUEUED
+        message.updated_at = now
         message.trace = {**message.trace, "released_at": now.isoformat()}
     session.flush()
     return [m for m in released if m.channel == StepKind.EMAIL.value]
@@ -170,26 +196,45 @@ def _versions(
     return found
 
 
-def _plan_states(session: Session, account_ids: set[int]) -> dict[int, PlanState]:
-    """Every account's active plan (status, milestones, key results) in three queries."""
+def _waited_on(
+    versions: dict[tuple[int, int], tuple[list[Step], dict[str, Any]]],
+) -> tuple[set[str], set[str]]:
+    """The milestone and key-result keys the `wait_until` steps of these versions read."""
+    milestones: set[str] = set()
+    key_results: set[str] = set()
+    for steps, _settings in versions.values():
+        for step in steps:
+            if step.kind == StepKind.WAIT_UNTIL and step.config.get("milestone"):
+                milestones.add(str(step.config["milestone"]))
+            elif step.kind == StepKind.WAIT_UNTIL and step.config.get("kr"):
+                key_results.add(str(step.config["kr"]))
+    return milestones, key_results
+
+
+def _plan_states(
+    session: Session, account_ids: set[int], milestone_keys: set[str], kr_keys: set[str]
+) -> dict[int, PlanState]:
+    """Every account's active plan status, and the milestones and key results that the steps wait
+    on (only those: a tick over 100k plans would otherwise read every milestone of every plan)."""
     states: dict[int, PlanState] = {}
     if not account_ids:
         return states
     plan_of: dict[int, int] = {}
     for plan_id, account_id, status in session.execute(
         select(SuccessPlan.id, SuccessPlan.account_id, SuccessPlan.status).where(
-            SuccessPlan.account_id.in_(account_ids), SuccessPlan.status != PlanStatus.CANCELLED
+            id_in(session, SuccessPlan.account_id, account_ids), SuccessPlan.status != PlanStatus.CANCELLED
         )
     ):
         plan_of[plan_id] = account_id
         states[account_id] = PlanState(status=status)
-    if plan_of:
+    if plan_of and milestone_keys:
         for plan_id, key, milestone_status, due in session.execute(
             select(Milestone.plan_id, Milestone.key, Milestone.status, Milestone.due_date).where(
-                Milestone.plan_id.in_(list(plan_of))
+                id_in(session, Milestone.plan_id, plan_of), Milestone.key.in_(milestone_keys)
             )
         ):
             states[plan_of[plan_id]].milestones[key] = (milestone_status, due)
+    if plan_of and kr_keys:
         for plan_id, objective, baseline, current, target in session.execute(
             select(
                 KeyResult.plan_id,
@@ -197,7 +242,7 @@ def _plan_states(session: Session, account_ids: set[int]) -> dict[int, PlanState
                 KeyResult.baseline,
                 KeyResult.current,
                 KeyResult.target,
-            ).where(KeyResult.plan_id.in_(list(plan_of)))
+            ).where(id_in(session, KeyResult.plan_id, plan_of), KeyResult.objective_key.in_(kr_keys))
         ):
             states[plan_of[plan_id]].key_results[objective] = (float(baseline), float(current), float(target))
     return states
@@ -394,18 +439,19 @@ def _write_messages(tick: Tick, enrollment: Enrollment, step: Step, settings: di
         status = (
             MessageStatus.SUPPRESSED if reason else MessageStatus.DEFERRED if opens else MessageStatus.QUEUED
         )
-        message = Message(
-            enrollment_id=enrollment.id,
-            step_id=step.id,
-            contact_id=contact.id,
-            channel=step.kind.value,
-            status=status,
-            reason=reason,
-            dedupe_key=dedupe_key(enrollment, step, contact),
-            template_key=step.config.get("template"),
-            created_at=tick.now,
-            not_before=opens,
-            trace={
+        message = {
+            "enrollment_id": enrollment.id,
+            "step_id": step.id,
+            "contact_id": contact.id,
+            "channel": step.kind.value,
+            "status": status,
+            "reason": reason,
+            "dedupe_key": dedupe_key(enrollment, step, contact),
+            "template_key": step.config.get("template"),
+            "created_at": tick.now,
+            "updated_at": tick.now,
+            "not_before": opens,
+            "trace": {
                 "enrolled": _enrolled_because(enrollment),
                 "campaign_version": enrollment.campaign_version,
                 "entry": enrollment.entry,
@@ -413,8 +459,8 @@ def _write_messages(tick: Tick, enrollment: Enrollment, step: Step, settings: di
                 "guards": guards,
                 "result": reason or ("deferred" if opens else "queued"),
             },
-        )
-        tick.session.add(message)
+        }
+        tick.new_messages.append(message)
         if reason:
             tick.result.messages_suppressed += 1
             continue
@@ -424,6 +470,47 @@ def _write_messages(tick: Tick, enrollment: Enrollment, step: Step, settings: di
             tick.result.messages_deferred += 1
         elif step.kind == StepKind.EMAIL:
             tick.result.messages_queued += 1
-            tick.queued.setdefault(step.id, []).append(message)
+            tick.new_queued.setdefault(step.id, []).append(message)
     if sent_any:
         tick.caps.nudges[account.id] += 1
+
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "enrollment_id",
+    "step_id",
+    "contact_id",
+    "channel",
+    "status",
+    "reason",
+    "dedupe_key",
+    "template_key",
+    "created_at",
+    "updated_at",
+    "not_before",
+    "trace",
+)
+
+
+def insert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write the tick's new ledger rows and give each its id. On PostgreSQL: ids from the sequence
+    in one query, then COPY (an ORM or executemany INSERT … RETURNING of 100k rows spends most of
+    the tick building and parsing statements); elsewhere (the demo's SQLite) an INSERT … RETURNING."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        stmt = insert(Message).returning(Message.id, sort_by_parameter_order=True)
+        for row, message_id in zip(rows, session.scalars(stmt, rows).all(), strict=True):
+            row["id"] = message_id
+        return
+    sequence = func.pg_get_serial_sequence(Message.__tablename__, "id")
+    ids = session.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, len(rows))))
+    for row, message_id in zip(rows, ids.all(), strict=True):
+        row["id"] = message_id
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(_MESSAGE_COLUMNS)
+    with cursor, cursor.copy(f"COPY {Message.__tablename__} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            values = [row[c] for c in _MESSAGE_COLUMNS[:-1]]
+            values[_MESSAGE_COLUMNS.index("status")] = row["status"].value
+            copy.write_row([*values, Jsonb(row["trace"])])
