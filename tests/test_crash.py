@@ -39,7 +39,7 @@ from engine import queue as job_queue
 from engine.db import Database, utcnow
 from engine.playbook import import_playbook, resolve_playbook
 from engine.queue import JobRunner
-from tests.conftest import SECRET, TEST_DATABASE_URL
+from tests.conftest import SECRET, TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.test_delivery import enrol
 
 Worker = Callable[[], bool]
@@ -127,6 +127,32 @@ def test_a_recovered_claim_is_not_sent_by_the_slow_worker_that_held_it(
 
 def deliver_email_stub() -> BulkEmail:
     return BulkEmail("Northstar <hello@northstar.test>", "<p>x</p>", "x", [])
+
+
+@pytest.mark.slow
+def test_a_rate_limited_batch_is_retried_by_the_worker_after_its_backoff(
+    recruiting: object, database: Database, sink: SendGridSink, redis_conn: Redis, tmp_path: Path
+) -> None:
+    enrol(database)
+    tick_once(database)
+    sink.fail_next(429)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "NORTHSTAR_DATABASE_URL": TEST_DATABASE_URL,
+        "NORTHSTAR_REDIS_URL": TEST_REDIS_URL,
+        "NORTHSTAR_SECRET_KEY": SECRET,
+        "NORTHSTAR_MAIL_BACKEND": "sendgrid",
+        "SENDGRID_API_KEY": "SG.retry-test",
+        "NORTHSTAR_SENDGRID_API_HOST": sink.url,
+    }
+    workers = Workers(env, tmp_path)
+    workers.start()
+    try:
+        messages = sink.wait_for(2, timeout=60)  # the first retry waits 10 s, then RQ's scheduler
+    finally:
+        workers.stop()
+    assert sorted(m.to for m in messages) == ["johnny@acme.example", "sofia@acme.example"]
+    assert [r.status for r in sink.rejected] == [429]
 
 
 # -- the crash run ------------------------------------------------------------------------------

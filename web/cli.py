@@ -301,7 +301,9 @@ def worker(burst: bool) -> None:
     app = _app(settings)
     prepare_worker_process(app)
     runner = app.extensions["northstar.jobs"]
-    Worker(list(QUEUE_NAMES), connection=runner.redis).work(burst=burst)
+    # with_scheduler: delivery retries (campaigns.scheduler.DELIVERY_RETRY) and RQ's retries of
+    # abandoned jobs are *scheduled* jobs; without a scheduler they would never run again.
+    Worker(list(QUEUE_NAMES), connection=runner.redis).work(burst=burst, with_scheduler=True)
 
 
 def prepare_worker_process(app: Flask) -> None:
