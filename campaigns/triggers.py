@@ -122,4 +122,3 @@ def _recently_moved_key_results(
         if isinstance(change, dict) and change.get("key_result") and "current" in change:
             moved.setdefault(plan_id, set()).add(str(change["key_result"]))
     return moved
-
