@@ -134,11 +134,13 @@ def exit_account(
     return enrollment
 
 
-def wake_waiting_enrollments(session: Session, account_id: int, *, now: dt.datetime) -> int:
-    """A plan signal arrived: let the next tick re-check this account's waiting steps now."""
+def wake_waiting_enrollments(session: Session, account_ids: list[int], *, now: dt.datetime) -> int:
+    """A plan signal arrived: let the next tick re-check these accounts' waiting steps now."""
+    if not account_ids:
+        return 0
     result = session.execute(
         update(Enrollment)
-        .where(Enrollment.account_id == account_id, Enrollment.state == EnrollmentState.WAITING)
+        .where(Enrollment.account_id.in_(account_ids), Enrollment.state == EnrollmentState.WAITING)
         .values(next_run_at=now)
         # Core UPDATE: no scan of the session's identity map (ingest calls this per achievement).
         .execution_options(synchronize_session=False)

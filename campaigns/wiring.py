@@ -44,12 +44,26 @@ def _on_decision(
 
 
 def _on_milestone(
-    _sender: object, *, session: Session, account_id: int, milestone_key: str, now: dt.datetime, **_: Any
+    _sender: object,
+    *,
+    session: Session,
+    account_id: int,
+    milestone_key: str,
+    now: dt.datetime,
+    batched: bool = False,
+    **_: Any,
 ) -> None:
-    wake_waiting_enrollments(session, account_id, now=now)
+    if not batched:  # a refresh wakes all its accounts at once (_on_milestones_batch)
+        wake_waiting_enrollments(session, [account_id], now=now)
     on_milestone_signal(
         session, "milestone_achieved", account_id=account_id, milestone_key=milestone_key, now=now
     )
+
+
+def _on_milestones_batch(
+    _sender: object, *, session: Session, account_ids: list[int], now: dt.datetime, **_: Any
+) -> None:
+    wake_waiting_enrollments(session, account_ids, now=now)
 
 
 def _on_slipped(
@@ -64,7 +78,7 @@ def _on_plan_change(
     _sender: object, *, session: Session, account_id: int, now: dt.datetime, **_: Any
 ) -> None:
     # A KR moved or the customer changed the plan: waits on a KR or milestone re-check on the next tick.
-    wake_waiting_enrollments(session, account_id, now=now)
+    wake_waiting_enrollments(session, [account_id], now=now)
 
 
 def _messages_sent(session: Session) -> reporting.SegmentCounts:
@@ -81,6 +95,7 @@ def _messages_sent(session: Session) -> reporting.SegmentCounts:
 def connect() -> None:
     signals.decision_applied.connect(_on_decision)
     signals.milestone_achieved.connect(_on_milestone)
+    signals.milestones_achieved_batch.connect(_on_milestones_batch)
     signals.milestone_slipped.connect(_on_slipped)
     signals.key_result_moved.connect(_on_plan_change)
     signals.plan_updated.connect(on_plan_updated)

@@ -30,3 +30,7 @@ key_result_moved = _signals.signal("key-result-moved")
 #: Someone changed a plan (a KR value, a milestone, a comment, a review). kwargs: session, plan_id,
 #: account_id, revision_id, actor, channel, now. Campaigns notify the other side.
 plan_updated = _signals.signal("plan-updated")
+
+#: A plan refresh achieved milestones on these accounts (after one milestone_achieved per milestone,
+#: sent with batched=True). kwargs: session, account_ids, now.
+milestones_achieved_batch = _signals.signal("milestones-achieved-batch")

@@ -45,8 +45,13 @@ def record_achieved(
     )
 
 
-def announce_achieved(session: Session, milestone: Milestone, *, now: dt.datetime) -> None:
-    """Send `milestone_achieved` once the achievement is flushed (receivers query the session)."""
+def announce_achieved(
+    session: Session, milestone: Milestone, *, now: dt.datetime, batched: bool = False
+) -> None:
+    """Send `milestone_achieved` once the achievement is flushed (receivers query the session).
+
+    `batched`: a refresh announces many and then sends `milestones_achieved_batch` once, so
+    receivers can do per-account work in one statement."""
     plan = milestone.plan
     signals.milestone_achieved.send(
         "engine.plans",
@@ -56,6 +61,7 @@ def announce_achieved(session: Session, milestone: Milestone, *, now: dt.datetim
         plan_id=plan.id,
         account_id=plan.account_id,
         now=now,
+        batched=batched,
     )
 
 

@@ -198,7 +198,10 @@ def refresh_plans(
                     slipped.append(milestone)
     session.flush()
     for milestone in achieved:
-        announce_achieved(session, milestone, now=now)
+        announce_achieved(session, milestone, now=now, batched=True)
+    if achieved:
+        accounts = sorted({m.plan.account_id for m in achieved})
+        signals.milestones_achieved_batch.send("engine.plans", session=session, account_ids=accounts, now=now)
     for milestone in slipped:
         signals.milestone_slipped.send(
             "engine.plans",
