@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, Numeric, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -18,6 +19,10 @@ class Outcome(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
 
+    def item(self) -> dict[str, Any]:
+        """As the playbook writes it (and the widget reads it)."""
+        return {"key": self.key, "title": self.title, "description": self.description}
+
 
 class Objective(Base):
     __tablename__ = "objectives"
@@ -30,6 +35,19 @@ class Objective(Base):
     default_baseline: Mapped[float] = mapped_column(Numeric(asdecimal=False))
     default_target: Mapped[float] = mapped_column(Numeric(asdecimal=False))
     default_days: Mapped[int] = mapped_column(Integer)
+
+    def item(self) -> dict[str, Any]:
+        """As the playbook writes it (and the widget reads it)."""
+        return {
+            "key": self.key,
+            "outcome": self.outcome_key,
+            "title": self.title,
+            "metric": self.metric,
+            "unit": self.unit,
+            "baseline": self.default_baseline,
+            "target": self.default_target,
+            "days": self.default_days,
+        }
 
 
 @dataclass(frozen=True)

@@ -65,20 +65,8 @@ def library(session: Session) -> dict[str, list[dict[str, Any]]]:
     outcomes = session.scalars(select(Outcome).order_by(Outcome.title))
     objectives = session.scalars(select(Objective).order_by(Objective.title))
     return {
-        "outcomes": [{"key": o.key, "title": o.title, "description": o.description} for o in outcomes],
-        "objectives": [
-            {
-                "key": o.key,
-                "outcome": o.outcome_key,
-                "title": o.title,
-                "metric": o.metric,
-                "unit": o.unit,
-                "baseline": o.default_baseline,
-                "target": o.default_target,
-                "days": o.default_days,
-            }
-            for o in objectives
-        ],
+        "outcomes": [o.item() for o in outcomes],
+        "objectives": [o.item() for o in objectives],
     }
 
 

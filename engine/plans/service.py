@@ -13,6 +13,7 @@ from engine import refcache
 from engine.accounts import Account
 from engine.errors import NotFound, ValidationFailed
 from engine.library import ObjectiveInfo, objectives_by_key
+from engine.plans.milestones import add_revision
 from engine.plans.models import (
     MAX_MEASURES,
     MAX_MILESTONES,
@@ -206,16 +207,15 @@ def add_objective(
         raise ValidationFailed({"key": f"no objective {choice.key!r} in the library"})
     key_result = _key_result(library[choice.key], choice, now.date())
     plan.key_results.append(key_result)
-    plan.revisions.append(
-        PlanRevision(
-            actor=actor,
-            channel=channel,
-            summary=f"Measure added: {key_result.sentence}",
-            change={"add_objective": choice.key},
-            created_at=now,
-        )
+    _revise(
+        session,
+        plan,
+        f"Measure added: {key_result.sentence}",
+        {"add_objective": choice.key},
+        actor,
+        channel,
+        now,
     )
-    session.flush()
     return key_result
 
 
@@ -241,14 +241,20 @@ def add_milestone(
         criteria=spec.get("criteria"),
     )
     plan.milestones.append(milestone)
-    plan.revisions.append(
-        PlanRevision(
-            actor=actor,
-            channel=channel,
-            summary=f"Milestone added: {milestone.title} (due {milestone.due_date:%Y-%m-%d})",
-            change={"add_milestone": milestone.key},
-            created_at=now,
-        )
-    )
-    session.flush()
+    summary = f"Milestone added: {milestone.title} (due {milestone.due_date:%Y-%m-%d})"
+    _revise(session, plan, summary, {"add_milestone": milestone.key}, actor, channel, now)
     return milestone
+
+
+def _revise(
+    session: Session,
+    plan: SuccessPlan,
+    summary: str,
+    change: dict[str, Any],
+    actor: str,
+    channel: str,
+    now: dt.datetime,
+) -> None:
+    revision = PlanRevision(actor=actor, channel=channel, summary=summary, change=change, created_at=now)
+    add_revision(session, plan, revision)
+    session.flush()

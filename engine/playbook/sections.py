@@ -259,25 +259,11 @@ def _dump_traits(session: Session) -> list[dict[str, Any]]:
 
 
 def _dump_outcomes(session: Session) -> list[dict[str, Any]]:
-    rows = session.scalars(select(Outcome).order_by(Outcome.key))
-    return [{"key": o.key, "title": o.title, "description": o.description} for o in rows]
+    return [o.item() for o in session.scalars(select(Outcome).order_by(Outcome.key))]
 
 
 def _dump_objectives(session: Session) -> list[dict[str, Any]]:
-    rows = session.scalars(select(Objective).order_by(Objective.key))
-    return [
-        {
-            "key": o.key,
-            "outcome": o.outcome_key,
-            "title": o.title,
-            "metric": o.metric,
-            "unit": o.unit,
-            "baseline": o.default_baseline,
-            "target": o.default_target,
-            "days": o.default_days,
-        }
-        for o in rows
-    ]
+    return [o.item() for o in session.scalars(select(Objective).order_by(Objective.key))]
 
 
 def _dump_event_types(session: Session) -> list[dict[str, Any]]:
