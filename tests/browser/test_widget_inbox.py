@@ -192,7 +192,14 @@ def test_keyboard_only(widget_page: Page, embed: Embed) -> None:
     assert focused(page)["name"] == "Dismiss"
     page.keyboard.press("Space")
     expect(inbox_region(page)).to_have_count(0)
-    assert statuses(embed.database) == {"plan_ready": MessageStatus.CLICKED, "tip": MessageStatus.DISMISSED}
+    # Dismissing the clicked card is final too (campaigns.inapp.record_action); the click is kept.
+    final = {"plan_ready": MessageStatus.DISMISSED, "tip": MessageStatus.DISMISSED}
+    wait_until(lambda: statuses(embed.database) == final)
+    with embed.database.session() as session:
+        clicked = session.scalars(
+            select(Message).where(Message.channel == "in_app", Message.clicked_at.is_not(None))
+        )
+        assert [m.trace["step"] for m in clicked] == ["plan_ready"]
 
 
 @pytest.mark.browser
