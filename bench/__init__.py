@@ -51,6 +51,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             "scheduler tick over 100k due enrolments on Postgres; worker RSS and emails/s over 100k sends",
         ),
         Benchmark(
+            "content",
+            "bench.content",
+            "template render (sandboxed Jinja + CSS inlining + text part) and recommend() per call",
+        ),
+        Benchmark(
+            "reports",
+            "bench.reports",
+            "seconds per segment report over the `northstar bench seed` data set (1M accounts, 10M events)",
+        ),
+        Benchmark(
             "demo",
             "bench.demo",
             "wall time of `northstar demo` in a clean environment (SQLite, outbox, sync jobs)",

@@ -36,15 +36,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin,
         api,
         contacts_api,
+        content_api,
         embed,
+        people_api,
         plan_page,
         plans_api,
         problems,
         public,
         ratelimit,
+        reports_api,
         rules_api,
         survey_pages,
         surveys_api,
+        track,
         webhooks,
     )
     from web.cli import register_commands
@@ -56,6 +60,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rules_api.bp)
     app.register_blueprint(plans_api.bp)
     app.register_blueprint(contacts_api.bp)
+    app.register_blueprint(content_api.bp)
+    app.register_blueprint(reports_api.bp)
+    app.register_blueprint(people_api.bp)
+    app.register_blueprint(track.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(plan_page.bp)

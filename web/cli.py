@@ -14,6 +14,7 @@ from flask import Flask
 
 from engine.config import Settings, settings_from_env
 from engine.errors import ConfigurationError, NorthstarError
+from web import cli_content, cli_reports
 
 log = logging.getLogger("northstar")
 
@@ -345,6 +346,10 @@ def _safe_url(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+cli_content.register(cli)
+cli_reports.register(cli)
 
 
 def register_commands(app: Flask) -> None:

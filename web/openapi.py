@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web import openapi_campaigns, openapi_content, openapi_people, openapi_reports
+
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
@@ -98,6 +100,10 @@ def document(server_url: str) -> dict[str, Any]:
             **rules_paths(),
             **plans_paths(),
             **contacts_paths(),
+            **openapi_content.paths(),
+            **openapi_reports.paths(),
+            **openapi_people.paths(),
+            **openapi_campaigns.paths(),
             "/healthz": {
                 "get": {
                     "summary": "Database and Redis health",

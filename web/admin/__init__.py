@@ -9,7 +9,20 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 def init_app(app: Flask) -> None:
     # Imported here so their views attach to `bp` before it is registered.
-    from web.admin import auth, contacts, plans, rules, surveys  # noqa: F401
+    from web.admin import (  # noqa: F401
+        accounts,
+        auth,
+        campaigns,
+        contacts,
+        content,
+        dashboard,
+        people,
+        plans,
+        privacy,
+        reports,
+        rules,
+        surveys,
+    )
 
     auth.init_app(app)
     app.register_blueprint(bp)

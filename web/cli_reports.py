@@ -1,0 +1,9 @@
+"""`northstar` commands for reports (registered by web.cli)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Attach this area's commands to the `northstar` group."""

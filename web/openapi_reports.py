@@ -1,0 +1,9 @@
+"""OpenAPI paths for the reports API (merged into web.openapi.document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def paths() -> dict[str, Any]:
+    return {}
