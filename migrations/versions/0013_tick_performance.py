@@ -1,14 +1,14 @@
-"""performance: indexes and columns for ingest, tick and survey paths
+"""scheduler tick performance: indexes and columns for the bulk due-step path
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-29 14:40:00
 """
 
 from collections.abc import Sequence
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
