@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from campaigns.sink import SendGridSink
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
 SUMMARY = re.compile(
     r"^demo: accounts=(\d+) responses=(\d+) plans=(\d+) messages=(\d+) milestones_achieved=(\d+)$"
@@ -55,7 +55,7 @@ def test_demo_needs_no_services(tmp_path: Path) -> None:
 @pytest.fixture
 def demo_database() -> Iterator[str]:
     url = make_url(TEST_DATABASE_URL)
-    name = "northstar_demo_test"
+    name = f"{url.database}_demo"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -72,7 +72,7 @@ def test_demo_uses_postgres_redis_and_sendgrid_when_configured(
 ) -> None:
     env = {
         "NORTHSTAR_DATABASE_URL": demo_database,
-        "NORTHSTAR_REDIS_URL": "redis://127.0.0.1:6379/13",
+        "NORTHSTAR_REDIS_URL": TEST_REDIS_URL,
         "NORTHSTAR_MAIL_BACKEND": "sendgrid",
         "SENDGRID_API_KEY": "SG.demo",
         "NORTHSTAR_SENDGRID_API_HOST": sink.url,
@@ -81,7 +81,7 @@ def test_demo_uses_postgres_redis_and_sendgrid_when_configured(
         tmp_path, env, "--accounts", "40"
     )
     assert plans > 0 and messages > 0
-    assert "RQ on redis://127.0.0.1:6379/13" in result.stderr
+    assert f"RQ on {TEST_REDIS_URL}" in result.stderr
     assert len(sink.messages()) == messages
     ids = [m.custom_args["message_id"] for m in sink.messages()]
     assert len(ids) == len(set(ids))  # nothing sent twice

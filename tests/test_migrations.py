@@ -20,7 +20,7 @@ def test_there_is_exactly_one_head() -> None:
 @pytest.fixture
 def scratch_database() -> Iterator[str]:
     url = make_url(TEST_DATABASE_URL)
-    name = "northstar_migrations_test"
+    name = f"{url.database}_migrations"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
