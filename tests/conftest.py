@@ -33,8 +33,26 @@ from web.wiring import connect_all
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _per_worker(database_url: str, redis_url: str) -> tuple[str, str]:
+    """Under pytest-xdist each worker (gw0, gw1, ...) gets its own database (`<name>_gw1`) and the
+    next Redis DB numbers, so workers never share a schema or flush each other's queues."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return database_url, redis_url
+    index = int(worker[2:])
+    db_url = make_url(database_url)
+    db_url = db_url.set(database=f"{db_url.database}_{worker}")
+    r_url = make_url(redis_url)
+    r_url = r_url.set(database=str((int(r_url.database or 0) + index) % 16))
+    return db_url.render_as_string(hide_password=False), r_url.render_as_string(hide_password=False)
+
+
+TEST_DATABASE_URL, TEST_REDIS_URL = _per_worker(
+    os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+)
 SECRET = "test-secret-key-0123456789"
 CHROMIUM_ARGS = [
     "--no-sandbox",
