@@ -56,7 +56,8 @@ def test_rendering_is_deterministic() -> None:
 
 def test_long_labels_are_truncated_with_the_full_text_in_a_title() -> None:
     long = "Reduce time to hire for engineering roles in the EMEA region"
-    chart = Chart("hbar", "Outcomes chosen", [long, "Cut agency spend"], [Series("share", [0.42, 0.083])], "pct")
+    shares = Series("share", [0.42, 0.083])
+    chart = Chart("hbar", "Outcomes chosen", [long, "Cut agency spend"], [shares], "pct")
     root = parse(render_chart(chart, chart_id="o"))
     label = next(t for t in root.iter(f"{SVG}text") if t.find(f"{SVG}title") is not None)
     assert label.find(f"{SVG}title").text == long
