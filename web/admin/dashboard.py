@@ -1,5 +1,336 @@
-"""The console dashboard: the numbers CS leaders open first, each linking to its report."""
+"""The console dashboard: the numbers CS leaders open first, each linking to its report.
+
+Every figure is one bounded aggregate (a count with FILTER clauses over the last 14 days, split into
+this week and the week before), so the page costs a handful of queries whatever the data size.
+"""
 
 from __future__ import annotations
 
-from web.admin import bp  # noqa: F401
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from flask import render_template
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from campaigns.models import Message, MessageStatus, WebhookEvent
+from engine.accounts import Account
+from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, PlanStatus, SuccessPlan
+from engine.plans.progress import SLIPPED
+from surveys.models import Response, ResponseStatus
+from web.admin import bp
+from web.admin.auth import ANY_ROLE, role_required
+from web.admin.nav import first_link
+from web.context import db_session, now
+
+WEEK = dt.timedelta(days=7)
+DELIVERED = (MessageStatus.DELIVERED, MessageStatus.OPENED, MessageStatus.CLICKED)
+BOUNCED = (MessageStatus.BOUNCED, MessageStatus.DROPPED)
+AT_RISK_LISTED = 5
+
+
+@dataclass(frozen=True)
+class Weeks:
+    """This week is [start, end); the week before is [previous, start)."""
+
+    previous: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+
+    @classmethod
+    def ending(cls, moment: dt.datetime) -> Weeks:
+        return cls(moment - 2 * WEEK, moment - WEEK, moment)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number on the dashboard with last week's for comparison. `better` says which way is good
+    ("up" or "down"); rates are fractions 0..1 (None when there was nothing to divide by)."""
+
+    key: str
+    label: str
+    value: float | None
+    previous: float | None
+    rate: bool = False
+    better: str = "up"
+    detail: str = ""
+
+    @property
+    def change(self) -> float | None:
+        if self.value is None or self.previous is None:
+            return None
+        return self.value - self.previous
+
+    @property
+    def trend(self) -> str:
+        """ "better", "worse" or "same" (in words on the page, never colour alone)."""
+        change = self.change
+        if change is None or abs(change) < 1e-9:
+            return "same"
+        return "better" if (change > 0) == (self.better == "up") else "worse"
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A dashboard card: its figures and where to read more."""
+
+    key: str
+    title: str
+    figures: tuple[Figure, ...]
+    link: str | None
+    link_label: str
+
+
+def _split(total_this: Any, total_before: Any) -> tuple[int, int]:
+    return int(total_this or 0), int(total_before or 0)
+
+
+def surveys_completed(session: Session, weeks: Weeks) -> Figure:
+    in_window = Response.completed_at >= weeks.previous
+    row = session.execute(
+        select(
+            func.count(Response.id).filter(Response.completed_at >= weeks.start),
+            func.count(Response.id).filter(Response.completed_at < weeks.start),
+        ).where(Response.status == ResponseStatus.COMPLETED, in_window, Response.completed_at < weeks.end)
+    ).one()
+    this, before = _split(*row)
+    return Figure("surveys_completed", "surveys completed", this, before)
+
+
+def plans_at_risk(session: Session, weeks: Weeks) -> tuple[Figure, Figure]:
+    """Active plans with a milestone behind or missed now, and how many milestones slipped each week
+    (the plan's revisions record every move to behind or missed)."""
+    at_risk = int(
+        session.scalar(
+            select(func.count(distinct(Milestone.plan_id)))
+            .join(SuccessPlan, SuccessPlan.id == Milestone.plan_id)
+            .where(SuccessPlan.status == PlanStatus.ACTIVE, Milestone.status.in_(SLIPPED))
+        )
+        or 0
+    )
+    slipped_status = PlanRevision.change["status"].as_string()
+    row = session.execute(
+        select(
+            func.count(PlanRevision.id).filter(PlanRevision.created_at >= weeks.start),
+            func.count(PlanRevision.id).filter(PlanRevision.created_at < weeks.start),
+        ).where(
+            PlanRevision.created_at >= weeks.previous,
+            PlanRevision.created_at < weeks.end,
+            PlanRevision.change["milestone"].as_string().is_not(None),
+            slipped_status.in_([s.value for s in SLIPPED]),
+        )
+    ).one()
+    this, before = _split(*row)
+    return (
+        Figure("plans_at_risk", "active plans behind or missed now", at_risk, None, better="down"),
+        Figure("milestones_slipped", "milestones slipped", this, before, better="down"),
+    )
+
+
+def milestones_achieved(session: Session, weeks: Weeks) -> Figure:
+    row = session.execute(
+        select(
+            func.count(Milestone.id).filter(Milestone.achieved_at >= weeks.start),
+            func.count(Milestone.id).filter(Milestone.achieved_at < weeks.start),
+        ).where(
+            Milestone.status == MilestoneStatus.ACHIEVED,
+            Milestone.achieved_at >= weeks.previous,
+            Milestone.achieved_at < weeks.end,
+        )
+    ).one()
+    this, before = _split(*row)
+    return Figure("milestones_achieved", "milestones achieved", this, before)
+
+
+@dataclass(frozen=True)
+class MessageWeek:
+    sent: int
+    emails: int
+    delivered: int
+    bounced: int
+    skipped: int
+    spam: int
+
+
+def message_weeks(session: Session, weeks: Weeks) -> tuple[MessageWeek, MessageWeek]:
+    """Sends (by when they went out), emails among them and how they fared, and skips (messages a
+    guard stopped, by when they were written), this week and the week before."""
+    this_week = Message.sent_at >= weeks.start
+    email = Message.channel == "email"
+    sent_cols = []
+    for current in (this_week, ~this_week):
+        sent_cols += [
+            func.count(Message.id).filter(current),
+            func.count(Message.id).filter(current, email),
+            func.count(Message.id).filter(current, email, Message.status.in_(DELIVERED)),
+            func.count(Message.id).filter(current, email, Message.status.in_(BOUNCED)),
+        ]
+    sent = session.execute(
+        select(*sent_cols).where(Message.sent_at >= weeks.previous, Message.sent_at < weeks.end)
+    ).one()
+    skipped = session.execute(
+        select(
+            func.count(Message.id).filter(Message.created_at >= weeks.start),
+            func.count(Message.id).filter(Message.created_at < weeks.start),
+        ).where(
+            Message.status == MessageStatus.SUPPRESSED,
+            Message.created_at >= weeks.previous,
+            Message.created_at < weeks.end,
+        )
+    ).one()
+    spam = session.execute(
+        select(
+            func.count(WebhookEvent.id).filter(WebhookEvent.received_at >= weeks.start),
+            func.count(WebhookEvent.id).filter(WebhookEvent.received_at < weeks.start),
+        ).where(
+            WebhookEvent.event == "spamreport",
+            WebhookEvent.received_at >= weeks.previous,
+            WebhookEvent.received_at < weeks.end,
+        )
+    ).one()
+    counts = [int(n or 0) for n in sent]
+    return (
+        MessageWeek(counts[0], counts[1], counts[2], counts[3], int(skipped[0] or 0), int(spam[0] or 0)),
+        MessageWeek(counts[4], counts[5], counts[6], counts[7], int(skipped[1] or 0), int(spam[1] or 0)),
+    )
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def deliverability(this: MessageWeek, before: MessageWeek) -> tuple[Figure, ...]:
+    return (
+        Figure(
+            "delivered_rate",
+            "delivered",
+            _rate(this.delivered, this.emails),
+            _rate(before.delivered, before.emails),
+            rate=True,
+            detail=f"{this.delivered:,} of {this.emails:,} emails",
+        ),
+        Figure(
+            "bounced_rate",
+            "bounced or dropped",
+            _rate(this.bounced, this.emails),
+            _rate(before.bounced, before.emails),
+            rate=True,
+            better="down",
+            detail=f"{this.bounced:,} of {this.emails:,} emails",
+        ),
+        Figure(
+            "spam_rate",
+            "reported as spam",
+            _rate(this.spam, this.emails),
+            _rate(before.spam, before.emails),
+            rate=True,
+            better="down",
+            detail=f"{this.spam:,} report{'' if this.spam == 1 else 's'}",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RiskRow:
+    plan_id: int
+    account_id: int
+    account: str
+    external_id: str
+    milestone: str
+    status: str
+    due_date: dt.date
+
+
+def plans_at_risk_list(session: Session, *, limit: int = AT_RISK_LISTED) -> list[RiskRow]:
+    """The active plans' slipped milestones due soonest (the accounts to look at first)."""
+    rows = session.execute(
+        select(
+            SuccessPlan.id,
+            Account.id,
+            Account.name,
+            Account.external_id,
+            Milestone.title,
+            Milestone.status,
+            Milestone.due_date,
+        )
+        .join(SuccessPlan, SuccessPlan.id == Milestone.plan_id)
+        .join(Account, Account.id == SuccessPlan.account_id)
+        .where(SuccessPlan.status == PlanStatus.ACTIVE, Milestone.status.in_(SLIPPED))
+        .order_by(Milestone.status == MilestoneStatus.BEHIND, Milestone.due_date.desc(), Milestone.id)
+        .limit(limit)
+    )
+    return [
+        RiskRow(p, a, name, ext, title, status.value, due) for p, a, name, ext, title, status, due in rows
+    ]
+
+
+def dashboard_tiles(session: Session, moment: dt.datetime) -> list[Tile]:
+    weeks = Weeks.ending(moment)
+    at_risk, slipped = plans_at_risk(session, weeks)
+    this, before = message_weeks(session, weeks)
+
+    def report(name: str, fallback: str, **values: Any) -> str | None:
+        return first_link(("admin.report", {"name": name}), (fallback, values))
+
+    return [
+        Tile(
+            "surveys",
+            "Surveys completed",
+            (surveys_completed(session, weeks),),
+            report("survey-funnel", "admin.surveys"),
+            "Survey funnel",
+        ),
+        Tile(
+            "risk",
+            "Plans at risk",
+            (at_risk, slipped),
+            report("milestones", "admin.plans", state="behind"),
+            "Milestones report",
+        ),
+        Tile(
+            "milestones",
+            "Milestones achieved",
+            (milestones_achieved(session, weeks),),
+            report("milestones", "admin.plans"),
+            "Milestones report",
+        ),
+        Tile(
+            "campaigns",
+            "Campaign sends and skips",
+            (
+                Figure("sent", "messages sent", this.sent, before.sent),
+                Figure(
+                    "skipped",
+                    "skipped by a guard",
+                    this.skipped,
+                    before.skipped,
+                    better="down",
+                    detail="suppressed, capped, held out or outside the send window",
+                ),
+            ),
+            report("campaign-funnel", "admin.campaigns"),
+            "Campaign funnel",
+        ),
+        Tile(
+            "deliverability",
+            "Deliverability",
+            deliverability(this, before),
+            report("campaign-funnel", "admin.campaigns"),
+            "Campaign funnel",
+        ),
+    ]
+
+
+@bp.get("/", endpoint="dashboard")
+@role_required(*ANY_ROLE)
+def dashboard() -> Any:
+    session = db_session()
+    moment = now()
+    return render_template(
+        "admin/dashboard.html",
+        section="dashboard",
+        tiles=dashboard_tiles(session, moment),
+        at_risk=plans_at_risk_list(session),
+        weeks=Weeks.ending(moment),
+    )

@@ -1,4 +1,6 @@
-/* Northstar admin: progressive enhancement of the survey editor (add, remove, reorder questions;
+/* Northstar admin. The console shell (theme toggle, "/" to search, search suggestions) is the second
+   block below; everything works without this script (the forms post, the search has its page).
+   First block: progressive enhancement of the survey editor (add, remove, reorder questions;
    show the fields a question kind uses). Without this script the form still works: it has blank
    question slots, position numbers and remove checkboxes instead. */
 (function () {
@@ -137,4 +139,161 @@
   }
 
   document.querySelectorAll("form[data-survey-editor]").forEach(setUp);
+})();
+
+
+/* The console shell. */
+(function () {
+  "use strict";
+  var root = document.documentElement;
+  var COOKIE = "ns_theme";
+
+  // -- Theme: the server renders data-theme from the cookie; localStorage restores a lost cookie.
+  function systemTheme() {
+    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+  function currentTheme() {
+    return root.getAttribute("data-theme") || systemTheme();
+  }
+  function remember(theme) {
+    document.cookie = COOKIE + "=" + theme + "; path=/admin; max-age=31536000; SameSite=Lax";
+    try { window.localStorage.setItem(COOKIE, theme); } catch (e) { /* storage off: the cookie is enough */ }
+  }
+  function labelToggle(button) {
+    var next = currentTheme() === "dark" ? "light" : "dark";
+    button.value = next;
+    button.textContent = next === "dark" ? "Dark theme" : "Light theme";
+    button.setAttribute("aria-label", "Switch to the " + next + " theme");
+  }
+  var stored = null;
+  try { stored = window.localStorage.getItem(COOKIE); } catch (e) { stored = null; }
+  if (!root.getAttribute("data-theme") && (stored === "light" || stored === "dark")) {
+    root.setAttribute("data-theme", stored);
+    remember(stored);
+  }
+  document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
+    labelToggle(button);
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      var next = currentTheme() === "dark" ? "light" : "dark";
+      root.setAttribute("data-theme", next);
+      remember(next);
+      labelToggle(button);
+    });
+  });
+
+  // -- Search: "/" focuses the box; typing shows suggestions (a combobox over a listbox).
+  var input = document.querySelector("[data-global-search]");
+  if (!input) return;
+  var form = input.form;
+  var list = document.getElementById("global-suggestions");
+  var status = form.querySelector("[data-suggest-status]");
+  input.setAttribute("role", "combobox");
+  input.setAttribute("aria-autocomplete", "list");
+  input.setAttribute("aria-expanded", "false");
+  input.setAttribute("aria-controls", list.id);
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    var target = event.target;
+    var typing = target.closest && target.closest("input, textarea, select, [contenteditable=true]");
+    if (typing) return;
+    event.preventDefault();
+    input.focus();
+    input.select();
+  });
+
+  var timer = null;
+  var latest = 0;
+  var active = -1;
+
+  function options() {
+    return Array.prototype.slice.call(list.querySelectorAll("[role=option]"));
+  }
+  function close() {
+    list.hidden = true;
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+    active = -1;
+  }
+  function select(index) {
+    var all = options();
+    if (!all.length) return;
+    active = (index + all.length) % all.length;
+    all.forEach(function (option, i) { option.setAttribute("aria-selected", i === active ? "true" : "false"); });
+    input.setAttribute("aria-activedescendant", all[active].id);
+    all[active].scrollIntoView({ block: "nearest" });
+  }
+  function option(id, href, label, detail, extraClass) {
+    var a = document.createElement("a");
+    a.id = id;
+    a.href = href;
+    a.setAttribute("role", "option");
+    a.setAttribute("aria-selected", "false");
+    a.tabIndex = -1;
+    if (extraClass) a.className = extraClass;
+    a.appendChild(document.createTextNode(label));
+    if (detail) {
+      var small = document.createElement("small");
+      small.textContent = detail;
+      a.appendChild(small);
+    }
+    return a;
+  }
+  var GROUPS = { accounts: "Accounts", contacts: "Contacts", campaigns: "Campaigns", content: "Content" };
+  function render(data) {
+    list.textContent = "";
+    var kind = null;
+    data.results.forEach(function (hit, i) {
+      if (hit.kind !== kind) {
+        kind = hit.kind;
+        var head = document.createElement("p");
+        head.className = "s-group";
+        head.setAttribute("role", "presentation");
+        head.textContent = GROUPS[kind] || kind;
+        list.appendChild(head);
+      }
+      list.appendChild(option("suggestion-" + i, hit.url, hit.label, hit.detail, ""));
+    });
+    if (!data.results.length) {
+      var none = document.createElement("p");
+      none.className = "s-empty";
+      none.textContent = "No match yet. Press Enter to search everything.";
+      list.appendChild(none);
+    }
+    if (data.all) list.appendChild(option("suggestion-all", data.all, "See all results for “" + data.query + "”", "", "s-all"));
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
+    active = -1;
+    status.textContent = data.results.length + " suggestion" + (data.results.length === 1 ? "" : "s");
+  }
+  function suggest() {
+    var text = input.value.trim();
+    if (text.length < 2) { close(); return; }
+    var ticket = ++latest;
+    fetch(input.getAttribute("data-suggest-url") + "?q=" + encodeURIComponent(text), {
+      headers: { Accept: "application/json" }, credentials: "same-origin"
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (data) {
+      if (data && ticket === latest && document.activeElement === input) render(data);
+    }).catch(function () { close(); });
+  }
+  input.addEventListener("input", function () {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(suggest, 150);
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "ArrowDown") { event.preventDefault(); if (list.hidden) suggest(); else select(active + 1); }
+    else if (event.key === "ArrowUp") { event.preventDefault(); select(active - 1); }
+    else if (event.key === "Escape") { if (!list.hidden) { event.preventDefault(); close(); } else { input.blur(); } }
+    else if (event.key === "Enter" && active >= 0 && !list.hidden) {
+      event.preventDefault();
+      window.location.assign(options()[active].href);
+    }
+  });
+  input.addEventListener("blur", function () {
+    window.setTimeout(function () { if (!list.contains(document.activeElement)) close(); }, 150);
+  });
+  list.addEventListener("mousedown", function (event) { event.preventDefault(); });
 })();
