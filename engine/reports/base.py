@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account, TraitDefinition
@@ -41,13 +41,13 @@ class Filters:
 
     @property
     def start_at(self) -> dt.datetime:
-        """First instant of the range (naive UTC, as the tables store it)."""
-        return dt.datetime.combine(self.start, dt.time.min)
+        """First instant of the range (UTC)."""
+        return dt.datetime.combine(self.start, dt.time.min, tzinfo=dt.UTC)
 
     @property
     def end_before(self) -> dt.datetime:
         """First instant after the range (exclusive upper bound)."""
-        return dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time.min)
+        return dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
 
     def as_params(self) -> dict[str, str]:
         """The query-string form parse_filters reads back (for links and CSV)."""
@@ -112,13 +112,24 @@ class ReportDefinition:
 
 
 _reports: dict[str, ReportDefinition] = {}
-# Campaigns live above engine; the campaigns package registers how to list their keys.
+# Campaigns live above engine: the campaigns package registers how to list their keys and how to
+# restrict a query to the accounts enrolled in one (engine.reports.scope applies it).
 _campaign_options: Callable[[Session], list[str]] | None = None
+_campaign_scope: Callable[[str], ColumnElement[bool]] | None = None
 
 
-def register_campaign_options(query: Callable[[Session], list[str]]) -> None:
-    global _campaign_options
-    _campaign_options = query
+def register_campaign_options(
+    options: Callable[[Session], list[str]], scope: Callable[[str], ColumnElement[bool]]
+) -> None:
+    global _campaign_options, _campaign_scope
+    _campaign_options, _campaign_scope = options, scope
+
+
+def campaign_scope(campaign_key: str) -> ColumnElement[bool]:
+    """A condition on Account.id: the account was enrolled in the campaign."""
+    if _campaign_scope is None:
+        raise ValidationFailed({"campaign": "campaign filters need the campaigns package wired in"})
+    return _campaign_scope(campaign_key)
 
 
 def register_report(
@@ -225,6 +236,10 @@ def validate_against_data(session: Session, definition: ReportDefinition, filter
     segment_row = select(Account.id).where(Account.segment == filters.segment).limit(1)
     if filters.segment and session.scalar(segment_row) is None:
         errors["segment"] = f"unknown segment {filters.segment!r}"
+    if filters.campaign:
+        known = _campaign_options(session) if _campaign_options else []
+        if filters.campaign not in known:
+            errors["campaign"] = f"unknown campaign {filters.campaign!r}"
     declared = set(session.scalars(select(TraitDefinition.key)))
     for name, _value in filters.traits:
         if name not in declared:
@@ -261,6 +276,39 @@ def filter_options(session: Session) -> dict[str, list[str]]:
         "traits": traits,
         "group_by": [*GROUP_BY_FIXED, *(f"trait.{t}" for t in traits)],
     }
+
+
+def report_to_dict(result: ReportResult) -> dict[str, Any]:
+    """The JSON shape of a result (API, jobs): dates as ISO strings, filters as query parameters."""
+    return {
+        "name": result.name,
+        "title": result.title,
+        "description": result.description,
+        "filters": result.filters.as_params(),
+        "columns": [{"key": c.key, "label": c.label, "kind": c.kind} for c in result.columns],
+        "rows": [{c.key: _json_value(row.get(c.key)) for c in result.columns} for row in result.rows],
+        "charts": [
+            {
+                "kind": chart.kind,
+                "title": chart.title,
+                "labels": list(chart.labels),
+                "unit": chart.unit,
+                "series": [
+                    {"name": s.name, "values": s.values, "low": s.low, "high": s.high} for s in chart.series
+                ],
+            }
+            for chart in result.charts
+        ],
+        "headline": dict(result.headline),
+        "notes": list(result.notes),
+        "generated_at": result.generated_at.isoformat(),
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
 
 
 def to_csv(result: ReportResult) -> str:

@@ -1,0 +1,399 @@
+"""Campaign reports: the funnel (enrolled → sent → … → milestone achieved) and holdout lift.
+
+Also tells engine.reports which campaigns exist (filter options, the `campaign` filter) and counts
+survey emails sent for the survey funnel's email channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Index, and_, exists, false, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from campaigns.models import SENT_STATUSES, Campaign, Enrollment, Message, MessageStatus, Step
+from engine.accounts import Account
+from engine.plans.models import KeyResult, Milestone, MilestoneStatus, SuccessPlan
+from engine.reports import (
+    Chart,
+    Column,
+    Filters,
+    ReportResult,
+    Series,
+    register_campaign_options,
+    register_report,
+)
+from engine.reports.scope import NONE_LABEL, account_conditions, group_column
+from engine.reports.stats import lift_verdict, newcombe_difference, share
+from surveys.reports import register_email_reach
+
+DELIVERED = (MessageStatus.DELIVERED, MessageStatus.OPENED, MessageStatus.CLICKED)
+OPENED = (MessageStatus.OPENED, MessageStatus.CLICKED)
+SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam report")
+
+# Cohorts of enrolments by date (created by migration 0008).
+REPORT_INDEXES = (Index("ix_enrollments_enrolled_at", Enrollment.enrolled_at),)
+
+
+def campaign_keys(session: Session) -> list[str]:
+    return list(session.scalars(select(Campaign.key).order_by(Campaign.key)))
+
+
+def enrolled_in(campaign_key: str) -> ColumnElement[bool]:
+    return Account.id.in_(
+        select(Enrollment.account_id)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Campaign.key == campaign_key)
+    )
+
+
+def survey_emails_sent(session: Session, filters: Filters) -> dict[str, int]:
+    """Survey emails sent between the dates (a step with a `survey`), grouped like the funnel."""
+    group = group_column(filters, channel=literal("email"))
+    query = (
+        select(group.label("grp"), func.count())
+        .select_from(Message)
+        .join(Step, Step.id == Message.step_id)
+        .join(Enrollment, Enrollment.id == Message.enrollment_id)
+        .join(Account, Account.id == Enrollment.account_id)
+        .where(
+            Message.channel == "email",
+            Message.sent_at >= filters.start_at,
+            Message.sent_at < filters.end_before,
+            Step.config["survey"].as_string().is_not(None),
+            *account_conditions(filters),
+        )
+    )
+    if filters.group_by and filters.group_by != "channel":
+        query = query.group_by(group)
+    return {str(g): int(n) for g, n in session.execute(query) if n}
+
+
+def _scope(filters: Filters) -> list[ColumnElement[bool]]:
+    """Enrolments begun between the dates, of the filtered accounts (and campaign)."""
+    conditions = [Enrollment.enrolled_at >= filters.start_at, Enrollment.enrolled_at < filters.end_before]
+    without_campaign = Filters(
+        filters.start, filters.end, filters.segment, filters.stage, None, filters.traits
+    )
+    conditions.extend(account_conditions(without_campaign))
+    if filters.campaign:
+        conditions.append(Campaign.key == filters.campaign)
+    return conditions
+
+
+def _group(filters: Filters) -> ColumnElement[Any]:
+    if not filters.group_by:
+        return Campaign.key.expression
+    return group_column(filters, channel=func.coalesce(Message.channel, NONE_LABEL))
+
+
+def _milestone_after_enrolling(filters: Filters) -> ColumnElement[bool]:
+    return exists().where(
+        SuccessPlan.account_id == Enrollment.account_id,
+        Milestone.plan_id == SuccessPlan.id,
+        Milestone.status == MilestoneStatus.ACHIEVED,
+        Milestone.achieved_at >= Enrollment.enrolled_at,
+        Milestone.achieved_at < filters.end_before,
+    )
+
+
+def _kr_attained() -> ColumnElement[bool]:
+    return exists().where(
+        SuccessPlan.account_id == Enrollment.account_id,
+        KeyResult.plan_id == SuccessPlan.id,
+        or_(
+            and_(KeyResult.target >= KeyResult.baseline, KeyResult.current >= KeyResult.target),
+            and_(KeyResult.target < KeyResult.baseline, KeyResult.current <= KeyResult.target),
+        ),
+    )
+
+
+def _held_out() -> ColumnElement[bool]:
+    return or_(Enrollment.held_out, Account.holdout_group)
+
+
+def campaign_funnel(session: Session, filters: Filters) -> ReportResult:
+    group = _group(filters)
+    sent = or_(Message.sent_at.is_not(None), Message.status.in_(SENT_STATUSES))
+    delivered = or_(Message.delivered_at.is_not(None), Message.status.in_(DELIVERED))
+    opened = or_(Message.opened_at.is_not(None), Message.status.in_(OPENED))
+    clicked = or_(Message.clicked_at.is_not(None), Message.status == MessageStatus.CLICKED)
+    skipped = Message.status == MessageStatus.SUPPRESSED
+    suppressed = and_(
+        skipped, or_(Message.reason.in_(SUPPRESSION_REASONS), Message.reason.like("unsubscribed from %"))
+    )
+    capped = and_(skipped, Message.reason.like("frequency cap%"))
+
+    def any_(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return func.coalesce(func.bool_or(condition), false())
+
+    per_enrollment = (
+        select(
+            Enrollment.id.label("enrollment_id"),
+            group.label("grp"),
+            _held_out().label("held_out"),
+            any_(sent).label("sent"),
+            any_(delivered).label("delivered"),
+            any_(opened).label("opened"),
+            any_(clicked).label("clicked"),
+            func.count(Message.id).filter(suppressed).label("suppressed"),
+            func.count(Message.id).filter(capped).label("capped"),
+            _milestone_after_enrolling(filters).label("milestone"),
+        )
+        .select_from(Enrollment)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .join(Account, Account.id == Enrollment.account_id)
+        .outerjoin(Message, Message.enrollment_id == Enrollment.id)
+        .where(*_scope(filters))
+        .group_by(Enrollment.id, Account.holdout_group, group)
+        .subquery()
+    )
+    e = per_enrollment.c
+    messaged = ~e.held_out
+    measures: list[ColumnElement[Any]] = [
+        func.count().label("enrolled"),
+        func.count().filter(e.held_out).label("held_out"),
+        func.count().filter(e.sent).label("sent"),
+        func.count().filter(e.delivered).label("delivered"),
+        func.count().filter(e.opened).label("opened"),
+        func.count().filter(e.clicked).label("clicked"),
+        func.count().filter(and_(messaged, e.milestone)).label("milestone"),
+        func.coalesce(func.sum(e.suppressed), 0).label("suppressed"),
+        func.coalesce(func.sum(e.capped), 0).label("capped"),
+    ]
+    query = select(e.grp, *measures).group_by(func.rollup(e.grp))
+    rows: list[dict[str, Any]] = []
+    total: dict[str, Any] = {"grp": "all"}
+    for row in session.execute(query).mappings():
+        record = _funnel_row(dict(row))
+        if row["grp"] is None:
+            total = record
+        else:
+            rows.append(record)
+    total["group"] = "all"
+    if "enrolled" not in total:
+        total = _funnel_row({"grp": "all"})
+    rows.sort(key=lambda r: r["group"])
+    steps = ("enrolled", "sent", "delivered", "opened", "clicked", "milestone")
+    return ReportResult(
+        name="campaign-funnel",
+        title="Campaign funnel",
+        description=(
+            "Enrolments begun between the dates: how many were sent a message, had one delivered, "
+            "opened and clicked, and went on to achieve a milestone; messages skipped by suppression "
+            "and frequency caps."
+        ),
+        filters=filters,
+        columns=[
+            Column("group", "Campaign" if not filters.group_by else filters.group_by.capitalize(), "text"),
+            Column("enrolled", "Enrolled", "int"),
+            Column("held_out", "Held out", "int"),
+            Column("sent", "Sent", "int"),
+            Column("delivered", "Delivered", "int"),
+            Column("opened", "Opened", "int"),
+            Column("clicked", "Clicked", "int"),
+            Column("milestone", "Milestone achieved", "int"),
+            Column("click_rate", "Clicked / delivered", "pct"),
+            Column("milestone_rate", "Milestone / messaged", "pct"),
+            Column("suppressed", "Skipped: suppression", "int"),
+            Column("capped", "Skipped: frequency cap", "int"),
+        ],
+        rows=[*rows, total],
+        charts=[
+            Chart(
+                "funnel",
+                "Campaign funnel",
+                ["Enrolled", "Sent", "Delivered", "Opened", "Clicked", "Milestone achieved"],
+                [Series("enrolments", [float(total[k]) for k in steps])],
+                unit="enrolments",
+            ),
+            Chart(
+                "bar",
+                "Messages skipped",
+                ["Suppression", "Frequency cap"],
+                [Series("messages", [float(total["suppressed"]), float(total["capped"])])],
+                unit="messages",
+            ),
+        ],
+        headline={k: total[k] for k in (*steps, "suppressed", "capped", "click_rate", "milestone_rate")},
+        notes=[
+            "Counts are enrolments (an account in a campaign) begun between the dates, except the two "
+            "skip columns, which count messages.",
+            "Milestone achieved: a milestone of the account's plan achieved after it enrolled, up to the "
+            "end date, held-out enrolments excluded.",
+        ],
+    )
+
+
+_FUNNEL_KEYS = (
+    "enrolled",
+    "held_out",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "milestone",
+    "suppressed",
+    "capped",
+)
+
+
+def _funnel_row(r: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"group": "all" if r.get("grp") is None else str(r["grp"])}
+    for key in _FUNNEL_KEYS:
+        out[key] = int(r.get(key) or 0)
+    out["click_rate"] = share(out["clicked"], out["delivered"])
+    out["milestone_rate"] = share(out["milestone"], out["enrolled"] - out["held_out"])
+    return out
+
+
+def holdout_lift(session: Session, filters: Filters) -> ReportResult:
+    group = _group(filters) if filters.group_by != "channel" else Campaign.key.expression
+    held = _held_out()
+    milestone = _milestone_after_enrolling(filters)
+    kr = _kr_attained()
+    measures: list[ColumnElement[Any]] = [
+        func.count().filter(~held).label("messaged"),
+        func.count().filter(held).label("held"),
+        func.count().filter(and_(~held, milestone)).label("messaged_milestone"),
+        func.count().filter(and_(held, milestone)).label("held_milestone"),
+        func.count().filter(and_(~held, kr)).label("messaged_kr"),
+        func.count().filter(and_(held, kr)).label("held_kr"),
+    ]
+    query = (
+        select(group.label("grp"), *measures)
+        .select_from(Enrollment)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .join(Account, Account.id == Enrollment.account_id)
+        .where(*_scope(filters))
+        .group_by(func.rollup(group))
+    )
+    rows: list[dict[str, Any]] = []
+    total = _lift_row({"grp": None})
+    for row in session.execute(query).mappings():
+        record = _lift_row(dict(row))
+        if row["grp"] is None:
+            total = record
+        else:
+            rows.append(record)
+    rows.sort(key=lambda r: r["group"])
+    table = [*rows, total]
+    labels = [r["group"] for r in table]
+    return ReportResult(
+        name="holdout-lift",
+        title="Holdout lift",
+        description=(
+            "Milestone and key-result attainment of messaged against held-out enrolments, with the "
+            "difference and its 95% confidence interval (Newcombe's hybrid score method)."
+        ),
+        filters=filters,
+        columns=[
+            Column(
+                "group",
+                "Campaign" if filters.group_by in (None, "channel") else str(filters.group_by).capitalize(),
+                "text",
+            ),
+            Column("messaged", "Messaged", "int"),
+            Column("held", "Held out", "int"),
+            Column("messaged_milestone_rate", "Milestone rate, messaged", "pct"),
+            Column("held_milestone_rate", "Milestone rate, held out", "pct"),
+            Column("milestone_lift", "Milestone lift", "pct"),
+            Column("milestone_low", "Lift 95% low", "pct"),
+            Column("milestone_high", "Lift 95% high", "pct"),
+            Column("messaged_kr_rate", "KR attained, messaged", "pct"),
+            Column("held_kr_rate", "KR attained, held out", "pct"),
+            Column("kr_lift", "KR lift", "pct"),
+            Column("kr_low", "KR lift 95% low", "pct"),
+            Column("kr_high", "KR lift 95% high", "pct"),
+            Column("verdict", "Verdict", "text"),
+        ],
+        rows=table,
+        charts=[
+            Chart(
+                "interval",
+                "Milestone lift (messaged minus held out, 95% CI)",
+                labels,
+                [
+                    Series(
+                        "lift",
+                        [r["milestone_lift"] for r in table],
+                        low=[r["milestone_low"] for r in table],
+                        high=[r["milestone_high"] for r in table],
+                    )
+                ],
+                unit="%",
+            ),
+            Chart(
+                "interval",
+                "Key-result lift (messaged minus held out, 95% CI)",
+                labels,
+                [
+                    Series(
+                        "lift",
+                        [r["kr_lift"] for r in table],
+                        low=[r["kr_low"] for r in table],
+                        high=[r["kr_high"] for r in table],
+                    )
+                ],
+                unit="%",
+            ),
+        ],
+        headline={
+            k: total[k]
+            for k in (
+                "messaged",
+                "held",
+                "milestone_lift",
+                "milestone_low",
+                "milestone_high",
+                "kr_lift",
+                "kr_low",
+                "kr_high",
+            )
+        },
+        notes=[
+            total["verdict"],
+            "Held out: enrolments in the campaign's holdout share or accounts in the global holdout group; "
+            "all other enrolments count as messaged (intention to treat).",
+            "Milestone attainment: a milestone achieved after enrolling, up to the end date. KR attainment: "
+            "a key result of the account's plan at or past its target now.",
+        ],
+    )
+
+
+def _lift_row(r: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"group": "all" if r.get("grp") is None else str(r["grp"])}
+    messaged, held = int(r.get("messaged") or 0), int(r.get("held") or 0)
+    out["messaged"], out["held"] = messaged, held
+    verdicts = []
+    for metric, label in (("milestone", "milestone attainment"), ("kr", "key-result attainment")):
+        m, h = int(r.get(f"messaged_{metric}") or 0), int(r.get(f"held_{metric}") or 0)
+        out[f"messaged_{metric}_rate"] = share(m, messaged)
+        out[f"held_{metric}_rate"] = share(h, held)
+        diff = newcombe_difference(m, messaged, h, held)
+        out[f"{metric}_lift"], out[f"{metric}_low"], out[f"{metric}_high"] = (
+            diff if diff else (None, None, None)
+        )
+        if metric == "milestone":
+            verdicts.append(lift_verdict(label, diff, messaged, held))
+    out["verdict"] = verdicts[0]
+    return out
+
+
+def connect() -> None:
+    """Called from campaigns.wiring.connect()."""
+    register_campaign_options(campaign_keys, enrolled_in)
+    register_email_reach(survey_emails_sent)
+    register_report(
+        "campaign-funnel",
+        "Campaign funnel",
+        "Enrolled, sent, delivered, opened, clicked, milestone achieved; suppression and cap skips",
+        campaign_funnel,
+        group_by=("segment", "stage", "channel"),
+    )
+    register_report(
+        "holdout-lift",
+        "Holdout lift",
+        "Milestone and KR attainment of messaged against held-out accounts, with a 95% interval",
+        holdout_lift,
+    )

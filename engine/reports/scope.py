@@ -1,0 +1,59 @@
+"""The SQL every report shares: which accounts the filters keep, and the grouping column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, literal
+from sqlalchemy.orm import InstrumentedAttribute
+
+from engine.accounts import Account
+from engine.reports.base import Filters, campaign_scope
+
+ALL = "all"
+NONE_LABEL = "(none)"
+
+
+def trait_text(name: str) -> ColumnElement[Any]:
+    text: ColumnElement[Any] = Account.traits[name].as_string()
+    return text
+
+
+def account_conditions(filters: Filters) -> list[ColumnElement[bool]]:
+    """Conditions on Account (join it first) for the segment, stage, trait and campaign filters."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.segment:
+        conditions.append(Account.segment == filters.segment)
+    if filters.stage:
+        conditions.append(Account.lifecycle_stage == filters.stage)
+    for name, value in filters.traits:
+        conditions.append(trait_text(name) == value)
+    if filters.campaign:
+        conditions.append(campaign_scope(filters.campaign))
+    return conditions
+
+
+def group_column(
+    filters: Filters, *, channel: ColumnElement[Any] | InstrumentedAttribute[Any] | None = None
+) -> ColumnElement[Any]:
+    """What rows are grouped by: a constant 'all' when there is no grouping."""
+    group = filters.group_by
+    if group == "segment":
+        return Account.segment.expression
+    if group == "stage":
+        return Account.lifecycle_stage.expression
+    if group == "channel" and channel is not None:
+        return channel.expression if isinstance(channel, InstrumentedAttribute) else channel
+    if group and group.startswith("trait."):
+        return func.coalesce(trait_text(group.removeprefix("trait.")), NONE_LABEL)
+    return literal(ALL)
+
+
+def needs_account_join(filters: Filters) -> bool:
+    return bool(
+        filters.segment
+        or filters.stage
+        or filters.traits
+        or filters.campaign
+        or (filters.group_by and filters.group_by != "channel")
+    )

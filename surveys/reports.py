@@ -1,0 +1,465 @@
+"""Survey reports: the funnel (reached → started → completed by channel) and the outcomes chosen.
+
+Two report-only tables live here: `survey_reaches` (a contact was shown / sent / opened a survey)
+and `survey_choices` (the outcomes and objectives each completed response picked), the latter a
+summary kept by a `reports`-queue job after each completed response (docs/reports.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, delete, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine import db, signals
+from engine.accounts import Account
+from engine.db import Base, utcnow
+from engine.library import Objective, Outcome
+from engine.plans.models import KeyResult, SuccessPlan
+from engine.queue import enqueue_after_commit
+from engine.reports import Chart, Column, Filters, ReportResult, Series, register_report
+from engine.reports.scope import account_conditions, group_column, needs_account_join
+from engine.reports.stats import share
+from surveys.facts import picks
+from surveys.models import Channel, Response, ResponseStatus, SurveyVersion
+
+REACH_CHANNELS = (Channel.IN_APP.value, Channel.EMAIL.value, Channel.HOSTED.value)
+CHANNEL_LABELS = {"in_app": "In-app", "email": "Email", "hosted": "Hosted page", "api": "API"}
+
+
+class SurveyReach(Base):
+    """A contact was reached by a survey on a channel (widget shown, hosted page opened)."""
+
+    __tablename__ = "survey_reaches"
+    __table_args__ = (
+        Index("uq_survey_reaches_contact", "survey_id", "contact_id", "channel", unique=True),
+        Index("ix_survey_reaches_first_at", "first_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    first_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    times: Mapped[int] = mapped_column(default=1)
+
+
+class SurveyChoice(Base):
+    """One outcome or objective a completed response picked (summary for the outcomes report)."""
+
+    __tablename__ = "survey_choices"
+    __table_args__ = (Index("ix_survey_choices_chosen_at", "chosen_at", "kind"),)
+
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "outcome" | "objective"
+    item_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    chosen_at: Mapped[dt.datetime]
+
+
+# Indexes the survey reports need on the responses table (created by migration 0008).
+REPORT_INDEXES = (
+    Index("ix_responses_created_at", Response.created_at),
+    Index("ix_responses_completed_at", Response.completed_at, postgresql_where=text("status = 'completed'")),
+)
+
+
+# --- recording ------------------------------------------------------------------------------------
+
+
+def record_reach(
+    session: Session, survey_id: int, account_id: int, contact_id: int, channel: str, *, now: dt.datetime
+) -> None:
+    """Count one showing of a survey to a contact; the first one dates the reach (upsert)."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_(SurveyReach).values(
+        survey_id=survey_id,
+        account_id=account_id,
+        contact_id=contact_id,
+        channel=channel,
+        first_at=now,
+        last_at=now,
+        times=1,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[SurveyReach.survey_id, SurveyReach.contact_id, SurveyReach.channel],
+            set_={"last_at": now, "times": SurveyReach.times + 1},
+        )
+    )
+
+
+def refresh_choices(session: Session, response_id: int) -> int:
+    """Rewrite the choices of one response from its answers (safe to run twice)."""
+    session.execute(delete(SurveyChoice).where(SurveyChoice.response_id == response_id))
+    response = session.get(Response, response_id)
+    if response is None or response.account_id is None or response.status != ResponseStatus.COMPLETED:
+        return 0
+    questions = session.scalar(
+        select(SurveyVersion.definition).where(SurveyVersion.id == response.survey_version_id)
+    )
+    questions_list = list((questions or {}).get("questions", []))
+    answers = dict(response.answers or {})
+    chosen_at = response.completed_at or response.created_at
+    rows = [
+        {
+            "response_id": response.id,
+            "kind": kind,
+            "item_key": key[:80],
+            "account_id": response.account_id,
+            "chosen_at": chosen_at,
+        }
+        for kind, question_kind in (("outcome", "outcome_pick"), ("objective", "objective_pick"))
+        for key in dict.fromkeys(picks(questions_list, answers, question_kind))
+    ]
+    if rows:
+        session.execute(insert(SurveyChoice), rows)
+    return len(rows)
+
+
+def refresh_choices_job(response_id: int) -> int:
+    """RQ entry point (queue `reports`), enqueued after the response's transaction commits."""
+    with db.current().transaction() as session:
+        return refresh_choices(session, int(response_id))
+
+
+REBUILD_CHOICES_SQL = """
+INSERT INTO survey_choices (response_id, kind, item_key, account_id, chosen_at)
+SELECT DISTINCT r.id, CASE q.value->>'kind' WHEN 'outcome_pick' THEN 'outcome' ELSE 'objective' END,
+       left(pick.value, 80), r.account_id, coalesce(r.completed_at, r.created_at)
+FROM responses r
+JOIN survey_versions v ON v.id = r.survey_version_id
+CROSS JOIN LATERAL jsonb_array_elements(v.definition->'questions') AS q(value)
+CROSS JOIN LATERAL jsonb_array_elements_text(
+    CASE jsonb_typeof(r.answers->(q.value->>'key')) WHEN 'array' THEN r.answers->(q.value->>'key')
+    ELSE '[]'::jsonb END) AS pick(value)
+WHERE r.status = 'completed' AND r.account_id IS NOT NULL
+  AND q.value->>'kind' IN ('outcome_pick', 'objective_pick')
+ON CONFLICT DO NOTHING
+"""
+
+
+def rebuild_choices(session: Session) -> int:
+    """Rebuild the whole summary in one statement (PostgreSQL): after a restore or a bulk load."""
+    session.execute(delete(SurveyChoice))
+    return int(session.execute(text(REBUILD_CHOICES_SQL)).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _on_response_completed(_sender: object, *, session: Session, response_id: int, **_: Any) -> None:
+    enqueue_after_commit(session, "reports", refresh_choices_job, response_id)
+
+
+# --- the email channel's reach comes from the campaigns ledger ------------------------------------
+
+EmailReach = Callable[[Session, Filters], dict[str, int]]
+_email_reach: EmailReach | None = None
+
+
+def register_email_reach(query: EmailReach) -> None:
+    """Campaigns send the survey emails; they count them (grouped like the report) for the funnel."""
+    global _email_reach
+    _email_reach = query
+
+
+# --- reports --------------------------------------------------------------------------------------
+
+
+def _funnel_filters(filters: Filters) -> Filters:
+    return filters if filters.group_by else dataclasses.replace(filters, group_by="channel")
+
+
+def survey_funnel(session: Session, filters: Filters) -> ReportResult:
+    grouped = _funnel_filters(filters)
+    reached: dict[str, int] = {}
+    group = group_column(grouped, channel=SurveyReach.channel)
+    query = (
+        select(group.label("grp"), func.count())
+        .select_from(SurveyReach)
+        .where(SurveyReach.first_at >= filters.start_at, SurveyReach.first_at < filters.end_before)
+        .group_by(group)
+    )
+    if needs_account_join(grouped):
+        query = query.join(Account, Account.id == SurveyReach.account_id).where(*account_conditions(filters))
+    for grp, n in session.execute(query):
+        reached[str(grp)] = reached.get(str(grp), 0) + int(n)
+    if _email_reach is not None:
+        for grp, n in _email_reach(session, grouped).items():
+            reached[grp] = reached.get(grp, 0) + n
+    group = group_column(grouped, channel=Response.channel)
+    completed = Response.status == ResponseStatus.COMPLETED
+    query = (
+        select(group.label("grp"), func.count(), func.count().filter(completed))
+        .select_from(Response)
+        .where(Response.created_at >= filters.start_at, Response.created_at < filters.end_before)
+        .group_by(group)
+    )
+    if needs_account_join(grouped):
+        query = query.join(Account, Account.id == Response.account_id).where(*account_conditions(filters))
+    counts: dict[str, tuple[int, int]] = {str(g): (int(s), int(c)) for g, s, c in session.execute(query)}
+    groups = sorted(set(reached) | set(counts), key=_channel_order if grouped.group_by == "channel" else str)
+    rows = [_funnel_row(g, reached.get(g, 0), *counts.get(g, (0, 0)), grouped) for g in groups]
+    total = _funnel_row(
+        "all",
+        sum(reached.values()),
+        sum(s for s, _ in counts.values()),
+        sum(c for _, c in counts.values()),
+        grouped,
+    )
+    total["group"] = "All channels" if grouped.group_by == "channel" else "all"
+    return ReportResult(
+        name="survey-funnel",
+        title="Survey funnel",
+        description=(
+            "Contacts reached by a survey (widget shown, survey email sent, hosted page opened), "
+            "responses started and completed, by channel."
+        ),
+        filters=filters,
+        columns=[
+            Column(
+                "group",
+                "Channel" if grouped.group_by == "channel" else str(grouped.group_by).capitalize(),
+                "text",
+            ),
+            Column("reached", "Reached", "int"),
+            Column("started", "Started", "int"),
+            Column("completed", "Completed", "int"),
+            Column("start_rate", "Started / reached", "pct"),
+            Column("completion_rate", "Completed / started", "pct"),
+        ],
+        rows=[*rows, total],
+        charts=[
+            Chart(
+                "funnel",
+                "Survey funnel",
+                ["Reached", "Started", "Completed"],
+                [
+                    Series(
+                        "contacts",
+                        [float(total["reached"]), float(total["started"]), float(total["completed"])],
+                    )
+                ],
+            ),
+            Chart(
+                "bar",
+                "Completion rate",
+                [r["group"] for r in rows],
+                [Series("completed / started", [r["completion_rate"] for r in rows])],
+                unit="%",
+            ),
+        ],
+        headline={
+            "reached": total["reached"],
+            "started": total["started"],
+            "completed": total["completed"],
+            "completion_rate": total["completion_rate"],
+        },
+        notes=[
+            "Reached counts each contact once per survey and channel, dated by the first time.",
+            "Started and completed count responses begun between the dates; API responses have no reach.",
+        ],
+    )
+
+
+def _channel_order(value: str) -> tuple[int, str]:
+    order = [*REACH_CHANNELS, "api"]
+    return (order.index(value) if value in order else len(order), value)
+
+
+def _funnel_row(group: str, reached: int, started: int, completed: int, filters: Filters) -> dict[str, Any]:
+    label = CHANNEL_LABELS.get(group, group) if filters.group_by == "channel" else group
+    return {
+        "group": label,
+        "reached": reached,
+        "started": started,
+        "completed": completed,
+        "start_rate": share(started, reached),
+        "completion_rate": share(completed, started),
+    }
+
+
+def outcomes(session: Session, filters: Filters) -> ReportResult:
+    """Share of accounts choosing each outcome and objective; typical KR baselines and targets."""
+    group = group_column(filters)
+    in_range = (SurveyChoice.chosen_at >= filters.start_at, SurveyChoice.chosen_at < filters.end_before)
+    conditions = account_conditions(filters)
+    base = (
+        select(group.label("grp"), func.count(func.distinct(Response.account_id)))
+        .select_from(Response)
+        .join(Account, Account.id == Response.account_id)
+        .where(
+            Response.status == ResponseStatus.COMPLETED,
+            Response.completed_at >= filters.start_at,
+            Response.completed_at < filters.end_before,
+            *conditions,
+        )
+    )
+    if filters.group_by:
+        base = base.group_by(group)
+    respondents = {str(g): int(n) for g, n in session.execute(base)}
+    picks_query = (
+        select(
+            group.label("grp"),
+            SurveyChoice.kind,
+            SurveyChoice.item_key,
+            func.count(func.distinct(SurveyChoice.account_id)),
+        )
+        .select_from(SurveyChoice)
+        .join(Account, Account.id == SurveyChoice.account_id)
+        .where(*in_range, *conditions)
+        .group_by(*([group] if filters.group_by else []), SurveyChoice.kind, SurveyChoice.item_key)
+    )
+    chosen = [(str(g), kind, key, int(n)) for g, kind, key, n in session.execute(picks_query)]
+    krs = _kr_stats(session, filters, group)
+    titles: dict[str, str] = {
+        key: title for key, title in session.execute(select(Outcome.key, Outcome.title))
+    }
+    titles.update({key: title for key, title in session.execute(select(Objective.key, Objective.title))})
+    rows: list[dict[str, Any]] = []
+    for grp, kind, key, n in sorted(chosen, key=lambda c: (c[0], c[1] != "outcome", -c[3], c[2])):
+        stats = krs.get((grp, key), {}) if kind == "objective" else {}
+        rows.append(
+            {
+                "group": grp,
+                "kind": kind,
+                "key": key,
+                "title": titles.get(key, key),
+                "accounts": n,
+                "share": share(n, respondents.get(grp, 0)),
+                "krs": stats.get("krs"),
+                **{k: stats.get(k) for k in _KR_STAT_KEYS},
+            }
+        )
+    surveyed = sum(respondents.values())
+    top = [r for r in rows if r["kind"] == "outcome"][:8]
+    top_objectives = [r for r in rows if r["kind"] == "objective"][:8]
+    charts = [
+        Chart(
+            "hbar",
+            "Outcomes chosen (share of accounts)",
+            [r["title"] for r in top],
+            [Series("share", [r["share"] for r in top])],
+            unit="%",
+        ),
+        Chart(
+            "interval",
+            "Objectives: typical target (median, p25 to p75)",
+            [r["title"] for r in top_objectives],
+            [
+                Series(
+                    "target",
+                    [r["target_median"] for r in top_objectives],
+                    low=[r["target_p25"] for r in top_objectives],
+                    high=[r["target_p75"] for r in top_objectives],
+                )
+            ],
+        ),
+    ]
+    outcome_rows = [r for r in rows if r["kind"] == "outcome"]
+    return ReportResult(
+        name="outcomes",
+        title="Outcomes and objectives chosen",
+        description=(
+            "Share of the accounts that completed a survey in the date range choosing each outcome "
+            "and objective, with the typical key-result baseline and target (median, p25, p75)."
+        ),
+        filters=filters,
+        columns=[
+            Column("group", "Group", "text"),
+            Column("kind", "Kind", "text"),
+            Column("title", "Outcome or objective", "text"),
+            Column("accounts", "Accounts", "int"),
+            Column("share", "Share of accounts", "pct"),
+            Column("krs", "Key results", "int"),
+            Column("baseline_p25", "Baseline p25", "number"),
+            Column("baseline_median", "Baseline median", "number"),
+            Column("baseline_p75", "Baseline p75", "number"),
+            Column("target_p25", "Target p25", "number"),
+            Column("target_median", "Target median", "number"),
+            Column("target_p75", "Target p75", "number"),
+        ],
+        rows=rows,
+        charts=charts,
+        headline={
+            "accounts_surveyed": surveyed,
+            "outcomes_chosen": len({r["key"] for r in outcome_rows}),
+            "top_outcome_share": outcome_rows[0]["share"] if outcome_rows else None,
+        },
+        notes=[
+            "Share: accounts choosing the item / accounts that completed a survey between the dates.",
+            "Key results: those of plans started between the dates, by objective.",
+        ],
+    )
+
+
+_KR_STAT_KEYS = (
+    "baseline_p25",
+    "baseline_median",
+    "baseline_p75",
+    "target_p25",
+    "target_median",
+    "target_p75",
+)
+
+
+def _kr_stats(
+    session: Session, filters: Filters, group: ColumnElement[Any]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    def pct(column: Any, q: float) -> ColumnElement[Any]:
+        return func.percentile_cont(q).within_group(column)
+
+    query = (
+        select(
+            group.label("grp"),
+            KeyResult.objective_key,
+            func.count(),
+            pct(KeyResult.baseline, 0.25),
+            pct(KeyResult.baseline, 0.5),
+            pct(KeyResult.baseline, 0.75),
+            pct(KeyResult.target, 0.25),
+            pct(KeyResult.target, 0.5),
+            pct(KeyResult.target, 0.75),
+        )
+        .select_from(KeyResult)
+        .join(SuccessPlan, SuccessPlan.id == KeyResult.plan_id)
+        .join(Account, Account.id == SuccessPlan.account_id)
+        .where(SuccessPlan.started_at >= filters.start_at, SuccessPlan.started_at < filters.end_before)
+        .where(*account_conditions(filters))
+        .group_by(*([group] if filters.group_by else []), KeyResult.objective_key)
+    )
+    stats: dict[tuple[str, str], dict[str, Any]] = {}
+    for grp, key, n, *values in session.execute(query):
+        stats[(str(grp), key)] = {
+            "krs": int(n),
+            **{k: _round(v) for k, v in zip(_KR_STAT_KEYS, values, strict=True)},
+        }
+    return stats
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+def connect() -> None:
+    """Called from surveys.wiring.connect()."""
+    signals.response_completed.connect(_on_response_completed)
+    register_report(
+        "survey-funnel",
+        "Survey funnel",
+        "Reached, started and completed by channel (in-app, email, hosted)",
+        survey_funnel,
+        group_by=("channel", "segment", "stage"),
+    )
+    register_report(
+        "outcomes",
+        "Outcomes and objectives",
+        "Share of accounts choosing each outcome and objective; typical KR baselines and targets",
+        outcomes,
+    )
