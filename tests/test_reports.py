@@ -200,7 +200,10 @@ def build_world(session: Session) -> World:
     survey = Survey(key="onboarding", title="Onboarding")
     session.add(survey)
     session.flush()
-    questions = [{"key": "outcomes", "kind": "outcome_pick"}, {"key": "objectives", "kind": "objective_pick"}]
+    questions = [
+        {"key": "outcomes", "kind": "outcome_pick", "title": "What do you want to achieve?"},
+        {"key": "objectives", "kind": "objective_pick", "title": "Which objectives?"},
+    ]
     version = SurveyVersion(
         survey_id=survey.id, version=1, definition={"questions": questions}, published_at=at(5, 1)
     )
