@@ -3,25 +3,33 @@
 SendGrid sends one body per request and personalises it with substitutions, so a template is
 rendered once per batch with each per-recipient field replaced by a token (`%ns:contact.name%`
 in HTML, `%nst:contact.name%` in text); each recipient then gets the token values (HTML-escaped
-for the HTML part). The outbox backend applies the same substitutions itself.
+for the HTML part). The outbox backend applies the same substitutions itself. Content links are
+tokens too (`content.0.url`): each recipient's is a signed, tracked link naming their message.
+
+The body goes into the responsive base layout (content/layouts/email.html, with the preheader),
+its CSS is inlined by css-inline (media queries stay in a <style> block), and the plain-text part
+is generated from the rendered body.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import select
+import css_inline
+from jinja2 import Environment, Template
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from content.models import ContentItem, MessageTemplate
+from content.library import items_by_key
+from content.models import ContentItem
 from content.plaintext import html_to_text
+from content.templates import find_template, render_string
 from engine.errors import NotFound
-from engine.templating import render_text
 from surveys.links import OneClickQuestion
 
 RECIPIENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -31,6 +39,7 @@ RECIPIENT_FIELDS: dict[str, tuple[str, ...]] = {
     "next_milestone": ("title", "due_date"),
 }
 LINK_FIELDS = ("unsubscribe_url",)
+RECOMMENDED_FIELDS = ("title", "url", "summary", "minutes", "kind", "why")
 
 
 def html_token(path: str) -> str:
@@ -41,12 +50,21 @@ def text_token(path: str) -> str:
     return f"%nst:{path}%"
 
 
+def content_url_path(index: int) -> str:
+    return f"content.{index}.url"
+
+
 @dataclass(frozen=True)
 class ComposedEmail:
     template_key: str
     subject: str
     html: str
     text: str
+    locale: str = "en"
+    # The step's items in template order: content.<i>.url is a tracked link to content_ids[i].
+    content_ids: list[int] = field(default_factory=list)
+    # Whether the recipients need a `recommended.*` value (the template or the step asks for one).
+    uses_recommended: bool = False
 
 
 def survey_option_path(value: str) -> str:
@@ -70,7 +88,24 @@ def placeholders(token: Any) -> dict[str, Any]:
         group: {name: token(f"{group}.{name}") for name in names} for group, names in RECIPIENT_FIELDS.items()
     }
     context.update({name: token(name) for name in LINK_FIELDS})
+    context["recommended"] = {name: token(f"recommended.{name}") for name in RECOMMENDED_FIELDS}
     return context
+
+
+def _content_context(items: list[ContentItem], token: Any, recommend: bool) -> list[dict[str, Any]]:
+    entries = [
+        {
+            "title": i.title,
+            "url": token(content_url_path(n)),
+            "summary": i.summary,
+            "minutes": i.minutes,
+            "kind": i.kind,
+        }
+        for n, i in enumerate(items)
+    ]
+    if recommend:  # "send the top recommended item": it leads the step's list
+        entries.insert(0, {name: token(f"recommended.{name}") for name in RECOMMENDED_FIELDS})
+    return entries
 
 
 def compose_email(
@@ -81,34 +116,50 @@ def compose_email(
     campaign_name: str,
     postal_address: str,
     survey: OneClickQuestion | None = None,
+    locale: str | None = None,
+    recommend: bool = False,
 ) -> ComposedEmail:
-    template = session.scalar(select(MessageTemplate).where(MessageTemplate.key == template_key))
-    if template is None:
-        raise NotFound(f"no message template {template_key!r}")
-    items = _content(session, content_keys)
-    shared: dict[str, Any] = {
-        "content": [
-            {"title": i.title, "url": i.url or "", "summary": i.summary, "minutes": i.minutes} for i in items
-        ],
-        "campaign": {"name": campaign_name},
-    }
-    field = f"templates.{template_key}"
-    html_context = {**shared, **placeholders(html_token), **survey_placeholders(survey, html_token)}
-    text_context = {**shared, **placeholders(text_token), **survey_placeholders(survey, text_token)}
-    body_html = render_text(template.body, html_context, field=f"{field}.body", html=True)
-    body_text_source = render_text(template.body, text_context, field=f"{field}.body", html=True)
-    subject = render_text(template.subject, text_context, field=f"{field}.subject")
-    page = _layout().format(
-        subject=html.escape(subject),
-        preheader=html.escape(template.preheader),
-        body=body_html,
+    """The template (in `locale`, else the default locale) rendered once for a batch."""
+    template = find_template(session, template_key, locale, kind="email")
+    items = _content(session, content_keys, locale)
+    field_ = f"templates.{template_key}"
+    contexts = {}
+    for kind, token in (("html", html_token), ("text", text_token)):
+        contexts[kind] = {
+            "content": _content_context(items, token, recommend),
+            "campaign": {"name": campaign_name},
+            **placeholders(token),
+            **survey_placeholders(survey, token),
+        }
+    body_html = render_string(template.body, contexts["html"], field=f"{field_}.body", html=True)
+    body_text_source = render_string(template.body, contexts["text"], field=f"{field_}.body", html=True)
+    subject = render_string(template.subject, contexts["text"], field=f"{field_}.subject", html=False)
+    preheader = render_string(template.preheader, contexts["text"], field=f"{field_}.preheader", html=False)
+    page = email_page(
+        subject=subject, preheader=preheader, body=body_html, postal=postal_address, lang=template.locale
+    )
+    text = (
+        html_to_text(body_text_source)
+        + f"\n--\nUnsubscribe: {text_token('unsubscribe_url')}\n{postal_address}\n"
+    )
+    asked = "%ns:recommended." in body_html or "%nst:recommended." in subject + preheader
+    uses_recommended = recommend or asked
+    return ComposedEmail(
+        template_key, subject, page, text, template.locale, [i.id for i in items], uses_recommended
+    )
+
+
+def email_page(*, subject: str, preheader: str, body: str, postal: str, lang: str = "en") -> str:
+    """The base layout around a rendered body, CSS inlined (media queries kept for small screens)."""
+    page = _layout().render(
+        subject=subject,
+        preheader=preheader,
+        body=Markup(body),  # already rendered by the sandbox, autoescaped  # noqa: S704
         unsubscribe=html_token("unsubscribe_url"),
-        postal=html.escape(postal_address),
+        postal=postal,
+        lang=lang,
     )
-    text = html_to_text(body_text_source) + (
-        f"\n--\nUnsubscribe: {text_token('unsubscribe_url')}\n{postal_address}\n"
-    )
-    return ComposedEmail(template_key, subject, page, text)
+    return _inliner().inline(page)
 
 
 def recipient_substitutions(values: dict[str, str]) -> dict[str, str]:
@@ -133,10 +184,8 @@ def personalise(text: str, substitutions: dict[str, str]) -> str:
     return _TOKEN.sub(lambda match: substitutions.get(match.group(0), match.group(0)), text)
 
 
-def _content(session: Session, keys: list[str]) -> list[ContentItem]:
-    if not keys:
-        return []
-    found = {c.key: c for c in session.scalars(select(ContentItem).where(ContentItem.key.in_(keys)))}
+def _content(session: Session, keys: list[str], locale: str | None) -> list[ContentItem]:
+    found = items_by_key(session, keys, locale)
     missing = [k for k in keys if k not in found]
     if missing:
         raise NotFound(f"no content item {missing[0]!r}")
@@ -144,6 +193,12 @@ def _content(session: Session, keys: list[str]) -> list[ContentItem]:
 
 
 @cache
-def _layout() -> str:
-    """The responsive base layout every email body is placed in (content/layouts/email.html)."""
-    return (resources.files("content") / "layouts" / "email.html").read_text(encoding="utf-8")
+def _layout() -> Template:
+    """The responsive base layout every email body is placed in (trusted: ours, not user-authored)."""
+    source = (resources.files("content") / "layouts" / "email.html").read_text(encoding="utf-8")
+    return Environment(autoescape=True, keep_trailing_newline=True).from_string(source)
+
+
+@cache
+def _inliner() -> css_inline.CSSInliner:
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)

@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from content.library import best_locale
 from content.models import ContentItem, MessageTemplate
+from content.templates import render_string
 from engine.errors import NotFound
-from engine.templating import TemplateFailed, render_text
+from engine.templating import TemplateFailed
 
 ALLOWED_TAGS = frozenset({"p", "br", "strong", "b", "em", "i", "ul", "ol", "li", "a", "span", "small"})
 VOID_TAGS = frozenset({"br"})
@@ -81,7 +83,7 @@ SAMPLE_CONTENT = [CardContent("Sample", "https://example.com", "", 3)]
 
 def render_card(source: str, reader: CardReader, content: list[CardContent], *, field: str) -> str:
     """The template `source` for one reader, sanitized; TemplateFailed names `field` on any error."""
-    fragment = sanitize_fragment(render_text(source, card_context(reader, content), field=field, html=True))
+    fragment = sanitize_fragment(render_string(source, card_context(reader, content), field=field, html=True))
     if len(fragment) > MAX_FRAGMENT_CHARS:
         detail = f"renders to {len(fragment)} characters; an in-app card must stay under {MAX_FRAGMENT_CHARS}"
         raise TemplateFailed({field: detail})
@@ -93,21 +95,29 @@ def check_card_template(source: str, *, field: str) -> None:
     render_card(source, SAMPLE_READER, SAMPLE_CONTENT, field=field)
 
 
-def in_app_templates(session: Session, keys: set[str]) -> dict[str, MessageTemplate]:
+def in_app_templates(
+    session: Session, keys: set[str], locale: str | None = None
+) -> dict[str, MessageTemplate]:
+    """key → the in-app template in the best locale for `locale` (default: the default locale)."""
     if not keys:
         return {}
     rows = session.scalars(
-        select(MessageTemplate).where(MessageTemplate.key.in_(keys), MessageTemplate.kind == "in_app")
+        select(MessageTemplate)
+        .where(MessageTemplate.key.in_(keys), MessageTemplate.kind == "in_app")
+        .order_by(MessageTemplate.id)
     )
-    return {row.key: row for row in rows}
+    return best_locale(rows, locale)
 
 
-def card_content(session: Session, keys: set[str]) -> dict[str, CardContent]:
+def card_content(session: Session, keys: set[str], locale: str | None = None) -> dict[str, CardContent]:
     """The content items the steps name, by key (a step's list is looked up in this)."""
     if not keys:
         return {}
-    rows = session.scalars(select(ContentItem).where(ContentItem.key.in_(keys)))
-    return {row.key: CardContent(row.title, row.url or "", row.summary, row.minutes) for row in rows}
+    rows = session.scalars(select(ContentItem).where(ContentItem.key.in_(keys)).order_by(ContentItem.id))
+    return {
+        key: CardContent(row.title, row.url or "", row.summary, row.minutes)
+        for key, row in best_locale(rows, locale).items()
+    }
 
 
 def step_content(found: dict[str, CardContent], keys: list[str]) -> list[CardContent]:
