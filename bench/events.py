@@ -198,7 +198,7 @@ def evaluation(mode: str, phase: Phase) -> Iterator[None]:
         finally:
             phase.eval_s.append(time.perf_counter() - started)
 
-    def skipped(*_: Any, **__: Any) -> list[Milestone]:
+    def skipped(*_: Any, **__: Any) -> list[int]:
         return []
 
     setattr(ingest_service, "evaluate_milestones", timed if mode == "timed" else skipped)  # noqa: B010

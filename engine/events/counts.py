@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ARRAY, ColumnElement, String, and_, any_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from engine.db import id_in
 from engine.events.models import Event
 from engine.plans.models import SuccessPlan
 
 EventFacts = dict[str, dict[str, int]]
+Tallies = dict[str, int]  # event name -> count
 
 
 def event_counts(session: Session, account_id: int, since: dt.datetime) -> EventFacts:
@@ -24,21 +26,32 @@ def event_counts(session: Session, account_id: int, since: dt.datetime) -> Event
     return {name: {"count": int(count)} for name, count in rows}
 
 
-def plan_event_counts(session: Session, plan_ids: Sequence[int]) -> dict[int, EventFacts]:
-    """`event_counts` for many plans in one query: each plan's account's events since that plan
-    started, {plan_id: {"<event name>": {"count": n}}}; a plan without events maps to {}."""
-    found: dict[int, EventFacts] = {plan_id: {} for plan_id in plan_ids}
-    if not plan_ids:
+def plan_event_tallies(
+    session: Session, plan_ids: Sequence[int], names: Collection[str] | None = None
+) -> dict[int, Tallies]:
+    """Each plan's account's events since that plan started, counted by name in one query:
+    {plan_id: {"<event name>": n}}, {} for a plan without events. `names`: count only these
+    (None: every name)."""
+    found: dict[int, Tallies] = {plan_id: {} for plan_id in plan_ids}
+    if not plan_ids or (names is not None and not names):
         return found
-    rows = session.execute(
+    query = (
         select(SuccessPlan.id, Event.name, func.count())
         .join(
             Event,
             and_(Event.account_id == SuccessPlan.account_id, Event.occurred_at >= SuccessPlan.started_at),
         )
-        .where(SuccessPlan.id.in_(plan_ids))
+        .where(id_in(session, SuccessPlan.id, plan_ids))
         .group_by(SuccessPlan.id, Event.name)
     )
-    for plan_id, name, count in rows:
-        found[plan_id][name] = {"count": int(count)}
+    if names is not None:
+        query = query.where(_name_in(session, sorted(names)))
+    for plan_id, name, count in session.execute(query):
+        found[plan_id][name] = int(count)
     return found
+
+
+def _name_in(session: Session, names: list[str]) -> ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        return Event.name == any_(bindparam(None, names, type_=ARRAY(String)))
+    return Event.name.in_(names)

@@ -79,7 +79,7 @@ def ingest_events(session: Session, events: list[EventIn], *, now: dt.datetime) 
     return IngestResult(
         accepted=sum(inserted_accounts.values()),
         duplicates=len(events) - sum(inserted_accounts.values()),
-        milestones_achieved=[m.id for m in achieved],
+        milestones_achieved=achieved,
     )
 
 

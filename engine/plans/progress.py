@@ -18,20 +18,38 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Text, cast, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    insert,
+    inspect,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import signals
 from engine.accounts import Contact, ContactRole
-from engine.events.counts import plan_event_counts
-from engine.plans.milestones import add_revision, announce_achieved, record_achieved
+from engine.db import id_in
+from engine.events.counts import Tallies, plan_event_tallies
+from engine.plans.milestones import achieved_revision, announce_achieved
 from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, PlanStatus, SuccessPlan
 from engine.rules.logic import evaluate, holds
 
 OPEN = (MilestoneStatus.PENDING, MilestoneStatus.ON_TRACK, MilestoneStatus.BEHIND)
+MOVABLE = (*OPEN, MilestoneStatus.MISSED)  # a missed milestone can still be achieved, late
 SLIPPED = (MilestoneStatus.BEHIND, MilestoneStatus.MISSED)
+RECORDED = (MilestoneStatus.ACHIEVED, *SLIPPED)  # moves that write a revision
+STATUSES = {status.value: status for status in MilestoneStatus}
 BEHIND_MARGIN = 0.25  # progress may trail the time used by this much before the milestone is behind
 WANTED = {ContactRole.EXEC_SPONSOR: 1, ContactRole.CHAMPION: 2, ContactRole.POWER_USER: 3}  # seed 004's 1-2-3
 REFRESH_CHUNK = 1000  # plans per grouped count query (the hourly refresh reads every active plan)
@@ -59,86 +77,109 @@ def criteria_progress(criteria: Any, facts: dict[str, Any]) -> float | None:
     return None
 
 
-@dataclass
-class MilestoneRow:
-    """A milestone as a refresh first reads it: plain columns, no ORM state (see `refresh_plans`)."""
+@dataclass(slots=True)
+class MilestoneState:
+    """A milestone as a refresh reads and moves it: plain columns, no ORM state."""
 
+    id: int
     key: str
+    title: str
     after: str | None
     due_date: dt.date
-    criteria: dict[str, Any] | None
+    criteria: Criteria | None
     status: MilestoneStatus
     achieved_at: dt.datetime | None
 
 
-@dataclass
-class PlanRow:
+@dataclass(slots=True)
+class PlanState:
+    """An active plan with its milestones in order, as `refresh_plans` reads it."""
+
     id: int
+    account_id: int
     started_at: dt.datetime
-    milestones: list[MilestoneRow] = field(default_factory=list)
+    milestones: list[MilestoneState] = field(default_factory=list)
+
+    def is_open(self) -> bool:
+        return any(m.status in MOVABLE for m in self.milestones)
 
 
-AnyMilestone = TypeVar("AnyMilestone", Milestone, MilestoneRow)
+@dataclass(frozen=True, slots=True)
+class MilestoneChange:
+    """One milestone a refresh moved: what the revision, the UPDATE and the signals need."""
+
+    milestone_id: int
+    milestone_key: str
+    title: str
+    plan_id: int
+    account_id: int
+    status: MilestoneStatus
+    was: MilestoneStatus
+    achieved_at: dt.datetime | None
 
 
-def milestone_window(
-    milestone: Milestone | MilestoneRow, plan: SuccessPlan | PlanRow
-) -> tuple[dt.date, dt.date]:
-    """(start, due): a milestone's window starts when the one it follows is due, else at plan start."""
+@dataclass(frozen=True)
+class Refresh:
+    achieved: list[MilestoneChange]
+    slipped: list[MilestoneChange]
+
+
+def advance(plan: PlanState, tallies: Tallies, *, now: dt.datetime) -> list[MilestoneChange]:
+    """Move the plan's open milestones to their status now, in memory, in order (an achieved
+    milestone opens the window of the one after it); returns the changes.
+
+    `tallies` are the plan's event counts since it started ({name: count}); the criteria read
+    them as the facts `{"events": {name: {"count": n}}}`."""
+    today = now.date()
+    changed: list[MilestoneChange] = []
+    milestones = plan.milestones
+    # A missed milestone whose criteria hold later is still achieved (late).
+    for milestone in [m for m in milestones if m.status in MOVABLE]:
+        old = milestone.status
+        criteria = milestone.criteria
+        if criteria is not None and criteria.holds(tallies):
+            milestone.status, milestone.achieved_at = MilestoneStatus.ACHIEVED, now
+        elif old is MilestoneStatus.MISSED:
+            continue
+        else:
+            milestone.status = _status(milestone, plan, tallies, today)
+        if milestone.status is not old:
+            changed.append(
+                MilestoneChange(
+                    milestone.id,
+                    milestone.key,
+                    milestone.title,
+                    plan.id,
+                    plan.account_id,
+                    milestone.status,
+                    old,
+                    milestone.achieved_at,
+                )
+            )
+    return changed
+
+
+def _status(milestone: MilestoneState, plan: PlanState, tallies: Tallies, today: dt.date) -> MilestoneStatus:
+    """The status by date and progress of an open milestone whose criteria do not hold."""
+    due = milestone.due_date
+    if today > due:
+        return MilestoneStatus.MISSED
+    # Its window starts when the milestone it follows is achieved or due, else at plan start.
     start = plan.started_at.date()
     if milestone.after:
         previous = next((m for m in plan.milestones if m.key == milestone.after), None)
         if previous is not None:
             start = previous.achieved_at.date() if previous.achieved_at else previous.due_date
-    return min(start, milestone.due_date), milestone.due_date
-
-
-def status_of(
-    milestone: Milestone | MilestoneRow, plan: SuccessPlan | PlanRow, facts: dict[str, Any], today: dt.date
-) -> MilestoneStatus:
-    if milestone.status is MilestoneStatus.ACHIEVED:
-        return MilestoneStatus.ACHIEVED
-    if today > milestone.due_date:
-        return MilestoneStatus.MISSED
-    start, due = milestone_window(milestone, plan)
+    start = min(start, due)
     if today < start:
         return MilestoneStatus.PENDING
     span = max((due - start).days, 1)
     used = (today - start).days / span
-    progress = criteria_progress(milestone.criteria, facts) if milestone.criteria else None
+    progress = milestone.criteria.progress(tallies) if milestone.criteria is not None else None
     if progress is not None:
         return MilestoneStatus.BEHIND if progress + BEHIND_MARGIN < used else MilestoneStatus.ON_TRACK
     days_left = (due - today).days
     return MilestoneStatus.BEHIND if days_left < max(3, span / 5) else MilestoneStatus.ON_TRACK
-
-
-@dataclass(frozen=True)
-class Refresh:
-    achieved: list[Milestone]
-    slipped: list[Milestone]
-
-
-def advance(
-    plan: SuccessPlan | PlanRow, milestones: list[AnyMilestone], facts: dict[str, Any], *, now: dt.datetime
-) -> list[tuple[AnyMilestone, MilestoneStatus]]:
-    """Move the plan's open milestones to their status now, in memory, in order (an achieved
-    milestone opens the window of the one after it); returns (milestone, previous status) per change."""
-    today = now.date()
-    changed: list[tuple[AnyMilestone, MilestoneStatus]] = []
-    # A missed milestone whose criteria hold later is still achieved (late).
-    for milestone in [m for m in milestones if m.status in (*OPEN, MilestoneStatus.MISSED)]:
-        old = milestone.status
-        if milestone.criteria and _holds(milestone.criteria, facts):
-            milestone.status, milestone.achieved_at = MilestoneStatus.ACHIEVED, now
-            changed.append((milestone, old))
-            continue
-        if old is MilestoneStatus.MISSED:
-            continue
-        new = status_of(milestone, plan, facts, today)
-        if new is not old:
-            milestone.status = new
-            changed.append((milestone, old))
-    return changed
 
 
 def refresh_plans(
@@ -149,101 +190,185 @@ def refresh_plans(
     Criteria that hold mark milestones achieved (`milestone_achieved`); moves to behind/missed record
     a revision and send `milestone_slipped`. Idempotent: a status that does not change writes nothing.
 
-    One ingest batch touches hundreds of accounts and changes few of their plans, so the work is
-    done in two passes with a fixed number of queries: the plans' milestones are read as plain
-    rows with one grouped count of their events and advanced in memory; only the plans where
-    something changed are then loaded as objects and advanced again (same facts, same answer)
-    to write the changes, revisions and signals.
+    An ingest batch touches hundreds of accounts and changes few of their milestones, so a
+    refresh costs a fixed number of statements whatever the number of plans: per chunk of plans,
+    their milestones as plain rows and one grouped count of the event names their open criteria
+    read; the statuses move in memory with criteria compiled once per distinct document; then one
+    UPDATE of the changed milestones and one INSERT of their revisions, with no ORM object loaded.
     """
-    plans = select(SuccessPlan.id, SuccessPlan.started_at).where(SuccessPlan.status == PlanStatus.ACTIVE)
-    if account_ids is not None:
-        if not account_ids:
-            return Refresh([], [])
-        plans = plans.where(SuccessPlan.account_id.in_(account_ids))
-    starts = [
-        (plan_id, started_at) for plan_id, started_at in session.execute(plans.order_by(SuccessPlan.id))
-    ]
-    achieved: list[Milestone] = []
-    slipped: list[Milestone] = []
-    for chunk in range(0, len(starts), REFRESH_CHUNK):
-        open_plans = _open_plan_rows(session, starts[chunk : chunk + REFRESH_CHUNK])
-        counts = plan_event_counts(session, [r.id for r in open_plans])
-        changing = [r.id for r in open_plans if advance(r, r.milestones, {"events": counts[r.id]}, now=now)]
-        if not changing:
-            continue
-        loaded = session.scalars(
-            select(SuccessPlan)
-            .where(SuccessPlan.id.in_(changing))
-            .options(selectinload(SuccessPlan.milestones))
-            .order_by(SuccessPlan.id)
+    session.flush()  # the statements below read and write around the unit of work
+    changes: list[MilestoneChange] = []
+    for where in _chunks(session, account_ids):
+        plans = [plan for plan in _plan_states(session, where) if plan.is_open()]
+        tallies = plan_event_tallies(session, [plan.id for plan in plans], _names_read(plans))
+        for plan in plans:
+            changes.extend(advance(plan, tallies[plan.id], now=now))
+    achieved = [c for c in changes if c.status is MilestoneStatus.ACHIEVED]
+    slipped = [c for c in changes if c.status in SLIPPED]
+    _write(session, changes, now=now, channel=channel)
+    for change in achieved:
+        announce_achieved(
+            session,
+            milestone_id=change.milestone_id,
+            milestone_key=change.milestone_key,
+            plan_id=change.plan_id,
+            account_id=change.account_id,
+            now=now,
+            batched=True,
         )
-        for plan in loaded:
-            for milestone, old in advance(plan, plan.milestones, {"events": counts[plan.id]}, now=now):
-                new = milestone.status
-                if new is MilestoneStatus.ACHIEVED:
-                    record_achieved(session, milestone, now=now, actor="events", channel=channel)
-                    achieved.append(milestone)
-                elif new in SLIPPED:
-                    add_revision(
-                        session,
-                        plan,
-                        PlanRevision(
-                            actor="northstar",
-                            channel=channel,
-                            summary=f"Milestone {new.value.replace('_', ' ')}: {milestone.title}",
-                            change={"milestone": milestone.key, "status": new.value, "was": old.value},
-                            created_at=now,
-                        ),
-                    )
-                    slipped.append(milestone)
-    session.flush()
-    for milestone in achieved:
-        announce_achieved(session, milestone, now=now, batched=True)
     if achieved:
-        accounts = sorted({m.plan.account_id for m in achieved})
+        accounts = sorted({c.account_id for c in achieved})
         signals.milestones_achieved_batch.send("engine.plans", session=session, account_ids=accounts, now=now)
-    for milestone in slipped:
+    for change in slipped:
         signals.milestone_slipped.send(
             "engine.plans",
             session=session,
-            milestone_id=milestone.id,
-            milestone_key=milestone.key,
-            status=milestone.status.value,
-            plan_id=milestone.plan_id,
-            account_id=milestone.plan.account_id,
+            milestone_id=change.milestone_id,
+            milestone_key=change.milestone_key,
+            status=change.status.value,
+            plan_id=change.plan_id,
+            account_id=change.account_id,
             now=now,
         )
     return Refresh(achieved, slipped)
 
 
-def _open_plan_rows(session: Session, starts: Sequence[tuple[int, dt.datetime]]) -> list[PlanRow]:
-    """The plans (id, started_at) with their milestones as plain rows, those with any still open."""
-    rows = {plan_id: PlanRow(plan_id, started_at) for plan_id, started_at in starts}
-    milestones = session.execute(
+def _chunks(session: Session, account_ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
+    """Which plans each pass reads: REFRESH_CHUNK accounts at a time (None: active plans by id)."""
+    if account_ids is None:
+        active = select(SuccessPlan.id).where(SuccessPlan.status == PlanStatus.ACTIVE)
+        column, ids = SuccessPlan.id, list(session.scalars(active.order_by(SuccessPlan.id)))
+    else:
+        column, ids = SuccessPlan.account_id, sorted(set(account_ids))
+    return [id_in(session, column, ids[i : i + REFRESH_CHUNK]) for i in range(0, len(ids), REFRESH_CHUNK)]
+
+
+def _plan_states(session: Session, where: ColumnElement[bool]) -> list[PlanState]:
+    """The active plans matching `where` with their milestones in order, as plain rows.
+
+    The hot read of an ingest batch (thousands of rows): a Core statement on the session's
+    connection, criteria as text (compiled once per distinct document: a template's milestones
+    share theirs), status and times without their column types' per-value processing."""
+    rows = session.connection().execute(
         select(
-            Milestone.plan_id,
+            SuccessPlan.id,
+            SuccessPlan.account_id,
+            type_coerce(SuccessPlan.started_at, DateTime(timezone=True)),
+            Milestone.id,
             Milestone.key,
+            Milestone.title,
             Milestone.after,
             Milestone.due_date,
-            # As text, parsed once per distinct criterion: a template's milestones share theirs,
-            # and decoding thousands of identical JSON documents was a third of this query.
             cast(Milestone.criteria, Text),
-            Milestone.status,
-            Milestone.achieved_at,
+            type_coerce(Milestone.status, String),
+            type_coerce(Milestone.achieved_at, DateTime(timezone=True)),
         )
-        .where(Milestone.plan_id.in_(rows))
-        .order_by(Milestone.plan_id, Milestone.position, Milestone.id)
+        .join(Milestone, Milestone.plan_id == SuccessPlan.id)
+        .where(SuccessPlan.status == PlanStatus.ACTIVE, where)
+        .order_by(SuccessPlan.id, Milestone.position, Milestone.id)
     )
-    parsed: dict[str | None, Any] = {None: None}
-    for plan_id, key, after, due_date, criteria, status, achieved_at in milestones:
-        if criteria not in parsed:
-            parsed[criteria] = json.loads(criteria)
-        rows[plan_id].milestones.append(
-            MilestoneRow(key, after, due_date, parsed[criteria], status, achieved_at)
+    plans: list[PlanState] = []
+    plan: PlanState | None = None
+    for plan_id, account_id, started_at, *milestone in rows:
+        if plan is None or plan.id != plan_id:
+            plan = PlanState(plan_id, account_id, _utc(started_at))
+            plans.append(plan)
+        milestone_id, key, title, after, due_date, criteria, status, achieved_at = milestone
+        plan.milestones.append(
+            MilestoneState(
+                milestone_id,
+                key,
+                title,
+                after,
+                due_date,
+                compile_criteria(criteria),
+                STATUSES[status],
+                None if achieved_at is None else _utc(achieved_at),
+            )
         )
-    return [
-        r for r in rows.values() if any(m.status in (*OPEN, MilestoneStatus.MISSED) for m in r.milestones)
-    ]
+    return plans
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """A timestamp as read raw (in the connection's time zone, or naive UTC on SQLite) in UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment if moment.tzinfo is dt.UTC else moment.astimezone(dt.UTC)
+
+
+def _names_read(plans: Sequence[PlanState]) -> frozenset[str] | None:
+    """The event names the plans' movable milestones' criteria read (None: any name may matter)."""
+    names: set[str] = set()
+    for plan in plans:
+        for milestone in plan.milestones:
+            if milestone.criteria is None or milestone.status not in MOVABLE:
+                continue
+            if milestone.criteria.names is None:
+                return None
+            names |= milestone.criteria.names
+    return frozenset(names)
+
+
+def _write(session: Session, changes: Sequence[MilestoneChange], *, now: dt.datetime, channel: str) -> None:
+    """The changed statuses (one executemany per shape) and the revisions (one multi-row INSERT),
+    as Core statements; milestone and plan objects already in the session are brought up to date."""
+    if not changes:
+        return
+    milestones = _table(Milestone)
+    connection = session.connection()
+    by_id = update(milestones).where(milestones.c.id == bindparam("b_id"))
+    achieved = [c for c in changes if c.status is MilestoneStatus.ACHIEVED]
+    if achieved:
+        connection.execute(
+            by_id.values(status=bindparam("b_status"), achieved_at=bindparam("b_at")),
+            [{"b_id": c.milestone_id, "b_status": c.status, "b_at": c.achieved_at} for c in achieved],
+        )
+    others = [c for c in changes if c.status is not MilestoneStatus.ACHIEVED]
+    if others:
+        connection.execute(
+            by_id.values(status=bindparam("b_status")),
+            [{"b_id": c.milestone_id, "b_status": c.status} for c in others],
+        )
+    revisions = [_revision(c, now=now, channel=channel) for c in changes if c.status in RECORDED]
+    if revisions:
+        connection.execute(insert(_table(PlanRevision)), revisions)
+    _sync_session(session, changes, revised={r["plan_id"] for r in revisions})
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _revision(change: MilestoneChange, *, now: dt.datetime, channel: str) -> dict[str, Any]:
+    if change.status is MilestoneStatus.ACHIEVED:
+        fields = achieved_revision(
+            change.milestone_key, change.title, now=now, actor="events", channel=channel
+        )
+        return {"plan_id": change.plan_id, "notified_at": None, **fields}
+    return {
+        "plan_id": change.plan_id,
+        "actor": "northstar",
+        "channel": channel,
+        "summary": f"Milestone {change.status.value.replace('_', ' ')}: {change.title}",
+        "change": {"milestone": change.milestone_key, "status": change.status.value, "was": change.was.value},
+        "created_at": now,
+        "notified_at": None,
+    }
+
+
+def _sync_session(session: Session, changes: Sequence[MilestoneChange], *, revised: set[int]) -> None:
+    """Milestones the session holds take their new status as if loaded so (nothing to flush);
+    plans whose history is loaded reload it on next access (it has new revisions)."""
+    moved = {c.milestone_id: c for c in changes}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Milestone) and obj.id in moved:
+            change = moved[obj.id]
+            set_committed_value(obj, "status", change.status)
+            if change.status is MilestoneStatus.ACHIEVED:
+                set_committed_value(obj, "achieved_at", change.achieved_at)
+        elif isinstance(obj, SuccessPlan) and obj.id in revised and "revisions" not in inspect(obj).unloaded:
+            session.expire(obj, ["revisions"])
 
 
 def _holds(criteria: Any, facts: dict[str, Any]) -> bool:
@@ -311,6 +436,107 @@ def _threshold_holds(criteria: Any, facts: dict[str, Any]) -> bool | None:
 def _holds_when_missing(op: str, path: str, threshold: float) -> bool:
     """How the engine compares a missing (null) value with the threshold: asked once per shape."""
     return holds({op: [{"var": path}, threshold]}, {})
+
+
+def _facts(tallies: Tallies) -> dict[str, Any]:
+    """The facts criteria are written against: {"events": {"<name>": {"count": n}}}."""
+    return {"events": {name: {"count": count} for name, count in tallies.items()}}
+
+
+@dataclass(frozen=True, slots=True)
+class _Threshold:
+    """`{">=" | ">": [{"var": "events.<name>.count"}, n]}` with n a plain number."""
+
+    name: str
+    strict: bool
+    threshold: int | float
+    when_missing: bool  # what JSON Logic answers when the plan has no such event (a null count)
+
+    def holds(self, tallies: Tallies) -> bool:
+        count = tallies.get(self.name)
+        if count is None:
+            return self.when_missing
+        return count > self.threshold if self.strict else count >= self.threshold
+
+    def progress(self, tallies: Tallies) -> float | None:
+        count = tallies.get(self.name)
+        if count is None or self.threshold <= 0:
+            return None
+        return max(0.0, min(1.0, count / self.threshold))
+
+
+class Criteria:
+    """A milestone's criteria, compiled once per distinct document (`compile_criteria`).
+
+    The common shapes — a count threshold on one event name, or an `and` of them — are answered
+    from the plan's tallies directly; any other document is evaluated by the JSON Logic engine
+    over the facts (`_holds`, `criteria_progress`), as before. Either way the answer is the
+    engine's (tests/test_events_fastpath.py compares them). `names`: the event names the criteria
+    read, so a refresh counts only those (None: it may read any fact)."""
+
+    __slots__ = ("document", "names", "_parts")
+
+    def __init__(self, document: Any) -> None:
+        self.document = document
+        self._parts = _thresholds(document)
+        self.names = None if self._parts is None else frozenset(p.name for p in self._parts)
+
+    def holds(self, tallies: Tallies) -> bool:
+        if self._parts is None:
+            return _holds(self.document, _facts(tallies))
+        return all(part.holds(tallies) for part in self._parts)
+
+    def progress(self, tallies: Tallies) -> float | None:
+        """0..1 as `criteria_progress` reads it, or None when the criteria give no measure."""
+        if self._parts is None:
+            return criteria_progress(self.document, _facts(tallies))
+        lowest = 1.0
+        for part in self._parts:
+            found = part.progress(tallies)
+            if found is None:
+                return None
+            lowest = min(lowest, found)
+        return lowest
+
+
+@lru_cache(maxsize=4096)
+def compile_criteria(document: str | None) -> Criteria | None:
+    """The compiled criteria for a milestone's criteria as stored JSON text (None: no criteria,
+    as for any falsy document)."""
+    if document is None:
+        return None
+    parsed = json.loads(document)
+    return Criteria(parsed) if parsed else None
+
+
+def _thresholds(document: Any) -> tuple[_Threshold, ...] | None:
+    """The thresholds the document is the conjunction of, or None for any other shape."""
+    if not isinstance(document, dict) or len(document) != 1:
+        return None
+    op, args = next(iter(document.items()))
+    if op == "and":
+        if not isinstance(args, list) or not args:
+            return None
+        parts = [_threshold(arg) for arg in args]
+        return None if any(p is None for p in parts) else tuple(p for p in parts if p is not None)
+    single = _threshold(document)
+    return None if single is None else (single,)
+
+
+def _threshold(document: Any) -> _Threshold | None:
+    if not isinstance(document, dict) or len(document) != 1:
+        return None
+    op, args = next(iter(document.items()))
+    if op not in (">=", ">") or not isinstance(args, list) or len(args) != 2:
+        return None
+    left, threshold = args
+    if not isinstance(left, dict) or len(left) != 1 or not _plain_number(threshold):
+        return None
+    path = left.get("var")
+    parts = path.split(".") if isinstance(path, str) else []
+    if len(parts) != 3 or parts[0] != "events" or not parts[1] or parts[2] != "count":
+        return None
+    return _Threshold(parts[1], op == ">", threshold, _holds_when_missing(op, path, threshold))
 
 
 @dataclass(frozen=True)
