@@ -234,9 +234,8 @@ def publish_draft(
 
 
 def set_paused(session: Session, key: str, paused: bool) -> Campaign:
-    campaign = find_campaign(session, key)
-    if campaign is None:
-        raise NotFound(f"no campaign {key!r} (a campaign is paused once it is published)")
+    """Paused: the campaign's triggers enrol no one until it is resumed."""
+    campaign = require_campaign(session, key)
     campaign.paused = paused
     session.flush()
     return campaign
