@@ -1,5 +1,354 @@
-"""Segment reports: charts with their tables, filters, CSV download, digests."""
+"""Segment reports in the console: the six reports as cards, one report with its filters, charts
+(server-side SVG, web.charts) and the numbers as tables, CSV download, and long runs as RQ jobs
+with a progress bar. Every role can read reports; nothing here changes data."""
 
 from __future__ import annotations
 
-from web.admin import bp  # noqa: F401
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, jsonify, redirect, render_template, request, url_for
+from markupsafe import Markup
+from sqlalchemy import func, select
+from werkzeug.exceptions import NotFound as HTTPNotFound
+
+from engine.accounts import Account
+from engine.errors import NorthstarError, NotFound, ValidationFailed
+from engine.reports import (
+    REPORT_NAMES,
+    Chart,
+    Column,
+    Filters,
+    ReportResult,
+    available_reports,
+    filter_options,
+    parse_filters,
+    report_definition,
+    run_report,
+    to_csv,
+)
+from web.admin import bp
+from web.admin.auth import ANY_ROLE, role_required
+from web.charts import format_value, render_chart
+from web.context import db_session, now, settings
+
+# Above this many accounts a report runs as an RQ job on the `reports` queue (the page polls it)
+# rather than inside the web request; NORTHSTAR settings `extra["reports_inline_max_accounts"]`
+# overrides it (the tests set 0 to walk the job path).
+INLINE_MAX_ACCOUNTS = 200_000
+FILTER_KEYS = ("from", "to", "segment", "stage", "campaign", "group_by")
+FORM_ONLY_KEYS = ("trait", "trait_value", "job")
+FIELD_LABELS = {
+    "from": "From",
+    "to": "To",
+    "segment": "Segment",
+    "stage": "Lifecycle stage",
+    "campaign": "Campaign",
+    "group_by": "Group by",
+    "trait": "Trait",
+}
+HEADLINE_PCT_HINTS = ("rate", "share", "pct", "lift", "conversion", "attainment")
+
+
+@dataclass(frozen=True)
+class ChartView:
+    """One chart, its SVG and the same numbers as table rows (label, then one cell per series)."""
+
+    chart: Chart
+    svg: Markup
+    anchor: str
+    headers: list[str]
+    rows: list[tuple[str, list[str]]]
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    title: str
+    description: str
+    headline: list[tuple[str, str]]
+    problem: str | None = None
+
+
+# -- the index ------------------------------------------------------------------------------------
+
+
+@bp.get("/reports")
+@role_required(*ANY_ROLE)
+def reports() -> Any:
+    session = db_session()
+    today = now().date()
+    defaults = parse_filters({}, today=today)
+    available = {d.name: d for d in available_reports()}
+    cards = []
+    for name in REPORT_NAMES:
+        definition = available.get(name)
+        if definition is None:
+            cards.append(Card(name, _title(name), "", [], "Not available: its package is not wired in."))
+            continue
+        try:
+            result = run_report(session, name, defaults)
+        except NorthstarError as exc:
+            cards.append(Card(name, definition.title, definition.description, [], exc.detail))
+            continue
+        cards.append(Card(name, result.title, result.description, headline_items(result)))
+    return render_template(
+        "admin/reports.html", section="reports", cards=cards, filters=defaults, today=today
+    )
+
+
+def _title(name: str) -> str:
+    return name.replace("-", " ").capitalize()
+
+
+# -- one report -----------------------------------------------------------------------------------
+
+
+@bp.get("/reports/<name>")
+@role_required(*ANY_ROLE)
+def report(name: str) -> Any:
+    definition = _definition(name)
+    session = db_session()
+    params, typed, errors = report_params(request.args)
+    options = filter_options(session)
+    filters: Filters | None = None
+    result: ReportResult | None = None
+    job: dict[str, Any] | None = None
+    job_id = request.args.get("job", "").strip()
+    try:
+        filters = parse_filters(params, today=now().date())
+        if errors:
+            pass  # the trait pair is incomplete: show the form, run nothing
+        elif job_id:
+            job = _job_status(job_id)
+            if job is None:
+                errors["job"] = "That report run has expired or never existed; run the report again."
+            elif job.get("state") == "finished" and isinstance(job.get("result"), ReportResult):
+                result = job["result"]
+        elif _too_big_for_a_request():
+            from engine.reports.jobs import start_report_job
+
+            started = start_report_job(name, filters)
+            return redirect(report_url("admin.report", name, {**filters.as_params(), "job": started}), 303)
+        else:
+            result = run_report(session, name, filters)
+    except ValidationFailed as exc:
+        errors.update(_field_messages(exc.errors))
+    status = 400 if errors else 200
+    return (
+        render_template(
+            "admin/report.html",
+            section="reports",
+            definition=definition,
+            result=result,
+            filters=filters,
+            typed=typed,
+            errors=errors,
+            options=options,
+            field_labels=FIELD_LABELS,
+            charts=chart_views(result) if result else [],
+            headline=headline_items(result) if result else [],
+            table=table_rows(result) if result else [],
+            csv_url=report_url("admin.report_csv", name, filters.as_params()) if filters else None,
+            job=job,
+            job_id=job_id,
+            status_url=url_for("admin.report_job", name=name, job_id=job_id) if job_id else None,
+        ),
+        status,
+    )
+
+
+@bp.get("/reports/<name>.csv")
+@role_required(*ANY_ROLE)
+def report_csv(name: str) -> Any:
+    _definition(name)
+    params, _typed, errors = report_params(request.args)
+    try:
+        filters = parse_filters(params, today=now().date())
+        if errors:
+            raise ValidationFailed(errors)
+        result = run_report(db_session(), name, filters)
+    except ValidationFailed:
+        # A hand-edited CSV link: show the form with the messages rather than a bare error.
+        return redirect(report_url("admin.report", name, request.args), 303)
+    filename = f"{name}_{filters.start.isoformat()}_{filters.end.isoformat()}.csv"
+    return Response(
+        to_csv(result),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/reports/<name>/jobs/<job_id>")
+@role_required(*ANY_ROLE)
+def report_job(name: str, job_id: str) -> Any:
+    """What the progress bar polls: the job's state and progress (never the result itself)."""
+    _definition(name)
+    job = _job_status(job_id)
+    if job is None:
+        return jsonify(state="missing", progress=0.0), 404
+    return jsonify(state=str(job.get("state", "queued")), progress=float(job.get("progress") or 0.0))
+
+
+def report_url(endpoint: str, name: str, params: Mapping[str, str]) -> str:
+    query = urlencode([(key, value) for key, value in params.items() if value])
+    return url_for(endpoint, name=name) + (f"?{query}" if query else "")
+
+
+def _definition(name: str) -> Any:
+    if name not in REPORT_NAMES:
+        raise HTTPNotFound(f"There is no report called {name[:60]!r}. Pick one from the reports page.")
+    try:
+        return report_definition(name)
+    except NotFound as exc:
+        raise HTTPNotFound(exc.detail) from exc
+
+
+def _job_status(job_id: str) -> dict[str, Any] | None:
+    if not job_id or len(job_id) > 100 or not job_id.replace("-", "").isalnum():
+        return None
+    from engine.reports.jobs import report_job_status
+
+    try:
+        status = report_job_status(job_id)
+    except NotFound:
+        return None
+    return dict(status) if status is not None else None
+
+
+def _too_big_for_a_request() -> bool:
+    limit = settings().extra.get("reports_inline_max_accounts", INLINE_MAX_ACCOUNTS)
+    if limit is None:
+        return False
+    # The highest account id (one index lookup) rather than count(*), which scans 1M rows: ids are
+    # dense in practice, so it is a cheap upper bound on the number of accounts.
+    highest = db_session().scalar(select(func.max(Account.id)))
+    return int(highest or 0) > int(limit)
+
+
+def report_params(args: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The form's fields as parse_filters reads them (the trait pair becomes `trait.<name>`), what
+    was typed (to show the form back as it was sent), and what is wrong with the trait pair."""
+    params = {key: args[key] for key in FILTER_KEYS if args.get(key, "").strip()}
+    typed = {key: args.get(key, "") for key in FILTER_KEYS}
+    errors: dict[str, str] = {}
+    name, value = args.get("trait", "").strip(), args.get("trait_value", "").strip()
+    for key in args:
+        if key.startswith("trait.") and not name:  # links (CSV, cards) carry trait.<name>=value
+            name, value = key.removeprefix("trait."), args[key].strip()
+    typed.update(trait=name, trait_value=value)
+    if name and not value:
+        errors["trait"] = f"Enter the value the trait {name[:80]!r} must have, or choose no trait."
+    elif value and not name:
+        errors["trait"] = "Choose which trait the value is for."
+    elif name:
+        params[f"trait.{name}"] = value
+    for key in args:
+        if (
+            key not in FILTER_KEYS
+            and key not in ("trait", "trait_value", "job")
+            and not key.startswith("trait.")
+        ):
+            params[key] = args[key]  # parse_filters names unknown parameters
+    return params, typed, errors
+
+
+def _field_messages(errors: Mapping[str, Any]) -> dict[str, str]:
+    """parse_filters' and run_report's errors keyed by the form field they belong to."""
+    messages: dict[str, str] = {}
+    for key, message in errors.items():
+        text = str(message[0] if isinstance(message, list) and message else message)
+        if key.startswith("trait."):
+            messages.setdefault("trait", f"{key.removeprefix('trait.')}: {text}")
+        elif key in FIELD_LABELS:
+            messages.setdefault(key, text)
+        else:
+            messages.setdefault("form", f"{key[:60]}: {text}")
+    return messages
+
+
+# -- what the templates show -----------------------------------------------------------------------
+
+
+def format_cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "int" and isinstance(value, int | float):
+        return f"{int(value):,}"
+    if kind == "pct" and isinstance(value, int | float):
+        return format_value(float(value), "pct", precise=True)
+    if kind == "days" and isinstance(value, int | float):
+        return format_value(float(value), "days", precise=True)
+    if kind == "number" and isinstance(value, int | float):
+        return format_value(float(value), "", precise=True)
+    return str(value)
+
+
+def is_numeric(column: Column) -> bool:
+    return column.kind in ("int", "pct", "days", "number")
+
+
+def table_rows(result: ReportResult) -> list[list[str]]:
+    return [[format_cell(row.get(c.key), c.kind) for c in result.columns] for row in result.rows]
+
+
+def headline_items(result: ReportResult) -> list[tuple[str, str]]:
+    """The headline numbers labelled and formatted, the column's kind deciding when one matches."""
+    kinds = {c.key: c.kind for c in result.columns}
+    labels = {c.key: c.label for c in result.columns}
+    items = []
+    for key, value in result.headline.items():
+        kind = kinds.get(key) or _guess_kind(key, value)
+        items.append((labels.get(key) or key.replace("_", " ").capitalize(), format_cell(value, kind)))
+    return items
+
+
+def _guess_kind(key: str, value: float | int | None) -> str:
+    if isinstance(value, float) and any(hint in key for hint in HEADLINE_PCT_HINTS):
+        return "pct"
+    if "days" in key:
+        return "days"
+    if isinstance(value, int):
+        return "int"
+    return "number"
+
+
+def chart_views(result: ReportResult) -> list[ChartView]:
+    views = []
+    for index, chart in enumerate(result.charts):
+        anchor = f"chart-{index + 1}"
+        interval = chart.kind == "interval"
+        headers = []
+        for series in chart.series:
+            name = series.name or "Value"
+            headers.append(name)
+            if interval:
+                headers.extend([f"{name}: low", f"{name}: high"])
+        rows = []
+        for i, label in enumerate(chart.labels):
+            cells = []
+            for series in chart.series:
+                cells.append(_chart_cell(series.values, i, chart.unit))
+                if interval:
+                    cells.append(_chart_cell(series.low, i, chart.unit))
+                    cells.append(_chart_cell(series.high, i, chart.unit))
+            rows.append((label, cells))
+        views.append(ChartView(chart, render_chart(chart, chart_id=anchor), anchor, headers, rows))
+    return views
+
+
+def _chart_cell(values: list[float | None] | None, index: int, unit: str) -> str:
+    if values is None or index >= len(values):
+        return "–"
+    value = values[index]
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return format_value(value, unit, precise=True)
+
+
+def generated_label(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M UTC")
