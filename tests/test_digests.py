@@ -1,0 +1,139 @@
+"""Weekly digests on the real services: ledger rows per (week, segment, recipient) written by the
+scheduler's hourly hook, RQ jobs on the `reports` queue, SendGrid (the local sink), sent once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from campaigns.digests import (
+    DigestSend,
+    DigestStatus,
+    digest_recipients,
+    schedule_weekly_digests,
+    send_digest,
+    set_digest_preference,
+    week_due,
+)
+from campaigns.mail import TransientSendError, backend_for
+from campaigns.sink import SendGridSink
+from campaigns.ticker import refresh_all_plans
+from engine.config import Settings
+from engine.db import Database, utcnow
+from engine.users import Role, create_user
+from tests.test_admin_plans import make_plan
+
+OPS = "cs-ops@northstar.example"
+MONDAY_9 = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.with_overrides(ops_email=OPS)
+
+
+@pytest.fixture
+def accounts(database: Database, recruiting: dict[str, int]) -> None:
+    make_plan(database, "acme")  # starter
+    make_plan(database, "globex", segment="enterprise", stage="adoption")
+
+
+def subscribe(database: Database, email: str, segments: list[str] | None) -> None:
+    with database.transaction() as session:
+        user = create_user(session, email, "a long enough password", role=Role.VIEWER)
+        set_digest_preference(session, user.id, segments)
+
+
+def ledger(database: Database) -> list[tuple[str, str, DigestStatus]]:
+    with database.session() as session:
+        rows = session.scalars(select(DigestSend).order_by(DigestSend.recipient, DigestSend.segment))
+        return [(r.recipient, r.segment, r.status) for r in rows]
+
+
+def test_the_digest_for_last_week_is_due_from_monday_seven_utc() -> None:
+    assert week_due(dt.datetime(2026, 11, 30, 6, 59, tzinfo=dt.UTC)) is None
+    assert week_due(dt.datetime(2026, 11, 30, 7, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 23)
+    # A scheduler that was down on Monday catches up later in the week.
+    assert week_due(dt.datetime(2026, 12, 3, 15, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 23)
+
+
+def test_one_email_per_segment_and_recipient_sent_once(
+    database: Database,
+    accounts: None,
+    sink: SendGridSink,
+    run_worker: Callable[[], bool],
+) -> None:
+    subscribe(database, "lena@northstar.example", ["starter"])
+    with database.transaction() as session:
+        assert schedule_weekly_digests(session, database.settings, now=MONDAY_9) == 3
+    with database.transaction() as session:  # the next hourly hook: already written, nothing added
+        assert schedule_weekly_digests(session, database.settings, now=MONDAY_9 + dt.timedelta(hours=1)) == 0
+    assert ledger(database) == [
+        (OPS, "enterprise", DigestStatus.QUEUED),
+        (OPS, "starter", DigestStatus.QUEUED),
+        ("lena@northstar.example", "starter", DigestStatus.QUEUED),
+    ]
+
+    run_worker()
+
+    messages = sorted(sink.messages(), key=lambda m: (m.to, m.subject or ""))
+    assert [(m.to, m.subject) for m in messages] == [
+        (OPS, "Weekly digest · enterprise · Nov 23 – Nov 29, 2026"),
+        (OPS, "Weekly digest · starter · Nov 23 – Nov 29, 2026"),
+        ("lena@northstar.example", "Weekly digest · starter · Nov 23 – Nov 29, 2026"),
+    ]
+    starter = messages[1]
+    if path := os.environ.get("NORTHSTAR_SAVE_DIGEST"):  # to look at it in a browser
+        Path(path).write_text(starter.html or "", encoding="utf-8")
+    assert starter.categories == ["digest"]
+    assert starter.custom_args == {"message_id": "0"}  # never matches a campaign message's events
+    assert starter.html and "This week" in starter.html and "Week before" in starter.html
+    assert (
+        "/admin/reports/plan-adoption?from=2026-11-23&amp;to=2026-11-29&amp;segment=starter" in starter.html
+    )
+    assert starter.text and "Open the report: http://northstar.test/admin/reports/" in starter.text
+    assert "NORTHSTAR_OPS_EMAIL" in starter.text
+    assert "asked for the weekly digest" in (messages[2].text or "")
+    assert {status for _to, _segment, status in ledger(database)} == {DigestStatus.SENT}
+
+    # A duplicated job finds its row already sent and sends nothing.
+    with database.session() as session:
+        first = session.scalars(select(DigestSend.id)).first()
+    assert first is not None
+    assert send_digest(database, backend_for(database.settings), first, now=MONDAY_9) is False
+    assert sink.message_count == 3
+
+
+def test_a_provider_hiccup_leaves_the_row_queued_for_the_retry(
+    database: Database, accounts: None, sink: SendGridSink
+) -> None:
+    with database.transaction() as session:
+        schedule_weekly_digests(session, database.settings, now=MONDAY_9)
+    with database.session() as session:
+        digest_id = session.scalars(select(DigestSend.id).where(DigestSend.segment == "starter")).one()
+    sink.fail_next(503)
+    with pytest.raises(TransientSendError):
+        send_digest(database, backend_for(database.settings), digest_id, now=MONDAY_9)
+    assert (OPS, "starter", DigestStatus.QUEUED) in ledger(database)
+    assert send_digest(database, backend_for(database.settings), digest_id, now=MONDAY_9) is True
+    assert (OPS, "starter", DigestStatus.SENT) in ledger(database)
+    assert sink.message_count == 1
+
+
+def test_nobody_to_tell_means_nothing_is_written(database: Database, accounts: None) -> None:
+    settings = database.settings.with_overrides(ops_email=None)
+    with database.transaction() as session:
+        assert digest_recipients(session, settings) == []
+        assert schedule_weekly_digests(session, settings, now=MONDAY_9) == 0
+    assert ledger(database) == []
+
+
+def test_the_schedulers_hourly_hook_writes_the_due_digests(database: Database, accounts: None) -> None:
+    refresh_all_plans(database)
+    expected = 0 if week_due(utcnow()) is None else 2
+    assert len(ledger(database)) == expected
