@@ -56,7 +56,7 @@ def render_markdown(source: str) -> str:
     return nh3.clean(
         _markdown.render(source),
         tags=set(ALLOWED_TAGS),
-        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        attributes={"*": set(), **{tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}},
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer",
     )

@@ -53,8 +53,9 @@ class Recommender:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.items = list(session.scalars(select(ContentItem).order_by(ContentItem.id)))
-        self.objective_outcomes = dict(session.execute(select(Objective.key, Objective.outcome_key)).tuples())
-        self.objective_titles = dict(session.execute(select(Objective.key, Objective.title)).tuples())
+        rows = session.execute(select(Objective.key, Objective.outcome_key, Objective.title)).all()
+        self.objective_outcomes: dict[str, str] = {key: outcome for key, outcome, _ in rows}
+        self.objective_titles: dict[str, str] = {key: title for key, _, title in rows}
 
     def seen_by(self, contact_id: int) -> set[int]:
         sent = select(ContentSend.content_item_id).where(ContentSend.contact_id == contact_id)
