@@ -46,7 +46,7 @@ def plan_event_tallies(
     )
     if names is not None:
         query = query.where(_name_in(session, sorted(names)))
-    for plan_id, name, count in session.execute(query):
+    for plan_id, name, count in session.connection().execute(query):
         found[plan_id][name] = int(count)
     return found
 

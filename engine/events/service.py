@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, Text, bindparam, column, func, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account, Contact
@@ -18,6 +20,7 @@ from engine.plans.milestones import evaluate_milestones
 
 MAX_BATCH = 1000
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+_TIMES = ("occurred_at", "received_at")  # the row's timestamps, sent as ISO 8601 with their offset
 
 
 @dataclass(frozen=True)
@@ -95,20 +98,24 @@ def _representable_in_utc(moment: dt.datetime) -> bool:
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
     """INSERT … ON CONFLICT DO NOTHING; returns {account_id: events actually inserted}.
 
-    On PostgreSQL the batch goes as one array per column (`INSERT … SELECT unnest(…), …`): one
-    small statement with 7 parameters instead of 7 per row, about half the time of a
-    multi-row VALUES for 1,000 events. SQLite (the demo) takes the rows as an executemany."""
+    On PostgreSQL the batch goes as one JSON document unpacked by the server
+    (`INSERT … SELECT … FROM jsonb_to_recordset(:batch) AS r(<column> <type>, …)`): one
+    parameter, encoded by `json.dumps` in one call, instead of an array per column whose every
+    element the driver adapts in Python (a third of the time of a batch of 1,000, in CPU).
+    SQLite (the demo) takes the rows as an executemany."""
     if not rows:
         return {}
     table = cast(Table, Event.__table__)
     key = [table.c.idempotency_key]
     if session.get_bind().dialect.name == "postgresql":
         names = list(rows[0])
-        columns = [
-            func.unnest(bindparam(name, [row[name] for row in rows], type_=ARRAY(table.c[name].type)))
-            for name in names
-        ]
-        insert = postgresql.insert(table).from_select(names, select(*columns))
+        document = json.dumps([{**row, **{n: row[n].isoformat() for n in _TIMES}} for row in rows])
+        batch = (
+            func.jsonb_to_recordset(sql_cast(bindparam("batch", document, type_=Text), JSONB))
+            .table_valued(*[column(name, table.c[name].type) for name in names])
+            .render_derived(with_types=True)
+        )
+        insert = postgresql.insert(table).from_select(names, select(*[batch.c[name] for name in names]))
         stmt = insert.on_conflict_do_nothing(index_elements=key).returning(table.c.account_id)
         parameters: list[dict[str, Any]] | None = None
     else:
