@@ -18,6 +18,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from engine import audit
 from engine.errors import NorthstarError
 from engine.users import MAX_FAILED_LOGINS, Role, User, authenticate
 from web.admin import bp
@@ -26,11 +27,15 @@ from web.ratelimit import limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
 EDITORS = (Role.ADMIN, Role.EDITOR)
+ADMINS = (Role.ADMIN,)
 ANY_ROLE = tuple(Role)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_ENDPOINTS = frozenset({"admin.login"})
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.invite_accept"})
+# Pages about people, settings and privacy: their 403 says the admin role is needed.
+ADMIN_PATHS = ("/admin/people", "/admin/settings", "/admin/audit")
+ADMIN_SUFFIXES = ("/privacy", "/privacy/export", "/privacy/erase")
 MAX_CREDENTIAL = 1024  # longer emails or passwords are never right; do not spend Argon2 time on them
 BAD_CREDENTIALS = "That email and password do not match an account."
 
@@ -49,7 +54,7 @@ class ConsoleUser(UserMixin):  # type: ignore[misc]
         self.email = user.email
         self.name = user.name
         self.role = Role(user.role)
-        self.stamp = password_stamp(user.password_hash)
+        self.stamp = password_stamp(user.password_hash, user.session_epoch)
 
     def get_id(self) -> str:
         # The stamp signs the session out everywhere when the password changes.
@@ -60,8 +65,10 @@ class ConsoleUser(UserMixin):  # type: ignore[misc]
         return self.role in EDITORS
 
 
-def password_stamp(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def password_stamp(password_hash: str, epoch: int = 0) -> str:
+    """Changes with the password and with every deactivation (sessions signed before then end)."""
+    seed = password_hash if epoch == 0 else f"{password_hash}:{epoch}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
 def init_app(app: Flask) -> None:
@@ -80,7 +87,9 @@ def _load_user(user_id: str) -> ConsoleUser | None:
     if not number.isdigit() or len(number) > 18:
         return None
     user = db_session().get(User, int(number))
-    if user is None or not hmac.compare_digest(password_stamp(user.password_hash), stamp):
+    if user is None or not hmac.compare_digest(password_stamp(user.password_hash, user.session_epoch), stamp):
+        return None
+    if user.deactivated_at is not None:  # deactivated: every open session ends on its next request
         return None
     return ConsoleUser(user)
 
@@ -112,7 +121,15 @@ def _protect() -> BaseResponse | None:
             raise CsrfFailed()
     if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
         return cast(BaseResponse, login_manager.unauthorized())
+    if current_user.is_authenticated:
+        # What this request changes in audited models is logged as this user's (engine.audit).
+        audit.set_actor(audit.Actor(str(current_user.email), "console"))
     return None
+
+
+@bp.teardown_request
+def _forget_actor(_exc: BaseException | None) -> None:
+    audit.set_actor(None)
 
 
 @bp.after_request
@@ -226,6 +243,13 @@ def _http_error(exc: HTTPException) -> Any:
     elif status == 403:
         title = "You can look, but not change"
         role = getattr(current_user, "role", "viewer")
+        if request.path.startswith(ADMIN_PATHS) or request.path.endswith(ADMIN_SUFFIXES):
+            title = "Only admins can do this"
+            detail = (
+                f"Your role ({role}) cannot manage people, settings, the audit log or privacy "
+                "requests. Ask an admin if you need this done."
+            )
+            return render_template("admin/error.html", status=403, title=title, detail=detail), 403
         if request.path.startswith("/admin/rules"):
             what = "rules and account tests"
         elif request.path.startswith("/admin/plans"):
