@@ -4,17 +4,23 @@ charts and tables, field-level messages for bad filters (never a 500), CSV, view
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from campaigns.digests import DigestPreference
 from engine.db import Database
 from engine.reports import REPORT_NAMES
 from engine.users import Role
 from tests.test_admin_plans import make_plan
-from tests.test_admin_surveys import make_user, sign_in, text_of
+from tests.test_admin_surveys import csrf_of, make_user, sign_in, text_of
+from web.admin import reports as admin_reports
 
 VIEWER = "vera@northstar.example"
+EDITOR = "erin@northstar.example"
 
 
 @pytest.fixture
@@ -90,6 +96,65 @@ def test_unknown_reports_parameters_and_csv_links_are_refused_cleanly(viewer: Fl
     response = viewer.get("/admin/reports/outcomes.csv?from=2026-05-01&to=2026-04-01")
     assert response.status_code == 303  # a hand-edited CSV link leads back to the form and its messages
     assert response.headers["Location"].startswith("/admin/reports/outcomes?")
+
+
+def test_a_large_report_runs_as_a_job_with_a_progress_bar(
+    viewer: FlaskClient, run_worker: Callable[[], bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_reports, "INLINE_MAX_ACCOUNTS", 0)  # every data set counts as large
+    started = viewer.get("/admin/reports/milestones?segment=starter")
+    assert started.status_code == 303
+    location = started.headers["Location"]
+    assert "segment=starter" in location and "job=" in location
+    waiting = text_of(viewer.get(location))
+    assert "data-report-job" in waiting and "<progress" in waiting
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in waiting  # no-JS fallback
+    status_url = re.search(r'data-status-url="([^"]+)"', waiting)
+    assert status_url
+    assert viewer.get(status_url.group(1)).get_json() == {"state": "queued", "progress": 0.0}
+
+    run_worker()
+
+    assert viewer.get(status_url.group(1)).get_json() == {"state": "finished", "progress": 1.0}
+    done = text_of(viewer.get(location))
+    assert "data-report-job" not in done and 'class="ns-chart' in done
+    csv_link = re.search(r'href="(/admin/reports/milestones\.csv\?[^"]+)"', done)
+    assert csv_link and "job=" in csv_link.group(1)
+    csv = viewer.get(csv_link.group(1).replace("&amp;", "&"))
+    assert csv.status_code == 200 and csv.mimetype == "text/csv"
+    expired = viewer.get("/admin/reports/milestones?job=nonesuch")
+    assert expired.status_code == 400
+    assert "That report run has expired" in text_of(expired)
+
+
+def test_editors_turn_their_weekly_digest_on_and_off_viewers_cannot(
+    viewer: FlaskClient, app: Flask, database: Database
+) -> None:
+    index = text_of(viewer.get("/admin/reports"))
+    assert 'id="digest"' in index and "needs the editor or admin role" in index
+    assert viewer.post("/admin/reports/digest", data={"csrf_token": csrf_of(index)}).status_code == 403
+
+    editor = app.test_client()
+    make_user(database, EDITOR, Role.EDITOR)
+    assert sign_in(editor, EDITOR).status_code == 303
+    index = text_of(editor.get("/admin/reports"))
+    assert '<input type="checkbox" name="segment" value="starter">' in index
+    assert editor.post("/admin/reports/digest", data={"segment": "starter"}).status_code == 400  # no CSRF
+    token = csrf_of(index)
+    done = editor.post("/admin/reports/digest", data={"csrf_token": token, "segment": "starter"})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/admin/reports#digest")
+    page = text_of(editor.get("/admin/reports"))
+    assert "You will get the weekly digest every Monday for starter." in page
+    assert '<input type="checkbox" name="segment" value="starter" checked>' in page
+    refused = editor.post("/admin/reports/digest", data={"csrf_token": token, "segment": "nonesuch"})
+    assert refused.status_code == 303
+    assert "There is no segment &#39;nonesuch&#39; any more" in text_of(editor.get("/admin/reports"))
+    with database.session() as session:
+        assert [p.segments for p in session.scalars(select(DigestPreference))] == [["starter"]]
+    editor.post("/admin/reports/digest", data={"csrf_token": token, "action": "stop"})
+    assert "You will not get the weekly digest any more." in text_of(editor.get("/admin/reports"))
+    with database.session() as session:
+        assert session.scalars(select(DigestPreference)).all() == []
 
 
 def test_reports_need_a_signed_in_user(client: FlaskClient) -> None:

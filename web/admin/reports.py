@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, jsonify, redirect, render_template, request, url_for
+from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
+from campaigns.digests import digest_preference, set_digest_preference
 from engine.accounts import Account
 from engine.errors import NorthstarError, NotFound, ValidationFailed
 from engine.reports import (
@@ -24,6 +26,7 @@ from engine.reports import (
     Column,
     Filters,
     ReportResult,
+    Series,
     available_reports,
     filter_options,
     parse_filters,
@@ -32,9 +35,9 @@ from engine.reports import (
     to_csv,
 )
 from web.admin import bp
-from web.admin.auth import ANY_ROLE, role_required
+from web.admin.auth import ANY_ROLE, EDITORS, role_required
 from web.charts import format_value, render_chart
-from web.context import db_session, now, settings
+from web.context import db_session, now, settings, unit_of_work
 
 # Above this many accounts a report runs as an RQ job on the `reports` queue (the page polls it)
 # rather than inside the web request; NORTHSTAR settings `extra["reports_inline_max_accounts"]`
@@ -96,9 +99,39 @@ def reports() -> Any:
             cards.append(Card(name, definition.title, definition.description, [], exc.detail))
             continue
         cards.append(Card(name, result.title, result.description, headline_items(result)))
+    preference = digest_preference(session, current_user.user_id)
     return render_template(
-        "admin/reports.html", section="reports", cards=cards, filters=defaults, today=today
+        "admin/reports.html",
+        section="reports",
+        cards=cards,
+        filters=defaults,
+        today=today,
+        digest=preference,
+        digest_segments=set(preference.segments) if preference else set(),
+        segments=filter_options(session)["segments"],
+        ops_email=settings().ops_email,
     )
+
+
+@bp.post("/reports/digest")
+@role_required(*EDITORS)
+def report_digest() -> Any:
+    """Turn the signed-in user's weekly digest on (every segment, or the ones ticked) or off."""
+    wanted = request.form.getlist("segment")
+    stop = request.form.get("action") == "stop"
+    with unit_of_work() as session:
+        known = set(filter_options(session)["segments"])
+        unknown = [s for s in wanted if s not in known]
+        if unknown and not stop:
+            flash(f"There is no segment {unknown[0][:80]!r} any more; nothing was changed.", "error")
+            return redirect(url_for("admin.reports", _anchor="digest"), 303)
+        set_digest_preference(session, current_user.user_id, None if stop else wanted)
+    if stop:
+        flash("You will not get the weekly digest any more.", "ok")
+    else:
+        which = ", ".join(sorted(wanted)) if wanted else "every segment"
+        flash(f"You will get the weekly digest every Monday for {which}.", "ok")
+    return redirect(url_for("admin.reports", _anchor="digest"), 303)
 
 
 def _title(name: str) -> str:
@@ -127,8 +160,8 @@ def report(name: str) -> Any:
             job = _job_status(job_id)
             if job is None:
                 errors["job"] = "That report run has expired or never existed; run the report again."
-            elif job.get("state") == "finished" and isinstance(job.get("result"), ReportResult):
-                result = job["result"]
+            elif job.get("state") == "finished" and isinstance(job.get("result"), dict):
+                result = result_from_job(job["result"], filters)
         elif _too_big_for_a_request():
             from engine.reports.jobs import start_report_job
 
@@ -153,7 +186,9 @@ def report(name: str) -> Any:
             charts=chart_views(result) if result else [],
             headline=headline_items(result) if result else [],
             table=table_rows(result) if result else [],
-            csv_url=report_url("admin.report_csv", name, filters.as_params()) if filters else None,
+            csv_url=report_url("admin.report_csv", name, {**filters.as_params(), "job": job_id})
+            if filters
+            else None,
             job=job,
             job_id=job_id,
             status_url=url_for("admin.report_job", name=name, job_id=job_id) if job_id else None,
@@ -171,7 +206,11 @@ def report_csv(name: str) -> Any:
         filters = parse_filters(params, today=now().date())
         if errors:
             raise ValidationFailed(errors)
-        result = run_report(db_session(), name, filters)
+        job = _job_status(request.args.get("job", "").strip())
+        if job is not None and job.get("state") == "finished" and isinstance(job.get("result"), dict):
+            result = result_from_job(job["result"], filters)  # what the page showed, not a second run
+        else:
+            result = run_report(db_session(), name, filters)
     except ValidationFailed:
         # A hand-edited CSV link: show the form with the messages rather than a bare error.
         return redirect(report_url("admin.report", name, request.args), 303)
@@ -214,10 +253,35 @@ def _job_status(job_id: str) -> dict[str, Any] | None:
     from engine.reports.jobs import report_job_status
 
     try:
-        status = report_job_status(job_id)
+        return dict(report_job_status(job_id))
     except NotFound:
         return None
-    return dict(status) if status is not None else None
+
+
+def result_from_job(data: Mapping[str, Any], filters: Filters) -> ReportResult:
+    """A job's result (engine.reports.report_to_dict's JSON shape) as the ReportResult it was."""
+    generated = data.get("generated_at")
+    return ReportResult(
+        name=str(data["name"]),
+        title=str(data["title"]),
+        description=str(data.get("description", "")),
+        filters=filters,
+        columns=[Column(c["key"], c["label"], c["kind"]) for c in data.get("columns", [])],
+        rows=list(data.get("rows", [])),
+        charts=[
+            Chart(
+                c["kind"],
+                c["title"],
+                list(c["labels"]),
+                [Series(s["name"], s["values"], s.get("low"), s.get("high")) for s in c["series"]],
+                c.get("unit", ""),
+            )
+            for c in data.get("charts", [])
+        ],
+        headline=dict(data.get("headline", {})),
+        notes=list(data.get("notes", [])),
+        generated_at=dt.datetime.fromisoformat(generated) if isinstance(generated, str) else now(),
+    )
 
 
 def _too_big_for_a_request() -> bool:
