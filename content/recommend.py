@@ -8,6 +8,7 @@ match nothing. Ties go to the shorter item, then the key, so the same inputs giv
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -63,12 +64,20 @@ class Recommender:
         return set(self.session.scalars(sent.union(clicked)))
 
     def recommend(
-        self, plan: SuccessPlan | None, contact: Contact, k: int = 3, *, for_next_milestone: bool = False
+        self,
+        plan: SuccessPlan | None,
+        contact: Contact,
+        k: int = 3,
+        *,
+        for_next_milestone: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Recommendation]:
-        """The top `k` items for `contact` (in their locale, else the default one). With
-        `for_next_milestone`, only items tagged with the plan's next milestone, if any are left."""
+        """The top `k` items for `contact` (in their locale, else the default one), leaving out the
+        keys in `exclude` (e.g. the items the same email already lists). With `for_next_milestone`,
+        only items tagged with the plan's next milestone, if any are left."""
         seen = self.seen_by(contact.id)
-        seen_keys = {i.key for i in self.items if i.id in seen}  # a translation of a sent item is sent too
+        # a translation of a sent item counts as sent too
+        seen_keys = {i.key for i in self.items if i.id in seen} | set(exclude)
         candidates = best_locale((i for i in self.items if i.key not in seen_keys), contact.locale).values()
         milestone = next_milestone(plan)
         objectives = [kr.objective_key for kr in plan.key_results] if plan else []
@@ -113,6 +122,9 @@ def recommend(
     k: int = 3,
     *,
     for_next_milestone: bool = False,
+    exclude: Collection[str] = (),
 ) -> list[Recommendation]:
     """The top `k` library items for `contact` and their `plan`, each with why (see the module doc)."""
-    return Recommender(session).recommend(plan, contact, k, for_next_milestone=for_next_milestone)
+    return Recommender(session).recommend(
+        plan, contact, k, for_next_milestone=for_next_milestone, exclude=exclude
+    )

@@ -34,7 +34,12 @@ def library(db: Session) -> Session:
 
 
 def item(**overrides: object) -> dict[str, object]:
-    data: dict[str, object] = {"key": "guide", "kind": "article", "title": "A guide", "url": "https://help.example/g"}
+    data: dict[str, object] = {
+        "key": "guide",
+        "kind": "article",
+        "title": "A guide",
+        "url": "https://help.example/g",
+    }
     data.update(overrides)
     return ContentItemSchema().load(data)  # type: ignore[no-any-return]
 
@@ -56,14 +61,19 @@ def test_unsafe_markdown_is_refused_naming_the_line(body: str, expected: str) ->
 
 
 def test_markdown_bodies_are_rendered_and_sanitized(library: Session) -> None:
-    row = save_item(library, item(url=None, body="# Steps\n\n1. **Post** a [job](https://x.example)\n\n<b title=x>ok</b>"))
+    row = save_item(
+        library, item(url=None, body="# Steps\n\n1. **Post** a [job](https://x.example)\n\n<b title=x>ok</b>")
+    )
     assert "<h1>Steps</h1>" in row.body_html and "<strong>Post</strong>" in row.body_html
     assert 'rel="noopener noreferrer"' in row.body_html and "title" not in row.body_html
 
 
 def test_unknown_tags_are_refused_with_the_group_named(library: Session) -> None:
     with pytest.raises(ValidationFailed) as failed:
-        save_item(library, item(tags={"milestones": ["first_job_posted", "moon_landing"], "outcomes": ["world_peace"]}))
+        save_item(
+            library,
+            item(tags={"milestones": ["first_job_posted", "moon_landing"], "outcomes": ["world_peace"]}),
+        )
     assert failed.value.errors == {
         "tags.milestones": "unknown milestone 'moon_landing'",
         "tags.outcomes": "unknown outcome 'world_peace'",
@@ -89,7 +99,10 @@ def test_csv_dry_run_reports_what_would_change_and_writes_nothing(library: Sessi
     before = library.scalar(select(func.count()).select_from(ContentItem))
     report, _ = plan_import(library, text)
     assert report.ok, report.errors
-    assert [(r.line, r.key, r.action) for r in report.rows] == [(2, "first-90-days", "update"), (3, "new-guide", "create")]
+    assert [(r.line, r.key, r.action) for r in report.rows] == [
+        (2, "first-90-days", "update"),
+        (3, "new-guide", "create"),
+    ]
     assert "summary" in report.rows[0].changed and "tags" in report.rows[0].changed
     assert report.summary() == "1 would be created, 1 would be updated, 0 unchanged"
     assert library.scalar(select(func.count()).select_from(ContentItem)) == before
@@ -98,7 +111,9 @@ def test_csv_dry_run_reports_what_would_change_and_writes_nothing(library: Sessi
     assert "<h1>Title</h1>" in find_item(library, "new-guide", "de").body_html
 
 
-def test_broken_csv_rows_are_all_reported_by_line_and_column_and_nothing_is_imported(library: Session) -> None:
+def test_broken_csv_rows_are_all_reported_by_line_and_column_and_nothing_is_imported(
+    library: Session,
+) -> None:
     text = (
         HEADER
         + "good-one,article,Good,https://x.example,,,5,en,,,,,\n"
@@ -111,7 +126,15 @@ def test_broken_csv_rows_are_all_reported_by_line_and_column_and_nothing_is_impo
     )
     report, _ = plan_import(library, text)
     found = {(e.line, e.field) for e in report.errors}
-    assert {(3, "kind"), (4, "title"), (5, "minutes"), (5, "stages"), (6, "body"), (7, ""), (8, "key")} <= found
+    assert {
+        (3, "kind"),
+        (4, "title"),
+        (5, "minutes"),
+        (5, "stages"),
+        (6, "body"),
+        (7, ""),
+        (8, "key"),
+    } <= found
     assert (5, "milestones") not in found  # the row failed its schema first; tags are checked after
     with pytest.raises(ValidationFailed):
         apply_import(library, text)
@@ -137,7 +160,9 @@ def _plan_for(session: Session) -> tuple[object, object]:
     return plan, account.contacts[0]
 
 
-def test_recommendations_are_deterministic_explained_and_skip_what_was_sent_or_clicked(library: Session) -> None:
+def test_recommendations_are_deterministic_explained_and_skip_what_was_sent_or_clicked(
+    library: Session,
+) -> None:
     plan, contact = _plan_for(library)
     first = recommend(library, plan, contact, 3)  # type: ignore[arg-type]
     again = recommend(library, plan, contact, 3)  # type: ignore[arg-type]
@@ -172,7 +197,9 @@ def test_an_email_is_composed_with_inlined_css_a_preheader_tracked_links_and_tex
     assert 'style="' in email.html and "@media only screen" in email.html  # inlined, media query kept
     assert "One page: your hiring goal" in email.html  # preheader
     assert "%ns:content.0.url%" in email.html and "help.northstar.example" not in email.html
-    substitutions = recipient_substitutions({"content.0.url": "https://t.example/t/x", "contact.first_name": "Sofia"})
+    substitutions = recipient_substitutions(
+        {"content.0.url": "https://t.example/t/x", "contact.first_name": "Sofia"}
+    )
     text = personalise(email.text, substitutions)
     assert "Post a job in five minutes (https://t.example/t/x)" in text
     assert "Unsubscribe: %nst:unsubscribe_url%" in text
@@ -183,9 +210,13 @@ def test_content_cli_dry_run_then_import(tmp_path: Path) -> None:
     assert northstar("db", "upgrade", env=env).returncode == 0
     assert northstar("playbook", "import", "recruiting", env=env).returncode == 0
     good = tmp_path / "good.csv"
-    good.write_text(HEADER + "cli-item,video,CLI item,https://x.example/v,,,3,en,hire_faster,,,,\n", encoding="utf-8")
+    good.write_text(
+        HEADER + "cli-item,video,CLI item,https://x.example/v,,,3,en,hire_faster,,,,\n", encoding="utf-8"
+    )
     bad = tmp_path / "bad.csv"
-    bad.write_text(HEADER + "cli-bad,video,Bad,https://x.example/v,,,3,en,,,moon_landing,,\n", encoding="utf-8")
+    bad.write_text(
+        HEADER + "cli-bad,video,Bad,https://x.example/v,,,3,en,,,moon_landing,,\n", encoding="utf-8"
+    )
     dry = northstar("content", "import", str(good), "--dry-run", env=env)
     assert dry.returncode == 0 and "line 2: create cli-item [en]" in dry.stdout and "dry run" in dry.stdout
     refused = northstar("content", "import", str(bad), env=env)

@@ -142,7 +142,12 @@ def test_plan_goals_use_the_same_bounded_sandbox() -> None:
 
 
 def test_templates_fall_back_to_the_default_locale(db: Session) -> None:
-    base = {"kind": "email", "subject": "Hello {{ contact.first_name }}", "preheader": "", "body": "<p>Hi</p>"}
+    base = {
+        "kind": "email",
+        "subject": "Hello {{ contact.first_name }}",
+        "preheader": "",
+        "body": "<p>Hi</p>",
+    }
     save_template(db, TemplateSchema().load({**base, "key": "hello"}))
     save_template(db, TemplateSchema().load({**base, "key": "hello", "locale": "de", "subject": "Hallo"}))
     assert find_template(db, "hello", "de-AT").subject == "Hallo"

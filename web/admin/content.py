@@ -396,7 +396,7 @@ def render_for_contact(session: Session, row: MessageTemplate, contact: Contact 
         email = compose_email(
             session,
             row.key,
-            content_keys=[r.item.key for r in top],
+            content_keys=[r.item.key for r in top[1:]],  # top[0] is `recommended`, first in the list
             campaign_name="Preview",
             postal_address=config.postal_address,
             locale=row.locale,
