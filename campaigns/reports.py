@@ -249,25 +249,30 @@ def _funnel_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def holdout_lift(session: Session, filters: Filters) -> ReportResult:
     group = _group(filters) if filters.group_by != "channel" else Campaign.key.expression
-    held = _held_out()
-    milestone = _milestone_after_enrolling(filters)
-    kr = _kr_attained()
-    measures: list[ColumnElement[Any]] = [
-        func.count().filter(~held).label("messaged"),
-        func.count().filter(held).label("held"),
-        func.count().filter(and_(~held, milestone)).label("messaged_milestone"),
-        func.count().filter(and_(held, milestone)).label("held_milestone"),
-        func.count().filter(and_(~held, kr)).label("messaged_kr"),
-        func.count().filter(and_(held, kr)).label("held_kr"),
-    ]
-    query = (
-        select(group.label("grp"), *measures)
+    # One row per enrolment with its two outcomes, each looked up once (index probes), then counted.
+    per_enrollment = (
+        select(
+            group.label("grp"),
+            _held_out().label("held"),
+            _milestone_after_enrolling(filters).label("milestone"),
+            _kr_attained().label("kr"),
+        )
         .select_from(Enrollment)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
         .join(Account, Account.id == Enrollment.account_id)
         .where(*_scope(filters))
-        .group_by(func.rollup(group))
+        .subquery()
     )
+    e = per_enrollment.c
+    measures: list[ColumnElement[Any]] = [
+        func.count().filter(~e.held).label("messaged"),
+        func.count().filter(e.held).label("held"),
+        func.count().filter(and_(~e.held, e.milestone)).label("messaged_milestone"),
+        func.count().filter(and_(e.held, e.milestone)).label("held_milestone"),
+        func.count().filter(and_(~e.held, e.kr)).label("messaged_kr"),
+        func.count().filter(and_(e.held, e.kr)).label("held_kr"),
+    ]
+    query = select(e.grp, *measures).group_by(func.rollup(e.grp))
     rows: list[dict[str, Any]] = []
     total = _lift_row({"grp": None})
     for row in session.execute(query).mappings():

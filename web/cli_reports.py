@@ -1,4 +1,4 @@
-"""`northstar` commands for reports (registered by web.cli)."""
+"""`northstar` commands for reports (registered by web.cli): the benchmark data set, summary rebuilds."""
 
 from __future__ import annotations
 
@@ -7,3 +7,60 @@ import click
 
 def register(cli: click.Group) -> None:
     """Attach this area's commands to the `northstar` group."""
+
+    @cli.group(help="Benchmark data sets (a separate database; never the app's own).")
+    def bench() -> None:
+        pass
+
+    @bench.command(
+        "seed",
+        help="DROP and CREATE the benchmark database, migrate it and fill it with the reports data set "
+        "(accounts, contacts, survey responses, plans, milestones, key results, revisions, enrolments, "
+        "messages, ~10 events per account), in SQL. Then: python -m bench reports.",
+    )
+    @click.option("--accounts", default=1_000_000, show_default=True, type=click.IntRange(1, 20_000_000))
+    @click.option("--events-per-account", default=10, show_default=True, type=click.IntRange(0, 100))
+    @click.option(
+        "--database-url",
+        envvar="BENCH_REPORTS_DATABASE_URL",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/bench_reports",
+        show_default=True,
+        help="a PostgreSQL database this command may DROP (env BENCH_REPORTS_DATABASE_URL)",
+    )
+    def bench_seed(accounts: int, events_per_account: int, database_url: str) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        from bench.seed_reports import seed
+
+        click.echo(f"seeding {accounts:,} accounts into {database_url.rsplit('/', 1)[-1]}")
+        try:
+            result = seed(database_url, accounts, events_per_account=events_per_account, say=click.echo)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            raise click.ClickException(f"cannot reach PostgreSQL: {exc.orig}") from None
+        click.echo(f"seeded {result.accounts:,} accounts in {result.seconds:.0f} s")
+
+    @cli.group(help="Segment reports: rebuild the summary tables they read.")
+    def reports() -> None:
+        pass
+
+    @reports.command(
+        "rebuild",
+        help="Rebuild the outcomes/objectives summary (survey_choices) from every completed response, "
+        "in one statement (after a restore or a bulk load; the reports queue keeps it current otherwise).",
+    )
+    def reports_rebuild() -> None:
+        from surveys.reports import rebuild_choices
+        from web.cli import _app
+
+        app = _app()
+        with app.app_context():
+            database = app.extensions["northstar.db"]
+            with database.transaction() as session:
+                if session.get_bind().dialect.name != "postgresql":
+                    raise click.ClickException(
+                        "the rebuild needs PostgreSQL (the demo's SQLite keeps it live)"
+                    )
+                count = rebuild_choices(session)
+        click.echo(f"survey_choices rebuilt: {count:,} rows")

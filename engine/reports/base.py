@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account, TraitDefinition
@@ -261,6 +261,10 @@ def run_report(session: Session, name: str, filters: Filters) -> ReportResult:
     """Build one report; NotFound for an unknown name, ValidationFailed for filters that do not apply."""
     definition = report_definition(name)
     validate_against_data(session, definition, filters)
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner's cost estimates on a million accounts switch JIT on, and compiling costs more
+        # (1.3 s measured on 2 busy cores) than these index-driven queries take to run.
+        session.execute(text("SET LOCAL jit = off"))
     return definition.build(session, filters)
 
 
