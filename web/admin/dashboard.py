@@ -55,6 +55,7 @@ class Figure:
     rate: bool = False
     better: str = "up"
     detail: str = ""
+    snapshot: bool = False  # a count of now, with nothing to compare against
 
     @property
     def change(self) -> float | None:
@@ -95,7 +96,7 @@ def surveys_completed(session: Session, weeks: Weeks) -> Figure:
         ).where(Response.status == ResponseStatus.COMPLETED, in_window, Response.completed_at < weeks.end)
     ).one()
     this, before = _split(*row)
-    return Figure("surveys_completed", "surveys completed", this, before)
+    return Figure("surveys_completed", "in the last 7 days", this, before)
 
 
 def plans_at_risk(session: Session, weeks: Weeks) -> tuple[Figure, Figure]:
@@ -123,8 +124,8 @@ def plans_at_risk(session: Session, weeks: Weeks) -> tuple[Figure, Figure]:
     ).one()
     this, before = _split(*row)
     return (
-        Figure("plans_at_risk", "active plans behind or missed now", at_risk, None, better="down"),
-        Figure("milestones_slipped", "milestones slipped", this, before, better="down"),
+        Figure("plans_at_risk", "active plans behind or missed", at_risk, None, better="down", snapshot=True),
+        Figure("milestones_slipped", "milestones slipped this week", this, before, better="down"),
     )
 
 
@@ -140,7 +141,7 @@ def milestones_achieved(session: Session, weeks: Weeks) -> Figure:
         )
     ).one()
     this, before = _split(*row)
-    return Figure("milestones_achieved", "milestones achieved", this, before)
+    return Figure("milestones_achieved", "in the last 7 days", this, before)
 
 
 @dataclass(frozen=True)
@@ -282,17 +283,17 @@ def dashboard_tiles(session: Session, moment: dt.datetime) -> list[Tile]:
             "Survey funnel",
         ),
         Tile(
-            "risk",
-            "Plans at risk",
-            (at_risk, slipped),
-            report("milestones", "admin.plans", state="behind"),
-            "Milestones report",
-        ),
-        Tile(
             "milestones",
             "Milestones achieved",
             (milestones_achieved(session, weeks),),
             report("milestones", "admin.plans"),
+            "Milestones report",
+        ),
+        Tile(
+            "risk",
+            "Plans at risk",
+            (at_risk, slipped),
+            report("milestones", "admin.plans", state="behind"),
             "Milestones report",
         ),
         Tile(
