@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account
@@ -26,16 +26,18 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
 def plan_adoption(session: Session, filters: Filters) -> ReportResult:
     """Plans created in the range, and how many of them the customer opened, updated, reviewed."""
     plan = SuccessPlan
-    opened = exists().where(PlanPageView.plan_id == plan.id, PlanPageView.day <= filters.end)
-    updated = exists().where(
-        PlanRevision.plan_id == plan.id,
-        PlanRevision.channel == CUSTOMER_CHANNEL,
-        PlanRevision.created_at < filters.end_before,
+    # Uncorrelated IN (…) lists: PostgreSQL hashes each once ("hashed SubPlan") instead of probing
+    # an index per plan, which is what a correlated EXISTS would do (~3 probes x 800k plans).
+    opened = plan.id.in_(select(PlanPageView.plan_id).where(PlanPageView.day <= filters.end))
+    updated = plan.id.in_(
+        select(PlanRevision.plan_id).where(
+            PlanRevision.channel == CUSTOMER_CHANNEL, PlanRevision.created_at < filters.end_before
+        )
     )
-    reviewed = exists().where(
-        PlanRevision.plan_id == plan.id,
-        PlanRevision.summary.like(REVIEW_SUMMARY),
-        PlanRevision.created_at < filters.end_before,
+    reviewed = plan.id.in_(
+        select(PlanRevision.plan_id).where(
+            PlanRevision.summary.like(REVIEW_SUMMARY), PlanRevision.created_at < filters.end_before
+        )
     )
     group = group_column(filters)
     query = (
