@@ -94,7 +94,8 @@ def test_csv_dry_run_reports_what_would_change_and_writes_nothing(library: Sessi
         + 'first-90-days,article,"Keep the people you hire: getting the first 90 days right",'
         + "https://help.northstar.example/recruiting/first-90-days,Changed summary,,7,en,keep_people,,,,\n"
         + 'new-guide,checklist,New guide,,"Short",'
-        + '"# Title\n\nA body on two lines",4,de,hire_faster,careers_site_traffic,first_job_posted,onboarding;adoption,champion\n'
+        + '"# Title\n\nA body on two lines",4,de,hire_faster,careers_site_traffic,first_job_posted,'
+        + "onboarding;adoption,champion\n"
     )
     before = library.scalar(select(func.count()).select_from(ContentItem))
     report, _ = plan_import(library, text)
@@ -144,7 +145,8 @@ def test_broken_csv_rows_are_all_reported_by_line_and_column_and_nothing_is_impo
 def test_csv_header_problems_are_named(library: Session) -> None:
     report, _ = plan_import(library, "key,kind,colour\nx,article,red\n")
     assert [str(e) for e in report.errors] == [
-        "line 1, colour: unknown column (the columns are: key, kind, title, url, summary, body, minutes, locale, "
+        "line 1, colour: unknown column (the columns are: key, kind, title, url, summary, body, minutes, "
+        "locale, "
         "outcomes, objectives, milestones, stages, roles)",
         "line 1, title: required column is missing",
     ]

@@ -121,7 +121,8 @@ def test_the_documented_variables_all_render_with_the_sample_data() -> None:
         "{{ contact.first_name }} {{ contact.name }} {{ contact.email }} {{ account.name }} {{ plan.goal }} "
         "{{ plan.url }} {{ plan.review_date }} {{ next_milestone.title }} {{ next_milestone.due_date }} "
         "{% for item in content %}{{ item.title }} {{ item.url }} {{ item.minutes }}{% endfor %} "
-        "{{ recommended.title }} {{ recommended.why }} {{ campaign.name }} {{ unsubscribe_url }} {{ survey.question }}"
+        "{{ recommended.title }} {{ recommended.why }} {{ campaign.name }} {{ unsubscribe_url }} "
+        "{{ survey.question }}"
     )
     check_template("email", "Subject {{ account.name }}", "Pre {{ plan.goal }}", body)
 

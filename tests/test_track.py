@@ -36,7 +36,8 @@ def recommending(database: Database) -> None:
     document = yaml.safe_load(resolve_playbook("recruiting")[1])
     welcome = next(t for t in document["templates"] if t["key"] == "welcome_plan")
     welcome["body"] += (
-        '<p>Start here: <a href="{{ recommended.url }}">{{ recommended.title }}</a> ({{ recommended.why }})</p>\n'
+        '<p>Start here: <a href="{{ recommended.url }}">{{ recommended.title }}</a> '
+        "({{ recommended.why }})</p>\n"
     )
     document["campaigns"][0]["steps"][0]["recommend"] = "next_milestone"
     with database.transaction() as session:
