@@ -128,6 +128,11 @@ def test_the_shell_in_light_and_dark_at_desktop_and_tablet_with_keyboard_focus(
         shoot(tablet, "console-account-tablet", docs=True)
     finally:
         tablet.context.close()
+    phone = open_as(browser, page, width=390, scheme="light")
+    try:
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        phone.context.close()
 
     # The toggle beats the system setting and is remembered on the next page.
     page.get_by_role("button", name="Switch to the dark theme").click()
