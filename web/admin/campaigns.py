@@ -326,6 +326,7 @@ def _builder_page(
             condition_errors=_condition_errors,
             wait_mode=_wait_mode,
             caps=(settings().cap_account_per_week, settings().cap_contact_per_week),
+            entry_rules=[(r, describe(r.condition)) for r in builder.entry_rules(session, draft.key)],
         ),
         status,
     )
@@ -337,6 +338,8 @@ def _without_none(value: Any) -> Any:
         return {k: v if k == "condition" else _without_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_without_none(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 7, not 7.0
     return value
 
 

@@ -1,0 +1,144 @@
+"""The campaign builder in real headless Chromium: build a campaign (an email, a wait for a
+milestone with a time-out jump, an exit), see the validation error at its field, fix it, publish
+version 1; accounts enrol; add a branch with the rules console's condition builder, publish
+version 2, and read the live counts per step. Screenshots go to docs/screenshots/."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from campaigns.enrollment import enroll_account
+from campaigns.models import Campaign
+from engine.db import Database
+from engine.users import Role, create_user
+from tests.browser.conftest import shoot
+from tests.factories import make_account
+
+EMAIL = "erin@northstar.example"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def editor(database: Database, recruiting: dict[str, int]) -> str:
+    with database.transaction() as session:
+        create_user(session, EMAIL, PASSWORD, role=Role.EDITOR, name="Erin Editor")
+    return EMAIL
+
+
+def enrol(database: Database, *external_ids: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with database.transaction() as session:
+        for external_id in external_ids:
+            account = make_account(session, external_id)
+            enroll_account(session, account.id, "onboarding", now=now, reason="test")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_an_editor_builds_publishes_and_watches_a_campaign(
+    page: Page, live_server: str, editor: str, database: Database, problems: list[str]
+) -> None:
+    page.goto(live_server + "/admin/login?next=/admin/campaigns")
+    page.get_by_label("Email").fill(editor)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(live_server + "/admin/campaigns")
+    page.get_by_role("link", name="New campaign").click()
+    page.get_by_label("Name").fill("First job nudge")
+    page.get_by_label("Key").fill("onboarding")
+    page.get_by_role("button", name="Create and open the builder").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Build: First job nudge")
+
+    steps = page.locator("li[data-step]")
+    expect(steps).to_have_count(1)  # a new campaign starts with one email step
+    first = steps.nth(0)
+    first.locator("[data-step-key]").fill("hello")
+    first.get_by_label("Template").select_option("welcome_plan")
+    expect(first.get_by_role("link", name="Preview template welcome_plan")).to_be_visible()
+    first.get_by_label("Champion").check()
+    expect(first.get_by_label("Days", exact=True)).to_be_hidden()  # only the email's fields
+
+    page.get_by_role("button", name="+ Add step").click()
+    wait = steps.nth(1)
+    wait.get_by_label("Kind").select_option("wait_until")
+    wait.locator("[data-step-key]").fill("first_job")
+    wait.locator("[data-wait-for]").select_option("milestone")
+    wait.get_by_label("Milestone").select_option("first_job_posted")
+    expect(wait.get_by_label("Event")).to_be_hidden()
+    wait.get_by_label("Time out after (days)").fill("7")
+    wait.get_by_label("On time-out go to").fill("remind")
+    page.get_by_role("button", name="+ Add step").click()
+    steps.nth(2).get_by_label("Kind").select_option("exit")
+    steps.nth(2).locator("[data-step-key]").fill("done")
+
+    # "remind" does not exist yet: the save is refused and the field says why.
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator("#builder-errors")).to_contain_text("Nothing was saved: 1 problem to fix.")
+    on_timeout = steps.nth(1).get_by_label("On time-out go to")
+    expect(on_timeout).to_have_attribute("aria-invalid", "true")
+    expect(steps.nth(1).locator("#err-1-on_timeout")).to_have_text("no step 'remind' in this campaign")
+    expect(steps).to_have_count(3)  # everything typed is still there
+    shoot(page, "campaign-builder-errors", docs=True)
+
+    page.get_by_role("button", name="+ Add step").click()
+    remind = steps.nth(3)
+    remind.get_by_label("Kind").select_option("email")
+    remind.locator("[data-step-key]").fill("remind")
+    remind.get_by_label("Template").select_option("next_step")
+    page.get_by_label("Publish note").fill("First cut")
+    page.get_by_role("button", name="Save and publish").click()
+    expect(page.get_by_role("status")).to_contain_text("Published version 1")
+    expect(page.get_by_role("heading", name="Flow · version 1")).to_be_visible()
+
+    # Two accounts enrol on version 1; then a branch is added in the builder.
+    enrol(database, "acme", "globex")
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_role("button", name="+ Add step").click()
+    branch = page.locator("#" + str(steps.nth(4).get_attribute("id")))  # follows the step as it moves
+    branch.get_by_label("Kind").select_option("branch")
+    branch.locator("[data-step-key]").fill("still_quiet")
+    builder = branch.locator("[data-builder]")
+    expect(builder).to_be_visible()
+    builder.get_by_role("button", name="+ Condition").first.click()
+    row = builder.locator(".b-row").first
+    row.get_by_label("Field").select_option("plan.milestones_behind")
+    row.get_by_label("Operator").select_option(">=")
+    row.get_by_label("Value").fill("1")
+    expect(branch.locator("[data-live-status]")).to_contain_text("✓ Valid")
+    branch.get_by_label("When it holds, go to").fill("remind")
+    # Move the branch up to third place with the keyboard-reachable arrows.
+    branch.get_by_role("button", name="Move step 5 up").click()
+    branch.get_by_role("button", name="Move step 4 up").click()
+    expect(steps.nth(2).locator("[data-step-key]")).to_have_value("still_quiet")
+    shoot(page, "campaign-builder", docs=True)
+    page.get_by_label("Publish note").fill("Branch on milestones behind")
+    page.get_by_role("button", name="Save and publish").click()
+    expect(page.get_by_role("status")).to_contain_text("Published version 2")
+    expect(page.get_by_role("heading", name="Flow · version 2")).to_be_visible()
+
+    enrol(database, "initech")
+    page.reload()
+    flow = page.locator("ol.flow").first
+    expect(flow.locator("li[data-step]")).to_have_count(5)
+    expect(flow.locator('li[data-step="hello"] [data-here]')).to_have_text("1")
+    versions = page.locator(".versions-table tbody tr")
+    expect(versions.nth(0)).to_contain_text("Branch on milestones behind")
+    expect(versions.nth(1).locator('td[data-label="Running"]')).to_have_text("2")  # still on version 1
+    shoot(page, "campaign-builder-detail", docs=True)
+    page.goto(live_server + "/admin/campaigns")
+    expect(page.locator('tr[data-campaign="onboarding"]')).to_contain_text("3")
+    shoot(page, "campaign-builder-list", docs=True)
+
+    with database.session() as session:
+        campaign = session.scalar(select(Campaign).where(Campaign.key == "onboarding"))
+        assert campaign is not None and campaign.version == 2
+        assert [s.key for s in campaign.steps] == ["hello", "first_job", "still_quiet", "done", "remind"]
+        assert campaign.steps[2].config == {
+            "condition": {"and": [{">=": [{"var": "plan.milestones_behind"}, 1]}]},
+            "then": "remind",
+        }
+    assert not problems
