@@ -146,3 +146,13 @@ def test_truncate_and_describe() -> None:
     assert describe(Chart("bar", "T", ["a"], [Series("x", [1]), Series("y", [2])])) == (
         "Bar chart: T. x: a 1. y: a 2."
     )
+
+
+def test_a_counted_noun_is_said_once_not_after_every_number() -> None:
+    chart = Chart("bar", "Messages skipped", ["Suppression", "Cap"], [Series("", [0, 0])], "messages")
+    root = parse(render_chart(chart, chart_id="m"))
+    labels = texts(root)
+    assert "messages" in labels and "0" in labels
+    assert not [t for t in labels if t.endswith(" messages")]
+    assert {"0", "1"} <= set(labels) and "0.2" not in labels  # counts tick in whole numbers
+    assert root.find(f"{SVG}desc").text.startswith("Bar chart: Messages skipped (messages).")

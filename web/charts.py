@@ -87,8 +87,9 @@ def _compact(value: float, *, precise: bool) -> str:
     return sign + text
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values (1, 2, 2.5, 5 × 10ⁿ) covering [low, high], zero included when in range."""
+def nice_ticks(low: float, high: float, count: int = 5, *, whole: bool = False) -> list[float]:
+    """Round tick values (1, 2, 2.5, 5 × 10ⁿ) covering [low, high], zero included when in range;
+    `whole` (counts) never steps by less than 1 or by a fraction."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0, 1.0]
     if high < low:
@@ -98,6 +99,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / max(1, count)
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw - 1e-12)
+    if whole:
+        step = float(max(1, math.ceil(step)))
     start = math.floor(low / step + 1e-9) * step
     stop = math.ceil(high / step - 1e-9) * step
     n = int(round((stop - start) / step))
@@ -154,6 +157,9 @@ def render_chart(chart: ChartLike, *, chart_id: str) -> Markup:
     if chart.kind not in KINDS:
         raise ValueError(f"unknown chart kind {chart.kind!r}; one of {', '.join(KINDS)}")
     safe_id = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in chart_id) or "chart"
+    noun = counted_noun(chart.unit)
+    if noun:  # "enrolments" is said once (desc, axis caption), never after every number
+        chart = _Plain(chart.kind, chart.title, chart.labels, chart.series, "")
     body = _Svg([])
     if not chart.labels or not chart.series or _all_missing(chart):
         height = 80.0
@@ -171,12 +177,29 @@ def render_chart(chart: ChartLike, *, chart_id: str) -> Markup:
         f'viewBox="0 0 {WIDTH} {_n(height)}" width="{WIDTH}" height="{_n(height)}" role="img" '
         f'aria-labelledby="{safe_id}-title {safe_id}-desc" font-size="{FONT}">'
         f'<title id="{safe_id}-title">{escape(chart.title)}</title>'
-        f'<desc id="{safe_id}-desc">{escape(describe(chart))}</desc>'
+        f'<desc id="{safe_id}-desc">{escape(describe(chart, noun=noun))}</desc>'
     )
+    if noun and chart.kind in ("bar", "line", "interval") and not _all_missing(chart):
+        head += _text(4, 8, noun, cls="ns-tick ns-unit")
     return Markup(head + "".join(body.parts) + "</svg>")
 
 
-def describe(chart: ChartLike) -> str:
+def counted_noun(unit: str) -> str:
+    """The unit when it names what is counted ("enrolments"), which the numbers then go without;
+    "" for the units formatted into each number (percentages, days) and for no unit."""
+    return "" if unit in PCT_UNITS or unit == "days" else unit
+
+
+@dataclass(frozen=True)
+class _Plain:
+    kind: str
+    title: str
+    labels: Sequence[str]
+    series: Sequence[SeriesLike]
+    unit: str
+
+
+def describe(chart: ChartLike, *, noun: str = "") -> str:
     """The chart's data in one sentence per series, for `<desc>` (and anyone without the picture)."""
     kind_names = {
         "bar": "Bar chart",
@@ -185,7 +208,7 @@ def describe(chart: ChartLike) -> str:
         "line": "Line chart",
         "interval": "Estimates with confidence intervals",
     }
-    parts = [f"{kind_names.get(chart.kind, 'Chart')}: {chart.title}."]
+    parts = [f"{kind_names.get(chart.kind, 'Chart')}: {chart.title}{f' ({noun})' if noun else ''}."]
     for series in chart.series:
         items = []
         for i, label in enumerate(chart.labels):
@@ -214,6 +237,11 @@ def _at(values: Sequence[float | None] | None, index: int) -> float | None:
 
 def _all_missing(chart: ChartLike) -> bool:
     return all(_at(s.values, i) is None for s in chart.series for i in range(len(chart.labels)))
+
+
+def _all_whole(chart: ChartLike) -> bool:
+    values = [_at(s.values, i) for s in chart.series for i in range(len(chart.labels))]
+    return all(v is None or v == int(v) for v in values)
 
 
 def _series_class(index: int) -> str:
@@ -299,10 +327,10 @@ def _category_labels(body: _Svg, labels: Sequence[str], centres: list[float], ba
 
 def _vertical_frame(chart: ChartLike) -> tuple[list[float], _Scale, float, float, float, float]:
     low, high = _extent(chart)
-    ticks = nice_ticks(low, high)
+    ticks = nice_ticks(low, high, whole=chart.unit not in PCT_UNITS and _all_whole(chart))
     left = 12 + max(len(format_value(t, chart.unit)) for t in ticks) * CHAR_W
     right = WIDTH - 16
-    top, bottom = 16.0, 16.0 + PLOT_H
+    top, bottom = 28.0, 28.0 + PLOT_H  # room above for the unit caption and the top value label
     scale = _Scale((ticks[0], ticks[-1]), (bottom, top))
     return ticks, scale, left, right, top, bottom
 

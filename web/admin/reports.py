@@ -36,7 +36,7 @@ from engine.reports import (
 )
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
-from web.charts import format_value, render_chart
+from web.charts import counted_noun, format_value, render_chart
 from web.context import db_session, now, settings, unit_of_work
 
 # Above this many accounts a report runs as an RQ job on the `reports` queue (the page polls it)
@@ -387,8 +387,10 @@ def chart_views(result: ReportResult) -> list[ChartView]:
         anchor = f"chart-{index + 1}"
         interval = chart.kind == "interval"
         headers = []
+        noun = counted_noun(chart.unit)
+        unit = "" if noun else chart.unit
         for series in chart.series:
-            name = series.name or "Value"
+            name = series.name or noun.capitalize() or "Value"
             headers.append(name)
             if interval:
                 headers.extend([f"{name}: low", f"{name}: high"])
@@ -396,10 +398,10 @@ def chart_views(result: ReportResult) -> list[ChartView]:
         for i, label in enumerate(chart.labels):
             cells = []
             for series in chart.series:
-                cells.append(_chart_cell(series.values, i, chart.unit))
+                cells.append(_chart_cell(series.values, i, unit))
                 if interval:
-                    cells.append(_chart_cell(series.low, i, chart.unit))
-                    cells.append(_chart_cell(series.high, i, chart.unit))
+                    cells.append(_chart_cell(series.low, i, unit))
+                    cells.append(_chart_cell(series.high, i, unit))
             rows.append((label, cells))
         views.append(ChartView(chart, render_chart(chart, chart_id=anchor), anchor, headers, rows))
     return views

@@ -1,0 +1,97 @@
+"""The console's reports in real headless Chromium, light and dark: the index of six cards, the
+campaign funnel and holdout lift with their charts and tables, a bad filter answered inline.
+Screenshots go to docs/screenshots/reports-*.png."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import Engine, text
+
+from engine.db import Database
+from engine.users import Role, create_user
+from tests.browser.conftest import Traffic, shoot
+from tests.test_admin_surveys import PASSWORD
+
+EMAIL = "vera@northstar.example"
+ACCOUNTS = 600
+
+
+@pytest.fixture
+def report_data(pg_engine: Engine, database: Database) -> None:
+    """A few hundred accounts with everything the six reports read, from the benchmark's generator
+    (the same SQL at 1/1000 of its scale), plus a viewer to sign in as."""
+    from bench.seed_reports import SEQUENCES, STEPS
+    from surveys.reports import REBUILD_CHOICES_SQL
+
+    with pg_engine.begin() as conn:
+        for _name, statement in STEPS:
+            sql = REBUILD_CHOICES_SQL if statement == "REBUILD_CHOICES" else statement
+            sql = sql.replace(":n", str(ACCOUNTS)).replace(":e", "3").replace("1::bigint", "1")
+            for part in (p for p in sql.split(";\n") if p.strip()):
+                conn.exec_driver_sql(part.replace("%", "%%"))
+        for table in SEQUENCES:
+            conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT coalesce(max(id), 1) FROM {table}))"
+                )
+            )
+    with database.transaction() as session:
+        create_user(session, EMAIL, PASSWORD, role=Role.VIEWER, name="Vera Viewer")
+
+
+def sign_in(page: Page, live_server: str) -> None:
+    page.goto(f"{live_server}/admin/login?next=/admin/reports")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live_server}/admin/reports")
+
+
+def visit(page: Page, url: str, shot: str, dark: Page) -> None:
+    page.goto(url)
+    shoot(page, shot, docs=True)
+    dark.goto(url)
+    shoot(dark, f"{shot}-dark", docs=True)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_reports_index_and_two_reports_in_light_and_dark(
+    browser: Browser, page: Page, live_server: str, traffic: Traffic, report_data: None
+) -> None:
+    sign_in(page, live_server)
+    signed_in = page.context.storage_state()
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, color_scheme="dark", storage_state=signed_in
+    )
+    dark = context.new_page()
+    try:
+        cards = page.locator(".report-card")
+        expect(cards).to_have_count(6)
+        expect(cards.first.locator("dd").first).not_to_have_text("")
+        visit(page, f"{live_server}/admin/reports", "reports-index", dark)
+
+        page.get_by_role("link", name="Campaign funnel").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Campaign funnel")
+        chart = page.get_by_role("img").first
+        expect(chart).to_be_visible()
+        expect(page.locator(".chart-block table").first).to_contain_text("Enrolled")
+        expect(page.get_by_role("link", name="Download CSV").first).to_be_visible()
+        visit(page, page.url, "reports-campaign-funnel", dark)
+
+        page.goto(f"{live_server}/admin/reports/holdout-lift?group_by=segment")
+        expect(page.locator("svg.ns-interval").first).to_be_visible()
+        expect(page.locator("g.ns-errorbar").first).to_be_attached()
+        visit(page, page.url, "reports-holdout-lift", dark)
+
+        # A bad filter: the form answers inline with the field's message, no report is run.
+        page.locator("input[name=from]").fill("2026-06-01")
+        page.locator("input[name=to]").fill("2026-05-01")
+        page.get_by_role("button", name="Run report").click()
+        expect(page.locator("#from-error")).to_contain_text("must be on or before")
+        expect(page.locator("input[name=from]")).to_have_attribute("aria-invalid", "true")
+        shoot(page, "reports-bad-filter")
+    finally:
+        context.close()
