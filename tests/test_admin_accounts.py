@@ -20,6 +20,7 @@ from campaigns.guards import Caps
 from campaigns.models import Enrollment, EnrollmentState
 from campaigns.scheduler import run_tick
 from engine.accounts import ContactRole, upsert_contact
+from engine.audit import AuditEntry
 from engine.db import Database
 from engine.events.models import Event
 from engine.notes import AccountNote
@@ -222,6 +223,8 @@ def test_a_note_is_added_and_bad_notes_are_refused(
     assert "x" * 4001 in text_of(long)  # what was typed comes back
     with database.session() as session:
         assert [n.body for n in session.scalars(select(AccountNote))] == ["Called Dana: renewal in March."]
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.object_type == "AccountNote")).one()
+        assert logged.actor == EDITOR and logged.action == "insert"
 
 
 def test_enrol_and_exit_a_campaign(editor: FlaskClient, story: Story, database: Database) -> None:

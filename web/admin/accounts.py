@@ -20,11 +20,12 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 from campaigns.audit import contact_audit
 from campaigns.enrollment import enroll_account, exit_account
 from campaigns.models import RUNNABLE_STATES, Campaign, Enrollment
+from engine import audit
 from engine.accounts import Account, Contact
 from engine.automation import rerun_rules
 from engine.errors import NotFound, ValidationFailed
 from engine.events.models import Event
-from engine.notes import MAX_NOTE, account_notes, add_note, count_notes
+from engine.notes import MAX_NOTE, AccountNote, account_notes, add_note, count_notes
 from engine.plans import updates
 from engine.plans.models import LIFECYCLE_STAGES, SuccessPlan
 from engine.plans.progress import ROLE_NAMES, WANTED, triangle
@@ -49,6 +50,12 @@ MAX_ID = 2**31 - 1
 MAX_PAGE = 100_000
 MAX_TEXT = 200
 ROLE_LABELS = {"exec_sponsor": "Executive sponsor", "champion": "Champion", "power_user": "Power user"}
+
+# Notes written in the console go to the admin audit log like the rest of people's changes
+# (registration is idempotent; done when the console is registered on an app).
+bp.record_once(
+    lambda _state: audit.register(AccountNote, label=lambda note: f"note on account {note.account_id}")
+)
 
 
 # -- the list -------------------------------------------------------------------------------------
