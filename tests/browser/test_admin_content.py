@@ -1,0 +1,116 @@
+"""The content admin in real headless Chromium: filter the library, open an item, dry-run a CSV
+import, edit a template with a typo (refused, field named), preview it for a real contact at
+desktop and mobile widths, send a test, and follow a tracked link. Screenshots go to docs/screenshots/."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from campaigns.sink import SendGridSink
+from engine.accounts import ContactRole
+from engine.db import Database
+from engine.plans.service import create_plan, get_template
+from engine.users import Role, create_user
+from tests.browser.conftest import shoot
+from tests.factories import make_account
+
+EMAIL = "erin@northstar.example"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def library(database: Database, recruiting: object) -> None:
+    with database.transaction() as session:
+        create_user(session, EMAIL, PASSWORD, role=Role.EDITOR, name="Erin Editor")
+        account = make_account(
+            session,
+            "acme",
+            contacts=(
+                ("sofia@acme.example", ContactRole.CHAMPION),
+                ("dana@acme.example", ContactRole.EXEC_SPONSOR),
+            ),
+        )
+        create_plan(session, account, get_template(session, "hire_faster_plan"), [], now=account.created_at)
+
+
+@pytest.mark.browser
+def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
+    page: Page, live_server: str, library: None, problems: list[str], sink: SendGridSink, database: Database
+) -> None:
+    page.goto(live_server + "/admin/login?next=/admin/content")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(live_server + "/admin/content")
+    expect(page.get_by_role("heading", name="Content library", level=1)).to_be_visible()
+    expect(page.locator("tr[data-item]")).to_have_count(10)
+    shoot(page, "admin-content", docs=True)
+
+    page.get_by_label("Stage").select_option("enablement")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tr[data-item]")).to_have_count(1)
+    page.get_by_role("link", name="Field manager hiring kit: from open role to accepted offer").click()
+    expect(page.get_by_label("Title")).to_have_value(
+        "Field manager hiring kit: from open role to accepted offer"
+    )
+    expect(page.locator("#f-tags-stages input[value=enablement]")).to_be_checked()
+    shoot(page, "admin-content-item", docs=True)
+
+    page.get_by_role("link", name="Import CSV").click()
+    page.get_by_label("…or paste the CSV").fill(
+        "key,kind,title,url,milestones,stages\n"
+        "intro-video,video,Intro video,https://x.example/v,first_job_posted,onboarding\n"
+        "broken,podcast,Broken,https://x.example/b,moon_landing,winter\n"
+    )
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.locator(".errors-table tr.bad")).to_have_count(2)
+    expect(page.locator(".errors-table")).to_contain_text("Must be one of: article")
+    shoot(page, "admin-content-import", docs=True)
+
+    page.get_by_role("link", name="Templates").click()
+    page.get_by_role("link", name="next_step").click()
+    page.get_by_role("textbox", name="Subject email only").fill("Next up for {{ acount.name }}")
+    page.get_by_role("button", name="Check and save").click()
+    expect(page.locator("#err-subject")).to_contain_text("'acount' is undefined")
+    shoot(page, "admin-content-template-error", docs=True)
+    page.get_by_role("textbox", name="Subject email only").fill("Your next step at {{ account.name }}: {{ next_milestone.title }}")
+    page.get_by_role("button", name="Check and save").click()
+    expect(page.get_by_role("status")).to_contain_text("version 2")
+
+    page.get_by_role("link", name="Preview").first.click()
+    page.get_by_label("Preview for").select_option(label="sofia@acme.example · Acme Inc")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("[data-subject]")).to_have_text(
+        "Your next step at Acme Inc: Publish your first job on the new careers site"
+    )
+    desktop = page.frame_locator("iframe[title='Desktop preview']")
+    expect(desktop.locator("body")).to_contain_text("Hi Sofia")
+    expect(page.frame_locator("iframe[title='Mobile preview']").locator("body")).to_contain_text("Hi Sofia")
+    expect(page.locator("[data-text]")).to_contain_text("Unsubscribe: http://northstar.test/u/")
+    expect(page.locator(".why-list li").first).to_contain_text("helps with the next milestone")
+    shoot(page, "admin-content-preview", docs=True)
+
+    page.get_by_label("Send a test to").fill("qa@northstar.example")
+    page.get_by_role("button", name="Send test").click()
+    expect(page.get_by_role("status")).to_contain_text("Test sent to qa@northstar.example")
+    assert sink.messages()[-1].to == "qa@northstar.example"
+
+    link = desktop.locator("a[href*='/t/']").first.get_attribute("href")
+    assert link is not None
+    tampered = page.request.get(
+        link.replace("http://northstar.test", live_server)[:-3] + "xyz", max_redirects=0
+    )
+    assert tampered.status == 400
+    page.goto(link.replace("http://northstar.test", live_server)[:-3] + "xyz")
+    expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
+    shoot(page, "track-invalid", docs=True)
+    followed = page.request.get(link.replace("http://northstar.test", live_server), max_redirects=0)
+    assert followed.status == 302 and followed.headers["location"].startswith(
+        "https://help.northstar.example/"
+    )
+    with database.session() as session:
+        from content.models import ContentClick
+
+        assert session.scalar(select(ContentClick.message_id)) is None  # a preview link names no message
