@@ -5,6 +5,8 @@ with a progress bar. Every role can read reports; nothing here changes data."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +16,12 @@ from urllib.parse import urlencode
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from campaigns.digests import digest_preference, set_digest_preference
+from engine import queue
 from engine.accounts import Account
 from engine.errors import NorthstarError, NotFound, ValidationFailed
 from engine.reports import (
@@ -44,6 +48,7 @@ from web.context import db_session, now, settings, unit_of_work
 # overrides it (the tests set 0 to walk the job path).
 INLINE_MAX_ACCOUNTS = 200_000
 FILTER_KEYS = ("from", "to", "segment", "stage", "campaign", "group_by")
+log = logging.getLogger(__name__)
 FORM_ONLY_KEYS = ("trait", "trait_value", "job")
 FIELD_LABELS = {
     "from": "From",
@@ -54,6 +59,7 @@ FIELD_LABELS = {
     "group_by": "Group by",
     "trait": "Trait",
 }
+HEADLINE_CACHE_S = 900  # the index's numbers for large data sets may be this old
 HEADLINE_PCT_HINTS = ("rate", "share", "pct", "lift", "conversion", "attainment")
 
 
@@ -87,11 +93,19 @@ def reports() -> Any:
     today = now().date()
     defaults = parse_filters({}, today=today)
     available = {d.name: d for d in available_reports()}
+    large = _too_big_for_a_request()
     cards = []
     for name in REPORT_NAMES:
         definition = available.get(name)
         if definition is None:
             cards.append(Card(name, _title(name), "", [], "Not available: its package is not wired in."))
+            continue
+        if large:
+            # Six reports in one request would hold the web worker: show what the last run of each
+            # (on its own page or as a job) left in the cache, else ask to open it.
+            cached = _cached_headline(name, defaults)
+            problem = None if cached else "Open the report to compute its numbers (a large data set)."
+            cards.append(Card(name, definition.title, definition.description, cached or [], problem))
             continue
         try:
             result = run_report(session, name, defaults)
@@ -171,6 +185,8 @@ def report(name: str) -> Any:
             result = run_report(session, name, filters)
     except ValidationFailed as exc:
         errors.update(_field_messages(exc.errors))
+    if result is not None and filters is not None:
+        _cache_headline(name, filters, headline_items(result))
     status = 400 if errors else 200
     return (
         render_template(
@@ -292,6 +308,32 @@ def _too_big_for_a_request() -> bool:
     # dense in practice, so it is a cheap upper bound on the number of accounts.
     highest = db_session().scalar(select(func.max(Account.id)))
     return int(highest or 0) > int(limit)
+
+
+def _headline_key(name: str, filters: Filters) -> str:
+    return f"northstar:reports:headline:{name}:{urlencode(sorted(filters.as_params().items()))}"
+
+
+def _cache_headline(name: str, filters: Filters, items: list[tuple[str, str]]) -> None:
+    redis = queue.current().redis
+    if redis is None or filters != parse_filters({}, today=now().date()):
+        return  # the index shows the default filters only
+    try:
+        redis.set(_headline_key(name, filters), json.dumps(items), ex=HEADLINE_CACHE_S)
+    except RedisError as exc:  # a cache: the page works without it
+        log.warning("could not cache the %s headline: %s", name, exc)
+
+
+def _cached_headline(name: str, filters: Filters) -> list[tuple[str, str]] | None:
+    redis = queue.current().redis
+    if redis is None:
+        return None
+    try:
+        raw = redis.get(_headline_key(name, filters))
+    except RedisError as exc:
+        log.warning("could not read the %s headline: %s", name, exc)
+        return None
+    return [(str(label), str(value)) for label, value in json.loads(raw)] if raw else None
 
 
 def report_params(args: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
