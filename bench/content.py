@@ -121,14 +121,14 @@ def run(args: argparse.Namespace) -> int:
             from engine.accounts import Contact
             from engine.plans.models import SuccessPlan
 
-            contact = session.get(Contact, contact_id)
-            plan = session.get(SuccessPlan, plan_id)
-            assert contact is not None and plan is not None
-            top = recommend(session, plan, contact, 5)
+            reader = session.get(Contact, contact_id)
+            plan_row = session.get(SuccessPlan, plan_id)
+            assert reader is not None and plan_row is not None
+            top = recommend(session, plan_row, reader, 5)
             print("top 5 for the bench contact:")
             for r in top:
                 print(f"  {r.score:>3}  {r.item.key:<40} {r.why[:70]}")
-            recommend_us = _per_call_us(lambda: recommend(session, plan, contact, 5), args.calls)
+            recommend_us = _per_call_us(lambda: recommend(session, plan_row, reader, 5), args.calls)
             select_us = _per_call_us(lambda: list(session.scalars(select(ContentItem))), args.calls)
             library = len(list(session.scalars(select(ContentItem.id))))
             sends = len(list(session.scalars(select(ContentSend.message_id))))
