@@ -15,12 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import html
+import json
 import logging
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
+from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,6 +36,7 @@ from campaigns.mail import (
     Recipient,
     TransientSendError,
 )
+from engine import queue
 from engine.accounts import Account, str_enum
 from engine.config import Settings
 from engine.db import Base, Database, utcnow
@@ -49,6 +52,7 @@ DIGEST_HOUR = 7  # not before 07:00 UTC, so late events of Sunday are in
 DIGEST_RETRY = Retry(max=4, interval=[60, 300, 900, 3600])
 CATEGORY = "digest"
 MAX_SEGMENTS_LISTED = 50
+SUMMARY_CACHE_S = 86_400
 
 
 class DigestStatus(enum.StrEnum):
@@ -229,6 +233,43 @@ def summarise(session: Session, settings: Settings, segment: str, week: dt.date)
     return summaries
 
 
+def cached_summaries(
+    session: Session, settings: Settings, segment: str, week: dt.date
+) -> list[ReportSummary]:
+    """summarise(), computed once per (week, segment) however many recipients it has: the first
+    job stores it in Redis for a day, the others read it (each recipient costs one email, not twelve
+    report runs)."""
+    redis = queue.current().redis
+    key = f"northstar:digest:{week.isoformat()}:{segment}"
+    if redis is not None:
+        try:
+            raw = redis.get(key)
+        except RedisError as exc:
+            log.warning("digest cache unavailable: %s", exc)
+            raw = None
+        if raw:
+            return [
+                ReportSummary(s["name"], s["title"], s["url"], [HeadlineChange(*line) for line in s["lines"]])
+                for s in json.loads(raw)
+            ]
+    summaries = summarise(session, settings, segment, week)
+    if redis is not None:
+        stored = [
+            {
+                "name": s.name,
+                "title": s.title,
+                "url": s.url,
+                "lines": [[x.label, x.this_week, x.previous, x.change] for x in s.lines],
+            }
+            for s in summaries
+        ]
+        try:
+            redis.set(key, json.dumps(stored), ex=SUMMARY_CACHE_S)
+        except RedisError as exc:
+            log.warning("digest cache unavailable: %s", exc)
+    return summaries
+
+
 def _changes(result: ReportResult, before: ReportResult) -> list[HeadlineChange]:
     columns = {c.key: c for c in result.columns}
     lines = []
@@ -368,7 +409,7 @@ def send_digest(database: Database, backend: MailBackend, digest_id: int, *, now
             digest.recipient,
             digest.user_id is not None,
         )
-        summaries = summarise(session, settings, segment, week)
+        summaries = cached_summaries(session, settings, segment, week)
     composed = compose_digest(settings, segment, week, summaries, personal=personal)
     with database.transaction() as session:
         claimed = session.execute(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from redis import Redis
 from sqlalchemy import select
 
 from campaigns.digests import (
@@ -67,6 +68,7 @@ def test_one_email_per_segment_and_recipient_sent_once(
     accounts: None,
     sink: SendGridSink,
     run_worker: Callable[[], bool],
+    redis_conn: Redis,
 ) -> None:
     subscribe(database, "lena@northstar.example", ["starter"])
     with database.transaction() as session:
@@ -100,6 +102,14 @@ def test_one_email_per_segment_and_recipient_sent_once(
     assert "NORTHSTAR_OPS_EMAIL" in starter.text
     assert "asked for the weekly digest" in (messages[2].text or "")
     assert {status for _to, _segment, status in ledger(database)} == {DigestStatus.SENT}
+    # The reports ran once per segment; the second starter email reused them.
+    assert sorted(redis_conn.keys("northstar:digest:*")) == [
+        b"northstar:digest:2026-11-23:enterprise",
+        b"northstar:digest:2026-11-23:starter",
+    ]
+    assert starter.html.split("</h1>")[1].split("Change your digest")[0].count("<tr>") == (
+        (messages[2].html or "").split("</h1>")[1].split("Change your digest")[0].count("<tr>")
+    )
 
     # A duplicated job finds its row already sent and sends nothing.
     with database.session() as session:
