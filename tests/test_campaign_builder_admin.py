@@ -136,6 +136,8 @@ def test_the_list_shows_each_campaign_with_its_status_version_and_counts(
     assert "Welcome" in html or "nurture" in html
     row = html.split('data-campaign="nurture"', 1)[1].split("</tr>", 1)[0]
     assert "live" in row and '<td data-label="Enrolled now" class="num">1</td>' in row
+    counts = editor.get("/admin/campaigns/nurture/counts").json  # the detail page refreshes from it
+    assert counts["versions"][0]["steps"][0]["by_state"] == {"active": 1}
 
 
 def test_an_empty_list_says_what_to_do(client: FlaskClient, database: Database) -> None:

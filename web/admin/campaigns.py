@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -171,6 +171,16 @@ def campaign(key: str) -> Any:
         step_text=_step_text,
         state_order=STATE_ORDER,
     )
+
+
+@bp.get("/campaigns/<key>/counts")
+@role_required(*ANY_ROLE)
+def campaign_counts(key: str) -> Any:
+    """The detail page's live counts, refreshed in place by campaign-builder.js."""
+    session = db_session()
+    body = builder.stats_document(session, builder.require_campaign(session, key))
+    session.rollback()  # read only
+    return jsonify(body)
 
 
 def _exists(session: Session, key: str) -> bool:

@@ -5,6 +5,13 @@
    the page is a plain form: a blank step slot, position numbers, remove boxes and raw JSON. */
 (function () {
   "use strict";
+  document.addEventListener("submit", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches("form[data-confirm]") && !window.confirm(target.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  });
+  liveCounts(document.querySelector("[data-live-counts]"));
   var form = document.querySelector("form[data-campaign-form]");
   var list = document.querySelector("[data-steps]");
   if (!form || !list) return;
@@ -194,5 +201,35 @@
         buildConditions([exitHost]);
       });
     }
+  }
+
+  // -- the detail page: counts refreshed in place every 20 s while the page is visible --------------
+  function liveCounts(note) {
+    if (!note || !window.fetch) return;
+    var status = note.querySelector("[data-counts-status]");
+    function format(n) { return Number(n || 0).toLocaleString("en-US"); }
+    function refresh() {
+      if (document.hidden) return;
+      fetch(note.getAttribute("data-live-counts"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (body) {
+          if (!body) return;
+          var current = body.versions.filter(function (v) { return v.current; })[0];
+          if (!current) return;
+          current.steps.forEach(function (step) {
+            var here = document.querySelector("ol.flow li[data-step='" + step.key + "'] [data-here]");
+            if (!here) return;
+            var n = (step.by_state.active || 0) + (step.by_state.waiting || 0);
+            here.textContent = format(n);
+            here.parentNode.classList.toggle("has", n > 0);
+          });
+          document.querySelectorAll("[data-total]").forEach(function (cell) {
+            cell.textContent = format(current.by_state[cell.getAttribute("data-total")]);
+          });
+          status.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+        })
+        .catch(function () { status.textContent = "Could not refresh just now; reload for the latest."; });
+    }
+    window.setInterval(refresh, 20000);
   }
 })();
