@@ -21,13 +21,16 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     DateTime,
+    Integer,
     String,
     Table,
     Text,
     bindparam,
     cast,
+    func,
     insert,
     inspect,
     select,
@@ -40,7 +43,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from engine import signals
 from engine.accounts import Contact, ContactRole
 from engine.db import id_in
-from engine.events.counts import Tallies, plan_event_tallies
+from engine.events.counts import PlanWindow, Tallies, plan_event_tallies
 from engine.plans.milestones import achieved_revision, announce_achieved
 from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, PlanStatus, SuccessPlan
 from engine.rules.logic import evaluate, holds
@@ -82,6 +85,7 @@ class MilestoneState:
     """A milestone as a refresh reads and moves it: plain columns, no ORM state."""
 
     id: int
+    position: int
     key: str
     title: str
     after: str | None
@@ -200,7 +204,8 @@ def refresh_plans(
     changes: list[MilestoneChange] = []
     for where in _chunks(session, account_ids):
         plans = [plan for plan in _plan_states(session, where) if plan.is_open()]
-        tallies = plan_event_tallies(session, [plan.id for plan in plans], _names_read(plans))
+        windows = [PlanWindow(plan.id, plan.account_id, plan.started_at) for plan in plans]
+        tallies = plan_event_tallies(session, windows, _names_read(plans))
         for plan in plans:
             changes.extend(advance(plan, tallies[plan.id], now=now))
     achieved = [c for c in changes if c.status is MilestoneStatus.ACHIEVED]
@@ -247,9 +252,11 @@ def _plan_states(session: Session, where: ColumnElement[bool]) -> list[PlanState
     """The active plans matching `where` with their milestones in order, as plain rows.
 
     The hot read of an ingest batch (thousands of rows), as two Core statements on the session's
-    connection (the plans, then their milestones by plan id: cheaper than a join that looks up
-    each plan's milestones in turn); criteria as text, compiled once per distinct document (a
-    template's milestones share theirs); status and times without their column types' processing."""
+    connection: the plans, then their milestones by plan id (cheaper than a join that looks up
+    each plan's milestones in turn), unsorted (PostgreSQL sorting the wide rows cost more than
+    the rest of the query; each plan's few are sorted here). Criteria come as text, compiled once
+    per distinct document (a template's milestones share theirs); status and times without their
+    column types' per-value processing."""
     connection = session.connection()
     active = select(
         SuccessPlan.id, SuccessPlan.account_id, type_coerce(SuccessPlan.started_at, DateTime(True))
@@ -265,6 +272,7 @@ def _plan_states(session: Session, where: ColumnElement[bool]) -> list[PlanState
     rows = connection.execute(
         select(
             Milestone.plan_id,
+            Milestone.position,
             Milestone.id,
             Milestone.key,
             Milestone.title,
@@ -273,14 +281,13 @@ def _plan_states(session: Session, where: ColumnElement[bool]) -> list[PlanState
             cast(Milestone.criteria, Text),
             type_coerce(Milestone.status, String),
             type_coerce(Milestone.achieved_at, DateTime(True)),
-        )
-        .where(id_in(session, Milestone.plan_id, list(plans)))
-        .order_by(Milestone.plan_id, Milestone.position, Milestone.id)
+        ).where(id_in(session, Milestone.plan_id, list(plans)))
     )
-    for plan_id, milestone_id, key, title, after, due_date, criteria, status, achieved_at in rows:
+    for plan_id, position, milestone_id, key, title, after, due_date, criteria, status, achieved_at in rows:
         plans[plan_id].milestones.append(
             MilestoneState(
                 milestone_id,
+                position,
                 key,
                 title,
                 after,
@@ -290,7 +297,13 @@ def _plan_states(session: Session, where: ColumnElement[bool]) -> list[PlanState
                 None if achieved_at is None else _utc(achieved_at),
             )
         )
+    for plan in plans.values():
+        plan.milestones.sort(key=_order)
     return list(plans.values())
+
+
+def _order(milestone: MilestoneState) -> tuple[int, int]:
+    return milestone.position, milestone.id
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -314,12 +327,41 @@ def _names_read(plans: Sequence[PlanState]) -> frozenset[str] | None:
 
 
 def _write(session: Session, changes: Sequence[MilestoneChange], *, now: dt.datetime, channel: str) -> None:
-    """The changed statuses (one executemany per shape) and the revisions (one multi-row INSERT),
-    as Core statements; milestone and plan objects already in the session are brought up to date."""
+    """The changed statuses and their revisions as Core statements (no ORM object loaded or
+    flushed); milestone and plan objects already in the session are brought up to date."""
     if not changes:
         return
+    _update_statuses(session, changes)
+    revisions = [_revision(c, now=now, channel=channel) for c in changes if c.status in RECORDED]
+    if revisions:
+        session.connection().execute(insert(_table(PlanRevision)), revisions)  # one multi-row INSERT
+    _sync_session(session, changes, revised={r["plan_id"] for r in revisions})
+
+
+def _update_statuses(session: Session, changes: Sequence[MilestoneChange]) -> None:
+    """One `UPDATE … FROM unnest(ids, statuses, times)` on PostgreSQL (an achieved milestone takes
+    its time, any other change keeps the one it has); an executemany per shape elsewhere."""
     milestones = _table(Milestone)
     connection = session.connection()
+    if session.get_bind().dialect.name == "postgresql":
+        moved = (
+            func.unnest(
+                bindparam(None, [c.milestone_id for c in changes], type_=ARRAY(Integer())),
+                bindparam(None, [c.status.value for c in changes], type_=ARRAY(String())),
+                bindparam(None, [_achieved_at(c) for c in changes], type_=ARRAY(DateTime(timezone=True))),
+            )
+            .table_valued("id", "status", "achieved_at")
+            .render_derived()
+        )
+        connection.execute(
+            update(milestones)
+            .where(milestones.c.id == moved.c.id)
+            .values(
+                status=moved.c.status,
+                achieved_at=func.coalesce(moved.c.achieved_at, milestones.c.achieved_at),
+            )
+        )
+        return
     by_id = update(milestones).where(milestones.c.id == bindparam("b_id"))
     achieved = [c for c in changes if c.status is MilestoneStatus.ACHIEVED]
     if achieved:
@@ -333,10 +375,10 @@ def _write(session: Session, changes: Sequence[MilestoneChange], *, now: dt.date
             by_id.values(status=bindparam("b_status")),
             [{"b_id": c.milestone_id, "b_status": c.status} for c in others],
         )
-    revisions = [_revision(c, now=now, channel=channel) for c in changes if c.status in RECORDED]
-    if revisions:
-        connection.execute(insert(_table(PlanRevision)), revisions)
-    _sync_session(session, changes, revised={r["plan_id"] for r in revisions})
+
+
+def _achieved_at(change: MilestoneChange) -> dt.datetime | None:
+    return change.achieved_at if change.status is MilestoneStatus.ACHIEVED else None
 
 
 def _table(model: Any) -> Table:
