@@ -174,6 +174,8 @@ def save_draft(
         raise ValidationFailed(errors)
     if row is None:
         assert campaign is not None
+        if _unchanged(campaign, normalized) and _same_words(campaign, normalized):
+            return get_draft(session, key)  # the form sent back as it was: no draft to start
         row = CampaignDraft(key=key, campaign_id=campaign.id, based_on_version=campaign.version, revision=0)
         row.created_at = now
         session.add(row)
@@ -197,7 +199,8 @@ def discard_draft(session: Session, key: str) -> bool:
 def publish_draft(
     session: Session, key: str, *, expected: str | None, note: str, user: str | None, now: dt.datetime
 ) -> CampaignVersion:
-    """Publish the draft as the campaign's next version (running enrolments keep theirs)."""
+    """Publish the draft as the campaign's next version (running enrolments keep theirs). A draft
+    that changes only the name or description updates them and returns the current version."""
     row = _draft_row(session, key, lock=True)
     if row is None:
         if find_campaign(session, key) is None:
@@ -217,6 +220,13 @@ def publish_draft(
     if campaign is None:
         campaign = Campaign(key=key, name=normalized["name"], version=0)
         session.add(campaign)
+    elif _unchanged(campaign, normalized):
+        # Only the name or description changed (or nothing): no new version for running accounts.
+        campaign.name, campaign.description = normalized["name"], normalized.get("description", "")
+        session.execute(delete(CampaignDraft).where(CampaignDraft.id == row.id))
+        session.expunge(row)
+        session.flush()
+        return next(v for v in campaign.versions if v.version == campaign.version)
     campaign.name, campaign.description = normalized["name"], normalized.get("description", "")
     steps = [
         (s["key"], StepKind(s["kind"]), {k: v for k, v in s.items() if k not in ("key", "kind")})
@@ -231,6 +241,22 @@ def publish_draft(
     session.expunge(row)
     session.flush()
     return version
+
+
+def _unchanged(campaign: Campaign, normalized: dict[str, Any]) -> bool:
+    """The document has the current version's steps and settings (its words may differ)."""
+    current = [(s.key, s.kind.value, dict(s.config)) for s in campaign.steps]
+    wanted = [
+        (s["key"], s["kind"], {k: v for k, v in s.items() if k not in ("key", "kind")})
+        for s in normalized["steps"]
+    ]
+    return bool(current == wanted and current_settings(campaign) == campaign_settings(normalized))
+
+
+def _same_words(campaign: Campaign, normalized: dict[str, Any]) -> bool:
+    return bool(
+        campaign.name == normalized["name"] and campaign.description == normalized.get("description", "")
+    )
 
 
 def set_paused(session: Session, key: str, paused: bool) -> Campaign:

@@ -236,3 +236,22 @@ def test_live_counts_per_step_and_state_and_the_rules_that_enrol(playbook: Sessi
         playbook.scalar(select(CampaignVersion.version).where(CampaignVersion.campaign_id == campaign.id))
         == 1
     )
+
+
+def test_an_unchanged_save_starts_no_draft_and_a_rename_makes_no_new_version(playbook: Session) -> None:
+    nurture = builder.get_draft(playbook, "nurture")
+    same = builder.save_draft(playbook, "nurture", nurture.document, expected="1.0", user=USER, now=NOW)
+    assert not same.has_draft and same.etag == "1.0"
+    renamed = builder.save_draft(
+        playbook,
+        "nurture",
+        dict(nurture.document, name="Nurture (renamed)"),
+        expected="1.0",
+        user=USER,
+        now=NOW,
+    )
+    assert renamed.has_draft
+    version = builder.publish_draft(playbook, "nurture", expected=renamed.etag, note="", user=USER, now=NOW)
+    campaign = version.campaign
+    assert version.version == campaign.version == 1 and campaign.name == "Nurture (renamed)"
+    assert not builder.get_draft(playbook, "nurture").has_draft

@@ -262,7 +262,8 @@ def save_campaign(key: str) -> Any:
                 saved = builder.save_draft(
                     session, key, form.document, expected=form.etag, user=current_user.email, now=now()
                 )
-                if publish:
+                version: int | None = None
+                if publish and saved.has_draft:
                     version = builder.publish_draft(
                         session, key, expected=saved.etag, note=form.note, user=current_user.email, now=now()
                     ).version
@@ -271,18 +272,33 @@ def save_campaign(key: str) -> Any:
         except ValidationFailed as exc:
             errors = {k: str(v) for k, v in exc.errors.items()}
         else:
-            if publish:
-                flash(
-                    f"Published version {version}. New enrolments run it; running ones finish theirs.", "ok"
-                )
-                return redirect(url_for("admin.campaign", key=key), 303)
-            flash("Draft saved. Nothing changes for customers until you publish it.", "ok")
-            return redirect(url_for("admin.edit_campaign", key=key), 303)
+            return _after_save(key, draft, saved, publish, version)
     session = db_session()
     draft = builder.get_draft(session, key)
     if conflict is not None:
         form.etag = draft.etag  # having seen the message, saving again replaces theirs on purpose
     return _builder_page(session, draft, form, errors, conflict=conflict, status=409 if conflict else 422)
+
+
+def _after_save(
+    key: str, before: builder.DraftView, saved: builder.DraftView, publish: bool, version: int | None
+) -> Any:
+    if not saved.has_draft:
+        flash(
+            f"Nothing changed since version {before.based_on_version}, so there is no draft to publish.", "ok"
+        )
+        return redirect(url_for("admin.campaign", key=key), 303)
+    if not publish:
+        flash("Draft saved. Nothing changes for customers until you publish it.", "ok")
+        return redirect(url_for("admin.edit_campaign", key=key), 303)
+    if version == before.based_on_version:
+        flash(
+            f"Saved the new name and description; the steps and settings are those of version {version}.",
+            "ok",
+        )
+    else:
+        flash(f"Published version {version}. New enrolments run it; running ones finish theirs.", "ok")
+    return redirect(url_for("admin.campaign", key=key), 303)
 
 
 def _builder_page(
