@@ -136,9 +136,10 @@ def _plain(value: Any) -> Any:
 def _changes(obj: Any, action: str, audited: Audited) -> dict[str, list[Any]]:
     state = inspect(obj)
     found: dict[str, list[Any]] = {}
+    keys = {column.key for column in state.mapper.primary_key}
     for attr in state.mapper.column_attrs:
         key = attr.key
-        if key in audited.ignore:
+        if key in audited.ignore or (key in keys and action != "update"):
             continue
         if action == "update":
             history = state.attrs[key].history
@@ -172,10 +173,9 @@ def _label(obj: Any, audited: Audited) -> str:
 
 
 def _identity(obj: Any) -> str:
-    identity = inspect(obj).identity
-    if identity is None:
-        return ""
-    return ",".join(str(part) for part in identity)[:80]
+    # Not state.identity: a row inserted by this flush has its key only after the flush ends.
+    identity = inspect(obj).mapper.primary_key_from_instance(obj)
+    return ",".join("" if part is None else str(part) for part in identity)[:80]
 
 
 @event.listens_for(Session, "after_flush")

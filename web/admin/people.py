@@ -210,7 +210,8 @@ def invite_accept(token: str) -> Any:
             errors["confirm"] = "the two passwords differ"
         else:
             try:
-                with unit_of_work():
+                # The invitee is not signed in yet: their own account's creation is logged as theirs.
+                with unit_of_work(), audit.acting_as(invitation.email, "console"):
                     accept_invitation(session, invitation, name=name, password=password, now=now())
             except ValidationFailed as exc:
                 errors = exc.errors
@@ -238,7 +239,7 @@ def _settings_page(*, new_token: str | None = None, errors: dict[Any, Any] | Non
         ("Public URL", "NORTHSTAR_PUBLIC_URL", configured.public_url),
         ("Mail backend", "NORTHSTAR_MAIL_BACKEND", configured.mail_backend),
         ("Sender", "NORTHSTAR_MAIL_FROM", configured.mail_from),
-        ("Postal address (email footer)", "NORTHSTAR_POSTAL_ADDRESS", configured.postal_address),
+        ("Postal address (email footer)", "built in, not configurable yet", configured.postal_address),
         ("Ops email (plan changes)", "NORTHSTAR_OPS_EMAIL", configured.ops_email or "not set"),
         ("Nudges per account per week", "NORTHSTAR_CAP_ACCOUNT_PER_WEEK", configured.cap_account_per_week),
         ("Messages per contact per week", "NORTHSTAR_CAP_CONTACT_PER_WEEK", configured.cap_contact_per_week),
