@@ -111,3 +111,13 @@ def test_people_changes_are_logged_without_password_hashes(client: FlaskClient, 
     )
     text = text_of(admin.get("/admin/audit?type=User"))
     assert "ada@example.com" in text and "$argon2" not in text
+
+
+def test_data_feeds_through_the_api_are_not_logged(
+    client: FlaskClient, database: Database, recruiting: dict[str, int], auth: dict[str, str]
+) -> None:
+    from tests.factories import account_payload
+
+    assert client.put("/api/v1/accounts/acme", json=account_payload(), headers=auth).status_code == 201
+    with database.session() as session:
+        assert entries(session) == []

@@ -257,3 +257,6 @@ def test_api_export_and_erase_need_an_admin_token(client: FlaskClient, database:
     missing = client.get(f"/api/v1/contacts/{champ_id}/export", headers=as_admin)
     assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
     assert client.post("/api/v1/contacts/99999999999/erase", headers=as_admin).status_code == 404
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "post" in paths["/api/v1/contacts/{contact_id}/erase"]
+    assert "get" in paths["/api/v1/contacts/{contact_id}/export"]
