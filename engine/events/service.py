@@ -7,13 +7,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, column, func, select
+from sqlalchemy import ARRAY, String, Table, Text, any_, bindparam, column, func, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account, Contact
+from engine.db import id_in
 from engine.errors import ValidationFailed
 from engine.events.models import Event, EventType
 from engine.plans.milestones import evaluate_milestones
@@ -44,6 +45,7 @@ def ingest_events(session: Session, events: list[EventIn], *, now: dt.datetime) 
     """Store new events (duplicates by idempotency key are counted, not stored) atomically."""
     if len(events) > MAX_BATCH:
         raise ValidationFailed({"events": f"at most {MAX_BATCH} events per batch, got {len(events)}"})
+    session.flush()  # the lookups below are Core statements on the session's connection
     accounts = _accounts_by_external_id(session, {e.account for e in events})
     known_names = set(session.scalars(select(EventType.name)))
     errors: dict[str, str] = {}
@@ -130,18 +132,20 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
 def _accounts_by_external_id(session: Session, external_ids: set[str]) -> dict[str, int]:
     if not external_ids:
         return {}
-    found = session.execute(
-        select(Account.external_id, Account.id).where(Account.external_id.in_(external_ids))
-    )
+    if session.get_bind().dialect.name == "postgresql":  # one array parameter, not one per id
+        wanted = Account.external_id == any_(bindparam(None, sorted(external_ids), type_=ARRAY(String())))
+    else:
+        wanted = Account.external_id.in_(external_ids)
+    found = session.connection().execute(select(Account.external_id, Account.id).where(wanted))
     return {external_id: account_id for external_id, account_id in found}
 
 
 def _contacts(session: Session, account_ids: list[int]) -> dict[tuple[int, str], int]:
     if not account_ids:
         return {}
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Contact.account_id, Contact.email, Contact.external_id, Contact.id).where(
-            Contact.account_id.in_(account_ids)
+            id_in(session, Contact.account_id, account_ids)
         )
     )
     found: dict[tuple[int, str], int] = {}
