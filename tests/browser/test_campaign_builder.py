@@ -67,7 +67,7 @@ def test_an_editor_builds_publishes_and_watches_a_campaign(
     wait.get_by_label("Kind").select_option("wait_until")
     wait.locator("[data-step-key]").fill("first_job")
     wait.locator("[data-wait-for]").select_option("milestone")
-    wait.get_by_label("Milestone").select_option("first_job_posted")
+    wait.get_by_label("Milestone", exact=True).select_option("first_job_posted")
     expect(wait.get_by_label("Event")).to_be_hidden()
     wait.get_by_label("Time out after (days)").fill("7")
     wait.get_by_label("On time-out go to").fill("remind")

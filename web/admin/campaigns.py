@@ -81,6 +81,9 @@ FIELD_LABELS = {
     "else": "Else go to",
 }
 STATE_ORDER = ("active", "waiting", "completed", "exited", "failed")
+# What the step form edits; anything else a step carries (a playbook option the form does not show
+# yet) rides along in a hidden field, so editing in the console never drops it.
+FORM_KEYS = frozenset(FIELD_LABELS) | {"recommend", "wait_for"}
 SAMPLE = {
     "contact.first_name": "Alex",
     "contact.name": "Alex Rivera",
@@ -351,6 +354,7 @@ def _builder_page(
             condition_text=_condition_text,
             condition_errors=_condition_errors,
             wait_mode=_wait_mode,
+            extra_of=_extra,
             caps=(settings().cap_account_per_week, settings().cap_contact_per_week),
             entry_rules=[(r, describe(r.condition)) for r in builder.entry_rules(session, draft.key)],
         ),
@@ -485,7 +489,20 @@ def _step_from_form(posted: MultiDict[str, str], prefix: str, kind: str) -> dict
         step["_condition_text"] = _text(posted.get(prefix + "condition"), multiline=True)
         step["then"] = value("then") or None
         step["else"] = value("else") or None
+    if kind == "email" and value("recommend"):
+        step["recommend"] = value("recommend")
+    try:
+        extra = json.loads(posted.get(prefix + "extra") or "{}")
+    except ValueError:
+        extra = {}
+    if isinstance(extra, dict):
+        step.update({k: v for k, v in extra.items() if isinstance(k, str) and k not in FORM_KEYS})
     return {k: v for k, v in step.items() if v is not None and v != []}
+
+
+def _extra(step: Mapping[str, Any]) -> str:
+    """The step's settings the form does not edit, as JSON for its hidden field."""
+    return json.dumps({k: v for k, v in step.items() if k not in FORM_KEYS}, ensure_ascii=False)
 
 
 def _is_number(text: str) -> bool:
