@@ -72,6 +72,7 @@ BAD_FILTERS = [
     ("trait=plan_size", "trait", "Enter the value the trait"),
     ("trait_value=big", "trait", "Choose which trait"),
     ("trait.nonesuch=1", "trait", "unknown trait"),
+    ("from=9999-12-31&to=9999-12-31", "to", "out of range"),
 ]
 
 

@@ -185,6 +185,9 @@ def report(name: str) -> Any:
             result = run_report(session, name, filters)
     except ValidationFailed as exc:
         errors.update(_field_messages(exc.errors))
+    except OverflowError:  # a date at the end of the calendar (9999-12-31): its next day does not exist
+        errors["to"] = "that date is out of range; pick one before the year 9999"
+        filters = None
     if result is not None and filters is not None:
         _cache_headline(name, filters, headline_items(result))
     status = 400 if errors else 200
@@ -227,7 +230,7 @@ def report_csv(name: str) -> Any:
             result = result_from_job(job["result"], filters)  # what the page showed, not a second run
         else:
             result = run_report(db_session(), name, filters)
-    except ValidationFailed:
+    except (ValidationFailed, OverflowError):
         # A hand-edited CSV link: show the form with the messages rather than a bare error.
         return redirect(report_url("admin.report", name, request.args), 303)
     filename = f"{name}_{filters.start.isoformat()}_{filters.end.isoformat()}.csv"
