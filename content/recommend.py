@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from content.library import best_locale
 from content.models import ContentClick, ContentItem, ContentSend
@@ -53,7 +53,14 @@ class Recommender:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.items = list(session.scalars(select(ContentItem).order_by(ContentItem.id)))
+        # Bodies are not needed to rank (and are the bulk of a row): loaded only if read.
+        self.items = list(
+            session.scalars(
+                select(ContentItem)
+                .options(defer(ContentItem.body), defer(ContentItem.body_html))
+                .order_by(ContentItem.id)
+            )
+        )
         rows = session.execute(select(Objective.key, Objective.outcome_key, Objective.title)).all()
         self.objective_outcomes: dict[str, str] = {key: outcome for key, outcome, _ in rows}
         self.objective_titles: dict[str, str] = {key: title for key, _, title in rows}
