@@ -71,11 +71,12 @@ def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
 
     page.get_by_role("link", name="Templates").click()
     page.get_by_role("link", name="next_step").click()
-    page.get_by_role("textbox", name="Subject email only").fill("Next up for {{ acount.name }}")
+    subject = page.get_by_role("textbox", name="Subject email only")
+    subject.fill("Next up for {{ acount.name }}")
     page.get_by_role("button", name="Check and save").click()
     expect(page.locator("#err-subject")).to_contain_text("'acount' is undefined")
     shoot(page, "admin-content-template-error", docs=True)
-    page.get_by_role("textbox", name="Subject email only").fill("Your next step at {{ account.name }}: {{ next_milestone.title }}")
+    subject.fill("Your next step at {{ account.name }}: {{ next_milestone.title }}")
     page.get_by_role("button", name="Check and save").click()
     expect(page.get_by_role("status")).to_contain_text("version 2")
 
