@@ -1,4 +1,4 @@
-"""account 360: notes on accounts
+"""account 360: notes on accounts; the console dashboard's indexes
 
 Revision ID: 0012
 Revises: 0011
@@ -14,6 +14,21 @@ revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# The dashboard's date-bounded counts (web/admin/dashboard.py CONSOLE_INDEXES).
+INDEXES = (
+    ("ix_messages_sent_at", "messages", ["sent_at"], "sent_at IS NOT NULL"),
+    ("ix_messages_suppressed_at", "messages", ["created_at"], "status = 'suppressed'"),
+    (
+        "ix_milestones_slipped",
+        "milestones",
+        ["status", "due_date", "plan_id"],
+        "status IN ('behind', 'missed')",
+    ),
+    ("ix_milestones_achieved_at", "milestones", ["achieved_at"], "status = 'achieved'"),
+    ("ix_plan_revisions_created_at", "plan_revisions", ["created_at"], None),
+    ("ix_webhook_events_spam", "webhook_events", ["received_at"], "event = 'spamreport'"),
+)
 
 
 def upgrade() -> None:
@@ -33,8 +48,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_account_notes")),
     )
     op.create_index("ix_account_notes_account_time", "account_notes", ["account_id", "created_at"])
+    for name, table, columns, where in INDEXES:
+        op.create_index(name, table, columns, postgresql_where=sa.text(where) if where else None)
 
 
 def downgrade() -> None:
+    for name, table, _columns, _where in reversed(INDEXES):
+        op.drop_index(name, table_name=table)
     op.drop_index("ix_account_notes_account_time", table_name="account_notes")
     op.drop_table("account_notes")
