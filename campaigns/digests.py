@@ -53,6 +53,7 @@ DIGEST_RETRY = Retry(max=4, interval=[60, 300, 900, 3600])
 CATEGORY = "digest"
 MAX_SEGMENTS_LISTED = 50
 SUMMARY_CACHE_S = 86_400
+HEADLINE_WORDS = {"ttv": "time to value", "kr": "KR", "nps": "NPS", "csat": "CSAT", "pct": "%"}
 
 
 class DigestStatus(enum.StrEnum):
@@ -275,7 +276,7 @@ def _changes(result: ReportResult, before: ReportResult) -> list[HeadlineChange]
     lines = []
     for key, value in result.headline.items():
         kind = _kind(columns.get(key), key, value)
-        label = columns[key].label if key in columns else key.replace("_", " ").capitalize()
+        label = columns[key].label if key in columns else _label(key, kind)
         old = before.headline.get(key)
         if value is None and old is None:
             continue  # nothing to say (a rate with no denominator either week)
@@ -283,6 +284,15 @@ def _changes(result: ReportResult, before: ReportResult) -> list[HeadlineChange]
             HeadlineChange(label, _format(value, kind), _format(old, kind), _delta(value, old, kind))
         )
     return lines
+
+
+def _label(key: str, kind: str) -> str:
+    """A headline key with no column of its own as words: ttv_median_days -> Time to value median."""
+    words = [HEADLINE_WORDS.get(word, word) for word in key.split("_")]
+    if kind == "days" and len(words) > 1 and words[-1] == "days":
+        words = words[:-1]  # the value already says "days"
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
 
 
 def _kind(column: Column | None, key: str, value: float | int | None) -> str:

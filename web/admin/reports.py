@@ -60,6 +60,7 @@ FIELD_LABELS = {
     "trait": "Trait",
 }
 HEADLINE_CACHE_S = 900  # the index's numbers for large data sets may be this old
+HEADLINE_WORDS = {"ttv": "time to value", "kr": "KR", "nps": "NPS", "csat": "CSAT", "pct": "%"}
 HEADLINE_PCT_HINTS = ("rate", "share", "pct", "lift", "conversion", "attainment")
 
 
@@ -412,8 +413,17 @@ def headline_items(result: ReportResult) -> list[tuple[str, str]]:
     items = []
     for key, value in result.headline.items():
         kind = kinds.get(key) or _guess_kind(key, value)
-        items.append((labels.get(key) or key.replace("_", " ").capitalize(), format_cell(value, kind)))
+        items.append((labels.get(key) or headline_label(key, kind), format_cell(value, kind)))
     return items
+
+
+def headline_label(key: str, kind: str) -> str:
+    """A headline key with no column of its own as words: ttv_median_days -> Time to value median."""
+    words = [HEADLINE_WORDS.get(word, word) for word in key.split("_")]
+    if kind == "days" and len(words) > 1 and words[-1] == "days":
+        words = words[:-1]  # the value already says "days"
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
 
 
 def _guess_kind(key: str, value: float | int | None) -> str:
