@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Index, String, event, insert, inspect, select
 from sqlalchemy.orm import Mapped, Session, UOWTransaction, mapped_column
+from sqlalchemy.orm.base import NO_VALUE
 
 from engine.db import Base, utcnow
 
@@ -80,6 +81,7 @@ def register(
 ) -> None:
     """Log people's changes to `model`. `ignore`: columns whose changes are noise (counters,
     timestamps); `redact`: columns logged only as "changed" (password hashes, secrets)."""
+    _columns_of.pop(model, None)
     _registry[model] = Audited(
         object_type or model.__name__,
         DEFAULT_IGNORED | frozenset(ignore),
@@ -128,32 +130,47 @@ def _plain(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return float(value)
     if isinstance(value, dict | list | tuple):
-        text = json.dumps(value, default=str, sort_keys=True)
-        return json.loads(text) if len(text) <= MAX_JSON else f"(JSON, {len(text):,} characters)"
+        # JSON columns hold JSON already: measure it, keep it unless it is too big to be useful.
+        size = len(json.dumps(value, default=str))
+        return value if size <= MAX_JSON else f"(JSON, {size:,} characters)"
     return str(value)[:MAX_TEXT]
+
+
+_columns_of: dict[type, tuple[str, ...]] = {}
+
+
+def _columns(obj: Any, mapper: Any, audited: Audited) -> tuple[str, ...]:
+    """The column attributes worth logging, in table order (not the ignored ones, not the key)."""
+    found = _columns_of.get(type(obj))
+    if found is None:
+        keys = {column.key for column in mapper.primary_key}
+        found = tuple(a.key for a in mapper.column_attrs if a.key not in audited.ignore and a.key not in keys)
+        _columns_of[type(obj)] = found
+    return found
 
 
 def _changes(obj: Any, action: str, audited: Audited) -> dict[str, list[Any]]:
     state = inspect(obj)
+    columns = _columns(obj, state.mapper, audited)
     found: dict[str, list[Any]] = {}
-    keys = {column.key for column in state.mapper.primary_key}
-    for attr in state.mapper.column_attrs:
-        key = attr.key
-        if key in audited.ignore or (key in keys and action != "update"):
+    values = state.dict
+    if action == "update":
+        # committed_state: the value each modified attribute had before this flush (cheaper than
+        # asking every column for its history).
+        pairs = [
+            (key, None if old is NO_VALUE else old, values.get(key))
+            for key, old in state.committed_state.items()
+            if key in columns
+        ]
+    else:
+        pairs = [
+            (key, None, value) if action == "insert" else (key, value, None)
+            for key in columns
+            if (value := values.get(key)) is not None and value != [] and value != {}
+        ]
+    for key, before, after in pairs:
+        if action == "update" and before == after:
             continue
-        if action == "update":
-            history = state.attrs[key].history
-            if not history.has_changes():
-                continue
-            before = history.deleted[0] if history.deleted else None
-            after = history.added[0] if history.added else None
-            if before == after:
-                continue
-        else:
-            value = state.dict.get(key)
-            if value is None or value == [] or value == {}:
-                continue
-            before, after = (None, value) if action == "insert" else (value, None)
         if key in audited.redact:
             found[key] = [None if before is None else "(hidden)", None if after is None else "(hidden)"]
         else:

@@ -41,6 +41,7 @@ from engine.workspaces import Workspace, normalise_origin, rotate_secret
 from web.admin import bp
 from web.admin.auth import ADMINS, role_required
 from web.context import db_session, now, settings, unit_of_work
+from web.ratelimit import limiter
 
 log = logging.getLogger(__name__)
 ROLE_HELP = {
@@ -192,6 +193,7 @@ def reactivate(user_id: int) -> BaseResponse:
 
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
 def invite_accept(token: str) -> Any:
     """The invitee's page (no sign-in): set a name and a password, then sign in."""
     keys = [settings().secret_key, *settings().old_secret_keys]
