@@ -245,12 +245,17 @@ def publish_draft(
 
 def _unchanged(campaign: Campaign, normalized: dict[str, Any]) -> bool:
     """The document has the current version's steps and settings (its words may differ)."""
-    current = [(s.key, s.kind.value, dict(s.config)) for s in campaign.steps]
-    wanted = [
-        (s["key"], s["kind"], {k: v for k, v in s.items() if k not in ("key", "kind")})
-        for s in normalized["steps"]
-    ]
+    current = [(s.key, s.kind.value, _comparable(s.config)) for s in campaign.steps]
+    wanted = [(s["key"], s["kind"], _comparable(s)) for s in normalized["steps"]]
     return bool(current == wanted and current_settings(campaign) == campaign_settings(normalized))
+
+
+def _comparable(step: dict[str, Any]) -> dict[str, Any]:
+    """A step's settings, with its recipients as a set (their order means nothing)."""
+    found = {k: v for k, v in step.items() if k not in ("key", "kind")}
+    if isinstance(found.get("to"), list):
+        found["to"] = sorted(found["to"])
+    return found
 
 
 def _same_words(campaign: Campaign, normalized: dict[str, Any]) -> bool:

@@ -318,3 +318,36 @@ def test_a_viewer_sees_read_only_pages_and_cannot_change_anything(
     with database.session() as session:
         assert session.scalar(select(Campaign.paused).where(Campaign.key == "nurture")) is False
         assert session.scalar(select(CampaignDraft)) is None
+
+
+def test_a_draft_left_behind_by_a_newer_version_says_so_and_cannot_publish(
+    editor: FlaskClient, database: Database
+) -> None:
+    from campaigns import builder
+
+    fields = builder_fields(text_of(editor.get("/admin/campaigns/nurture/edit")))
+    assert post(editor, "/admin/campaigns/nurture/edit", changed(fields, name="Mine")).status_code == 303
+    with database.transaction() as session:  # a playbook import publishes version 2 meanwhile
+        draft = builder.get_draft(session, "nurture")
+        assert draft.campaign is not None
+        draft.campaign.version = 2
+    page = text_of(editor.get("/admin/campaigns/nurture/edit"))
+    assert "Version 2 was published after this draft started from version 1" in page
+    response = post(editor, "/admin/campaigns/nurture/edit", builder_fields(page) + [("action", "publish")])
+    assert response.status_code == 409
+    assert "version 2 was published after this draft started from version 1" in text_of(response)
+
+
+def test_the_form_round_trips_every_bundled_campaign_unchanged(
+    editor: FlaskClient, database: Database
+) -> None:
+    """Opening the builder and publishing without a change makes no version and no draft: every
+    step setting of the playbook's campaigns survives the form."""
+    for key in ("nurture", "survey_invite", "review_reminder", "milestone_slipped"):
+        fields = builder_fields(text_of(editor.get(f"/admin/campaigns/{key}/edit")))
+        response = post(editor, f"/admin/campaigns/{key}/edit", fields + [("action", "publish")])
+        assert response.status_code == 303, (key, text_of(response))
+        assert "Nothing changed since version 1" in text_of(editor.get(response.headers["Location"])), key
+    with database.session() as session:
+        assert set(session.scalars(select(Campaign.version))) == {1}
+        assert session.scalar(select(CampaignDraft)) is None

@@ -133,6 +133,16 @@ def test_an_editor_builds_publishes_and_watches_a_campaign(
     expect(page.locator('tr[data-campaign="onboarding"]')).to_contain_text("3")
     shoot(page, "campaign-builder-list", docs=True)
 
+    # On a tablet the builder fits without sideways scrolling; dark mode uses the console's colours.
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(live_server + "/admin/campaigns/onboarding/edit")
+    expect(page.locator("li[data-step]")).to_have_count(5)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    shoot(page, "campaign-builder-tablet", docs=False)
+    page.emulate_media(color_scheme="dark")
+    page.goto(live_server + "/admin/campaigns/onboarding")
+    shoot(page, "campaign-builder-detail-dark", docs=False)
+
     with database.session() as session:
         campaign = session.scalar(select(Campaign).where(Campaign.key == "onboarding"))
         assert campaign is not None and campaign.version == 2

@@ -346,7 +346,9 @@ def _builder_page(
             trigger_labels=TRIGGER_LABELS,
             email_templates=[t for t in templates if t.kind == "email"],
             in_app_templates=[t for t in templates if t.kind == "in_app"],
-            content_items=list(session.scalars(select(ContentItem).order_by(ContentItem.title))),
+            content_options=_content_options(
+                list(session.scalars(select(ContentItem).order_by(ContentItem.title)))
+            ),
             milestones=plan_milestones,
             event_names=list(session.scalars(select(EventType.name).order_by(EventType.name))),
             objectives=list(session.scalars(select(Objective.key).order_by(Objective.key))),
@@ -498,6 +500,17 @@ def _step_from_form(posted: MultiDict[str, str], prefix: str, kind: str) -> dict
     if isinstance(extra, dict):
         step.update({k: v for k, v in extra.items() if isinstance(k, str) and k not in FORM_KEYS})
     return {k: v for k, v in step.items() if v is not None and v != []}
+
+
+def _content_options(items: list[ContentItem]) -> Any:
+    """(key, label, chosen) for a step's content picker: its items first, in their order."""
+    labels = {item.key: f"{item.title} ({item.kind})" for item in items}
+
+    def options(picked: list[str]) -> list[tuple[str, str, bool]]:
+        chosen = [(key, labels.get(key, f"{key} (missing)"), True) for key in picked]
+        return chosen + [(key, label, False) for key, label in labels.items() if key not in picked]
+
+    return options
 
 
 def _extra(step: Mapping[str, Any]) -> str:

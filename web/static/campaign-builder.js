@@ -177,6 +177,10 @@
     if (event.target.matches("[data-step-key]")) refreshKeys();
   });
 
+  // After a refused save, the list of problems is where keyboard and screen reader users start.
+  var summary = document.querySelector("[data-focus-on-load]");
+  if (summary) summary.focus();
+
   // Enter inside a condition builder must not submit its (never submitted) host form.
   document.addEventListener("submit", function (event) {
     if (event.target.matches && event.target.matches("[data-condition-host]")) event.preventDefault();
