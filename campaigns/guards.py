@@ -9,15 +9,16 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from campaigns.models import Enrollment, Message, MessageStatus
-from engine.accounts import Account, Contact
+from engine.accounts import Contact
 from engine.db import id_in
+from engine.privacy import email_erased
 
 CAP_WINDOW = dt.timedelta(days=7)
 # Messages that reached (or are on their way to) a person count against the caps.
@@ -50,6 +51,27 @@ def held_out(account_id: int, campaign_key: str, percent: int) -> bool:
 
 
 def suppression(contact: Contact, category: str) -> str | None:
+    session = object_session(contact)
+    if session is not None and email_erased(session, contact.email):
+        return "erased: privacy request"
+    return opted_out(contact, category)
+
+
+class Reachable(Protocol):
+    """What the guards read about a contact: an ORM `Contact`, or a row of the bulk tick."""
+
+    @property
+    def unsubscribed_at(self) -> dt.datetime | None: ...
+    @property
+    def bounced_at(self) -> dt.datetime | None: ...
+    @property
+    def spam_reported_at(self) -> dt.datetime | None: ...
+    @property
+    def unsubscribed_categories(self) -> list[Any]: ...
+
+
+def opted_out(contact: Reachable, category: str) -> str | None:
+    """The contact's own suppressions (the bulk tick checks erased emails itself, per chunk)."""
     if contact.unsubscribed_at is not None:
         return "unsubscribed"
     if contact.bounced_at is not None:
@@ -110,7 +132,12 @@ class CapLedger:
         return None
 
 
-def contact_zone(contact: Contact, account: Account) -> ZoneInfo:
+class Zoned(Protocol):
+    @property
+    def timezone(self) -> str | None: ...
+
+
+def contact_zone(contact: Zoned, account: Zoned) -> ZoneInfo:
     for name in (contact.timezone, account.timezone, "UTC"):
         if name:
             try:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns.models import Step, StepKind
+from campaigns.models import StepKind
 from engine.db import id_in
 from engine.plans.models import KeyResult, Milestone, MilestoneStatus, PlanStatus, SuccessPlan
+
+if TYPE_CHECKING:
+    from campaigns.steps import Version
 
 
 @dataclass
@@ -27,7 +30,7 @@ class PlanState:
 
 
 def waited_on(
-    versions: dict[tuple[int, int], tuple[list[Step], dict[str, Any]]],
+    versions: dict[tuple[int, int], Version],
 ) -> tuple[set[str], set[str]]:
     """The milestone and key-result keys the `wait_until` steps of these versions read."""
     milestones: set[str] = set()
