@@ -219,9 +219,16 @@ def erase_contact(session: Session, contact_id: int, *, by: str, now: dt.datetim
     """Erase one contact (see the module docstring); safe to repeat. Runs in the caller's
     transaction: if any step fails, nothing is erased."""
     earlier = previous_erasure(session, contact_id)
+    if earlier is None:
+        try:
+            contact = _get_contact(session, contact_id, lock=True)
+        except NotFound:
+            # A concurrent request may have erased it while this one waited for the row lock.
+            earlier = previous_erasure(session, contact_id)
+            if earlier is None:
+                raise
     if earlier is not None:
         return ErasureResult(contact_id, earlier.erased_at, earlier.erased_by, earlier.summary, True)
-    contact = _get_contact(session, contact_id, lock=True)
     salt = _salt(session)
     digest = email_digest(salt, contact.email)
     if session.get(ErasedEmail, digest) is None:

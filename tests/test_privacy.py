@@ -260,3 +260,25 @@ def test_api_export_and_erase_need_an_admin_token(client: FlaskClient, database:
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert "post" in paths["/api/v1/contacts/{contact_id}/erase"]
     assert "get" in paths["/api/v1/contacts/{contact_id}/export"]
+
+
+def test_two_erasures_at_once_erase_once(database: Database) -> None:
+    import threading
+
+    champ_id = _committed_customer(database)
+    first = database.session()
+    erase_contact(first, champ_id, by="first@northstar.example", now=NOW)  # holds the row lock
+    results: list[Any] = []
+
+    def second() -> None:
+        with database.transaction() as session:
+            results.append(erase_contact(session, champ_id, by="second@northstar.example", now=NOW))
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive()  # blocked on the contact's row lock
+    first.commit()
+    first.close()
+    waiting.join(timeout=10)
+    assert [(r.already, r.erased_by) for r in results] == [(True, "first@northstar.example")]
