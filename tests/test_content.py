@@ -193,7 +193,7 @@ def test_an_email_is_composed_with_inlined_css_a_preheader_tracked_links_and_tex
         content_keys=["post-a-job-in-five-minutes"],
         campaign_name="Nurture",
         postal_address="1 Harbour St",
-        locale="de",  # no German template: the default one
+        locale="fr",  # no French template: the default one
     )
     assert email.locale == "en" and len(email.content_ids) == 1
     assert 'style="' in email.html and "@media only screen" in email.html  # inlined, media query kept
@@ -205,6 +205,19 @@ def test_an_email_is_composed_with_inlined_css_a_preheader_tracked_links_and_tex
     text = personalise(email.text, substitutions)
     assert "Post a job in five minutes (https://t.example/t/x)" in text
     assert "Unsubscribe: %nst:unsubscribe_url%" in text
+
+
+def test_a_german_contact_gets_the_german_template_with_the_same_content(library: Session) -> None:
+    german = compose_email(
+        library,
+        "welcome_plan",
+        content_keys=["first-90-days"],
+        campaign_name="N",
+        postal_address="x",
+        locale="de-AT",
+    )
+    assert german.locale == "de" and german.subject.startswith("%nst:contact.first_name%, Ihr Erfolgsplan")
+    assert '<html lang="de"' in german.html and "Erfolgsplan öffnen" in german.html
 
 
 def test_content_cli_dry_run_then_import(tmp_path: Path) -> None:

@@ -175,3 +175,20 @@ def test_a_deleted_item_and_a_body_only_item(item_id: int, client: FlaskClient, 
     body = page.get_data(as_text=True)
     assert "<h1>Do this</h1>" in body and 'rel="noopener noreferrer"' in body
     assert _clicks(database) == 1
+
+
+def test_each_recipient_gets_the_template_in_their_locale(
+    recruiting: object, database: Database, sink: SendGridSink, run_worker: Callable[[], bool]
+) -> None:
+    from engine.accounts import Contact
+
+    enrol(database)
+    with database.transaction() as session:
+        sofia = session.scalar(select(Contact).where(Contact.email == "sofia@acme.example"))
+        assert sofia is not None
+        sofia.locale = "de-AT"
+    tick_once(database)
+    run_worker()
+    subjects = {m.to: personalise(m.subject or "", m.substitutions) for m in sink.messages()}
+    assert subjects["sofia@acme.example"] == "Sofia, Ihr Erfolgsplan für Acme Inc ist fertig"
+    assert subjects["johnny@acme.example"].startswith("Johnny, your success plan for Acme Inc")
