@@ -78,6 +78,10 @@ def test_a_stale_or_missing_if_match_is_refused(api_client: FlaskClient, recruit
     assert api_client.get("/api/v1/campaigns/nurture/draft").json["document"]["name"] == "First"
     stale_publish = api_client.post("/api/v1/campaigns/nurture/publish", headers={"If-Match": etag})
     assert stale_publish.status_code == 412
+    forced = api_client.put(
+        "/api/v1/campaigns/nurture/draft", json=dict(document, name="Forced"), headers={"If-Match": "*"}
+    )
+    assert forced.status_code == 200 and forced.json["document"]["name"] == "Forced"
 
 
 def test_validation_errors_are_keyed_by_step_and_field(api_client: FlaskClient, recruiting: Any) -> None:

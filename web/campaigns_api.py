@@ -40,9 +40,12 @@ def _with_etag(body: dict[str, Any], tag: str, status: int = 200) -> Response:
     return response
 
 
-def _if_match() -> str | None:
-    """The version the client based its change on (`If-Match: "<etag>"`), if it sent one."""
+def _if_match(key: str) -> str | None:
+    """The version the client based its change on (`If-Match: "<etag>"`), if it sent one; `*`
+    (RFC 9110: whatever is current) means the client overwrites on purpose."""
     header = request.headers.get("If-Match", "").strip()
+    if header == "*":
+        return builder.get_draft(db_session(), key).etag
     return header.removeprefix("W/").strip('"') if header else None
 
 
@@ -109,7 +112,7 @@ def get_draft(key: str) -> Any:
 @bp.put("/api/v1/campaigns/<key>/draft")
 @token_required
 def put_draft(key: str) -> Any:
-    expected = _if_match()
+    expected = _if_match(key)
     if expected is None:
         return _if_match_missing()
     document = json_body()
@@ -139,7 +142,7 @@ class PublishSchema(Schema):
 @token_required
 def publish(key: str) -> Any:
     data = load(PublishSchema(), json_body() if request.get_data(cache=True) else {})
-    expected = _if_match()
+    expected = _if_match(key)
     try:
         with unit_of_work() as session:
             version = builder.publish_draft(

@@ -10,7 +10,8 @@ IF_MATCH = {
     "name": "If-Match",
     "in": "header",
     "required": True,
-    "description": "the draft's ETag from GET .../draft: a save based on an older draft is refused (412)",
+    "description": "the draft's ETag from GET .../draft: a save based on an older draft is refused (412); "
+    "`*` overwrites whatever is current, on purpose",
     "schema": {"type": "string"},
 }
 STEP = {
