@@ -166,11 +166,17 @@ def plan_import(session: Session, text: str) -> tuple[ImportReport, list[dict[st
     loaded: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for line, cells in rows:
+        raw = _row_data(cells)
         try:
-            data = ContentItemSchema().load(_row_data(cells))
+            data = ContentItemSchema().load(raw)
         except ValidationError as exc:
+            failed = {_column(path) for path, _ in _flat(exc.messages)}
             for path, message in _flat(exc.messages):
                 report.errors.append(RowError(line, _column(path), message))
+            # The library tags too, so one dry run lists every problem on the row.
+            for path, message in known.unknown(raw["tags"]).items():
+                if _column(path) not in failed:
+                    report.errors.append(RowError(line, _column(path), message))
             continue
         for path, message in known.unknown(data["tags"]).items():
             report.errors.append(RowError(line, _column(path), message))

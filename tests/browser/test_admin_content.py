@@ -65,8 +65,9 @@ def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
         "broken,podcast,Broken,https://x.example/b,moon_landing,winter\n"
     )
     page.get_by_role("button", name="Dry run").click()
-    expect(page.locator(".errors-table tr.bad")).to_have_count(2)
+    expect(page.locator(".errors-table tr.bad")).to_have_count(3)
     expect(page.locator(".errors-table")).to_contain_text("Must be one of: article")
+    expect(page.locator(".errors-table")).to_contain_text("unknown milestone 'moon_landing'")
     shoot(page, "admin-content-import", docs=True)
 
     page.get_by_role("link", name="Templates").click()
