@@ -5,6 +5,7 @@ the flow with live counts, pause/resume, and what a viewer may not do."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -13,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from campaigns import builder
 from campaigns.builder import CampaignDraft
 from campaigns.enrollment import enroll_account
 from campaigns.models import Campaign
@@ -323,8 +325,6 @@ def test_a_viewer_sees_read_only_pages_and_cannot_change_anything(
 def test_a_draft_left_behind_by_a_newer_version_says_so_and_cannot_publish(
     editor: FlaskClient, database: Database
 ) -> None:
-    from campaigns import builder
-
     fields = builder_fields(text_of(editor.get("/admin/campaigns/nurture/edit")))
     assert post(editor, "/admin/campaigns/nurture/edit", changed(fields, name="Mine")).status_code == 303
     with database.transaction() as session:  # a playbook import publishes version 2 meanwhile
@@ -351,3 +351,12 @@ def test_the_form_round_trips_every_bundled_campaign_unchanged(
     with database.session() as session:
         assert set(session.scalars(select(Campaign.version))) == {1}
         assert session.scalar(select(CampaignDraft)) is None
+
+
+def test_the_builder_page_has_unique_ids_and_labelled_controls(editor: FlaskClient) -> None:
+    html = text_of(editor.get("/admin/campaigns/milestone_slipped/edit"))
+    page = re.sub(r"<template.*?</template>", "", html, flags=re.S)
+    ids = re.findall(r'(?<![\w-])id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    for target in re.findall(r'(?<![\w-])for="([^"]+)"', page):
+        assert target in ids, f"a label points at a missing control: {target}"
