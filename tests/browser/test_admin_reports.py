@@ -1,14 +1,17 @@
 """The console's reports in real headless Chromium, light and dark: the index of six cards, the
-campaign funnel and holdout lift with their charts and tables, a bad filter answered inline.
-Screenshots go to docs/screenshots/reports-*.png."""
+campaign funnel and holdout lift with their charts and tables, a bad filter answered inline, and
+the weekly digest email. Screenshots go to docs/screenshots/reports-*.png."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine, text
 
-from engine.db import Database
+from campaigns.digests import compose_digest, summarise, week_due
+from engine.db import Database, utcnow
 from engine.users import Role, create_user
 from tests.browser.conftest import Traffic, shoot
 from tests.test_admin_surveys import PASSWORD
@@ -59,7 +62,12 @@ def visit(page: Page, url: str, shot: str, dark: Page) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_reports_index_and_two_reports_in_light_and_dark(
-    browser: Browser, page: Page, live_server: str, traffic: Traffic, report_data: None
+    browser: Browser,
+    page: Page,
+    live_server: str,
+    traffic: Traffic,
+    report_data: None,
+    database: Database,
 ) -> None:
     sign_in(page, live_server)
     signed_in = page.context.storage_state()
@@ -93,5 +101,19 @@ def test_reports_index_and_two_reports_in_light_and_dark(
         expect(page.locator("#from-error")).to_contain_text("must be on or before")
         expect(page.locator("input[name=from]")).to_have_attribute("aria-invalid", "true")
         shoot(page, "reports-bad-filter")
+
+        # The weekly digest for one segment, as the mail client shows it (same frame as campaign emails).
+        week = week_due(utcnow()) or dt.date(2026, 11, 16)
+        with database.session() as session:
+            summaries = summarise(session, database.settings, "smb", week)
+        email = compose_digest(database.settings, "smb", week, summaries, personal=True)
+        mail = browser.new_context(viewport={"width": 800, "height": 800})  # a mail client, not the console
+        try:
+            reader = mail.new_page()
+            reader.set_content(email.html)
+            expect(reader.get_by_role("heading", name="Holdout lift")).to_be_visible()
+            shoot(reader, "reports-digest-email", docs=True)
+        finally:
+            mail.close()
     finally:
         context.close()
