@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant (default %(default)s)")
     parser.add_argument("--report", action="append", choices=REPORT_NAMES, help="only these reports")
+    parser.add_argument("--variant", action="append", help="only the variants whose label starts so")
 
 
 def _params(variant: dict[str, str], today: dt.date) -> dict[str, str]:
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.report or REPORT_NAMES:
         group = "channel" if name == "survey-funnel" else None
         for label, variant in VARIANTS:
+            if args.variant and not any(label.startswith(v) for v in args.variant):
+                continue
             params = _params(variant, today)
             if group and "group_by" not in params:
                 params["group_by"] = group
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             best, median = min(times), statistics.median(times)
             worst[name] = max(worst.get(name, 0.0), median)
             rows.append([name, label, f"{best:.3f}", f"{median:.3f}", len(result.rows)])
+            print(f"  {name:<16} {label:<34} {median:7.3f} s", flush=True)
     print_table(
         f"reports — {accounts:,} accounts, ~{events:,} events, {machine()}, load avg {load:.1f} "
         f"(seconds, {args.repeat} runs each)",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, and_, exists, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, Index, and_, exists, false, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from campaigns.models import SENT_STATUSES, Campaign, Enrollment, Message, MessageStatus, Step
@@ -23,7 +23,13 @@ from engine.reports import (
     register_campaign_options,
     register_report,
 )
-from engine.reports.scope import NONE_LABEL, account_conditions, group_column
+from engine.reports.scope import (
+    NONE_LABEL,
+    account_conditions,
+    group_column,
+    needs_account_join,
+    scope_accounts,
+)
 from engine.reports.stats import lift_verdict, newcombe_difference, share
 from surveys.reports import register_email_reach
 
@@ -32,7 +38,10 @@ OPENED = (MessageStatus.OPENED, MessageStatus.CLICKED)
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam report")
 
 # Cohorts of enrolments by date (created by migration 0008).
-REPORT_INDEXES = (Index("ix_enrollments_enrolled_at", Enrollment.enrolled_at),)
+REPORT_INDEXES = (
+    Index("ix_enrollments_enrolled_at", Enrollment.enrolled_at),
+    Index("ix_messages_sent_at", Message.sent_at, postgresql_where=text("sent_at IS NOT NULL")),
+)
 
 
 def campaign_keys(session: Session) -> list[str]:
@@ -54,16 +63,17 @@ def survey_emails_sent(session: Session, filters: Filters) -> dict[str, int]:
         select(group.label("grp"), func.count())
         .select_from(Message)
         .join(Step, Step.id == Message.step_id)
-        .join(Enrollment, Enrollment.id == Message.enrollment_id)
-        .join(Account, Account.id == Enrollment.account_id)
         .where(
             Message.channel == "email",
             Message.sent_at >= filters.start_at,
             Message.sent_at < filters.end_before,
             Step.config["survey"].as_string().is_not(None),
-            *account_conditions(filters),
         )
     )
+    if needs_account_join(filters):
+        query = scope_accounts(
+            query.join(Enrollment, Enrollment.id == Message.enrollment_id), filters, Enrollment.account_id
+        )
     if filters.group_by and filters.group_by != "channel":
         query = query.group_by(group)
     return {str(g): int(n) for g, n in session.execute(query) if n}

@@ -17,13 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import db, signals
-from engine.accounts import Account
 from engine.db import Base, utcnow
 from engine.library import Objective, Outcome
 from engine.plans.models import KeyResult, SuccessPlan
 from engine.queue import enqueue_after_commit
 from engine.reports import Chart, Column, Filters, ReportResult, Series, register_report
-from engine.reports.scope import account_conditions, group_column, needs_account_join
+from engine.reports.scope import group_column, scope_accounts
 from engine.reports.stats import share
 from surveys.facts import picks
 from surveys.models import Channel, Response, ResponseStatus, SurveyVersion
@@ -186,8 +185,7 @@ def survey_funnel(session: Session, filters: Filters) -> ReportResult:
         .where(SurveyReach.first_at >= filters.start_at, SurveyReach.first_at < filters.end_before)
         .group_by(group)
     )
-    if needs_account_join(grouped):
-        query = query.join(Account, Account.id == SurveyReach.account_id).where(*account_conditions(filters))
+    query = scope_accounts(query, grouped, SurveyReach.account_id)
     for grp, n in session.execute(query):
         reached[str(grp)] = reached.get(str(grp), 0) + int(n)
     if _email_reach is not None:
@@ -201,8 +199,7 @@ def survey_funnel(session: Session, filters: Filters) -> ReportResult:
         .where(Response.created_at >= filters.start_at, Response.created_at < filters.end_before)
         .group_by(group)
     )
-    if needs_account_join(grouped):
-        query = query.join(Account, Account.id == Response.account_id).where(*account_conditions(filters))
+    query = scope_accounts(query, grouped, Response.account_id)
     counts: dict[str, tuple[int, int]] = {str(g): (int(s), int(c)) for g, s, c in session.execute(query)}
     groups = sorted(set(reached) | set(counts), key=_channel_order if grouped.group_by == "channel" else str)
     rows = [_funnel_row(g, reached.get(g, 0), *counts.get(g, (0, 0)), grouped) for g in groups]
@@ -289,22 +286,21 @@ def outcomes(session: Session, filters: Filters) -> ReportResult:
     """Share of accounts choosing each outcome and objective; typical KR baselines and targets."""
     group = group_column(filters)
     in_range = (SurveyChoice.chosen_at >= filters.start_at, SurveyChoice.chosen_at < filters.end_before)
-    conditions = account_conditions(filters)
-    base = (
+    base = scope_accounts(
         select(group.label("grp"), func.count(func.distinct(Response.account_id)))
         .select_from(Response)
-        .join(Account, Account.id == Response.account_id)
         .where(
             Response.status == ResponseStatus.COMPLETED,
             Response.completed_at >= filters.start_at,
             Response.completed_at < filters.end_before,
-            *conditions,
-        )
+        ),
+        filters,
+        Response.account_id,
     )
     if filters.group_by:
         base = base.group_by(group)
     respondents = {str(g): int(n) for g, n in session.execute(base)}
-    picks_query = (
+    picks_query = scope_accounts(
         select(
             group.label("grp"),
             SurveyChoice.kind,
@@ -312,9 +308,10 @@ def outcomes(session: Session, filters: Filters) -> ReportResult:
             func.count(func.distinct(SurveyChoice.account_id)),
         )
         .select_from(SurveyChoice)
-        .join(Account, Account.id == SurveyChoice.account_id)
-        .where(*in_range, *conditions)
-        .group_by(*([group] if filters.group_by else []), SurveyChoice.kind, SurveyChoice.item_key)
+        .where(*in_range)
+        .group_by(*([group] if filters.group_by else []), SurveyChoice.kind, SurveyChoice.item_key),
+        filters,
+        SurveyChoice.account_id,
     )
     chosen = [(str(g), kind, key, int(n)) for g, kind, key, n in session.execute(picks_query)]
     krs = _kr_stats(session, filters, group)
@@ -429,11 +426,10 @@ def _kr_stats(
         )
         .select_from(KeyResult)
         .join(SuccessPlan, SuccessPlan.id == KeyResult.plan_id)
-        .join(Account, Account.id == SuccessPlan.account_id)
         .where(SuccessPlan.started_at >= filters.start_at, SuccessPlan.started_at < filters.end_before)
-        .where(*account_conditions(filters))
         .group_by(*([group] if filters.group_by else []), KeyResult.objective_key)
     )
+    query = scope_accounts(query, filters, SuccessPlan.account_id)
     stats: dict[tuple[str, str], dict[str, Any]] = {}
     for grp, key, n, *values in session.execute(query):
         stats[(str(grp), key)] = {

@@ -7,12 +7,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from engine.accounts import Account
 from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, SuccessPlan
 from engine.reports.base import Chart, Column, Filters, ReportResult, Series, register_report
 from engine.reports.grouping import grouped_select, split_total
 from engine.reports.models import PlanPageView
-from engine.reports.scope import account_conditions, group_column
+from engine.reports.scope import group_column, scope_accounts
 from engine.reports.stats import share
 
 CUSTOMER_CHANNEL = "shared"  # web/plan_page.py: changes the customer makes on the shared page
@@ -40,7 +39,7 @@ def plan_adoption(session: Session, filters: Filters) -> ReportResult:
         )
     )
     group = group_column(filters)
-    query = (
+    query = scope_accounts(
         grouped_select(
             filters,
             group,
@@ -52,9 +51,9 @@ def plan_adoption(session: Session, filters: Filters) -> ReportResult:
             ],
         )
         .select_from(plan)
-        .join(Account, Account.id == plan.account_id)
-        .where(plan.created_at >= filters.start_at, plan.created_at < filters.end_before)
-        .where(*account_conditions(filters))
+        .where(plan.created_at >= filters.start_at, plan.created_at < filters.end_before),
+        filters,
+        plan.account_id,
     )
     rows, total = split_total(session, query, filters)
     table = [_adoption_row(r) for r in (rows if filters.group_by else [total])]
@@ -136,7 +135,7 @@ def milestones(session: Session, filters: Filters) -> ReportResult:
     """Milestones of plans started in the range by status, and days to the first one achieved."""
     group = group_column(filters)
     status = Milestone.status
-    per_plan = (
+    per_plan_query = (
         select(
             SuccessPlan.id.label("plan_id"),
             group.label("grp"),
@@ -156,13 +155,11 @@ def milestones(session: Session, filters: Filters) -> ReportResult:
             ).label("days"),
         )
         .select_from(SuccessPlan)
-        .join(Account, Account.id == SuccessPlan.account_id)
         .outerjoin(Milestone, Milestone.plan_id == SuccessPlan.id)
         .where(SuccessPlan.started_at >= filters.start_at, SuccessPlan.started_at < filters.end_before)
-        .where(*account_conditions(filters))
         .group_by(SuccessPlan.id, SuccessPlan.started_at, *([group] if filters.group_by else []))
-        .subquery()
     )
+    per_plan = scope_accounts(per_plan_query, filters, SuccessPlan.account_id).subquery()
     # GREATEST would turn a plan without an achieved milestone (NULL) into 0 days: clamp with CASE.
     days = case((per_plan.c.days < 0, 0.0), else_=per_plan.c.days)
     measures: list[ColumnElement[Any]] = [

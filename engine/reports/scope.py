@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal
+from sqlalchemy import ColumnElement, Select, func, literal
 from sqlalchemy.orm import InstrumentedAttribute
 
 from engine.accounts import Account
@@ -47,6 +47,14 @@ def group_column(
     if group and group.startswith("trait."):
         return func.coalesce(trait_text(group.removeprefix("trait.")), NONE_LABEL)
     return literal(ALL)
+
+
+def scope_accounts(query: Select[Any], filters: Filters, account_id: Any) -> Select[Any]:
+    """Join Account on `account_id` and apply the filters, only when a filter or grouping needs it
+    (an unfiltered report then never touches the million-row accounts table)."""
+    if not needs_account_join(filters):
+        return query
+    return query.join(Account, Account.id == account_id).where(*account_conditions(filters))
 
 
 def needs_account_join(filters: Filters) -> bool:

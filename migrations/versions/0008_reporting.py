@@ -31,6 +31,7 @@ INDEXES = (
     ("ix_responses_created_at", "responses", ["created_at"], None),
     ("ix_responses_completed_at", "responses", ["completed_at"], "status = 'completed'"),
     ("ix_enrollments_enrolled_at", "enrollments", ["enrolled_at"], None),
+    ("ix_messages_sent_at", "messages", ["sent_at"], "sent_at IS NOT NULL"),
 )
 
 
