@@ -51,8 +51,20 @@ def next_milestone(plan: SuccessPlan | None) -> Milestone | None:
 class Recommender:
     """Loads the library once; `recommend` then costs one query per contact (what they have seen)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, contact_ids: Collection[int] = ()) -> None:
+        """With `contact_ids` (a delivery batch), what they have seen is read in one query up front."""
         self.session = session
+        self.seen: dict[int, set[int]] = {}
+        if contact_ids:
+            self.seen = {contact_id: set() for contact_id in contact_ids}
+            sent = select(ContentSend.contact_id, ContentSend.content_item_id).where(
+                ContentSend.contact_id.in_(self.seen)
+            )
+            clicked = select(ContentClick.contact_id, ContentClick.content_item_id).where(
+                ContentClick.contact_id.in_(self.seen)
+            )
+            for contact_id, item_id in session.execute(sent.union(clicked)):
+                self.seen[contact_id].add(item_id)
         # Bodies are not needed to rank (and are the bulk of a row): loaded only if read.
         self.items = list(
             session.scalars(
@@ -66,6 +78,8 @@ class Recommender:
         self.objective_titles: dict[str, str] = {key: title for key, _, title in rows}
 
     def seen_by(self, contact_id: int) -> set[int]:
+        if contact_id in self.seen:
+            return self.seen[contact_id]
         sent = select(ContentSend.content_item_id).where(ContentSend.contact_id == contact_id)
         clicked = select(ContentClick.content_item_id).where(ContentClick.contact_id == contact_id)
         return set(self.session.scalars(sent.union(clicked)))
