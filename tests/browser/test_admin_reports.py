@@ -30,7 +30,7 @@ def report_data(pg_engine: Engine, database: Database) -> None:
     with pg_engine.begin() as conn:
         for _name, statement in STEPS:
             sql = REBUILD_CHOICES_SQL if statement == "REBUILD_CHOICES" else statement
-            sql = sql.replace(":n", str(ACCOUNTS)).replace(":e", "3").replace("1::bigint", "1")
+            sql = sql.replace(":n", str(ACCOUNTS)).replace(":e", "3")
             for part in (p for p in sql.split(";\n") if p.strip()):
                 conn.exec_driver_sql(part.replace("%", "%%"))
         for table in SEQUENCES:
