@@ -9,11 +9,16 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from campaigns.sink import SendGridSink
+from content.library import save_item
+from content.models import ContentClick, ContentItem
+from content.schemas import ContentItemSchema
+from content.tracking import click_token
 from engine.accounts import ContactRole
 from engine.db import Database
 from engine.plans.service import create_plan, get_template
 from engine.users import Role, create_user
 from tests.browser.conftest import shoot
+from tests.conftest import SECRET
 from tests.factories import make_account
 
 EMAIL = "erin@northstar.example"
@@ -33,6 +38,16 @@ def library(database: Database, recruiting: object) -> None:
             ),
         )
         create_plan(session, account, get_template(session, "hire_faster_plan"), [], now=account.created_at)
+        hosted = {
+            "key": "first-week-checklist",
+            "kind": "checklist",
+            "title": "Your first week: a checklist",
+            "summary": "Five things to do before your first job goes live.",
+            "minutes": 4,
+            "body": "## Before you post\n\n1. Name an owner for the careers site\n2. Agree the numbers\n\n"
+            "**Tip:** read [the five-minute application](https://help.northstar.example/apply).",
+        }
+        save_item(session, ContentItemSchema().load(hosted))
 
 
 @pytest.mark.browser
@@ -45,7 +60,7 @@ def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(live_server + "/admin/content")
     expect(page.get_by_role("heading", name="Content library", level=1)).to_be_visible()
-    expect(page.locator("tr[data-item]")).to_have_count(10)
+    expect(page.locator("tr[data-item]")).to_have_count(11)
     shoot(page, "admin-content", docs=True)
 
     page.get_by_label("Stage").select_option("enablement")
@@ -113,6 +128,11 @@ def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
         "https://help.northstar.example/"
     )
     with database.session() as session:
-        from content.models import ContentClick
-
         assert session.scalar(select(ContentClick.message_id)) is None  # a preview link names no message
+        hosted_id = session.scalar(select(ContentItem.id).where(ContentItem.key == "first-week-checklist"))
+    page.goto(f"{live_server}/t/{click_token(SECRET, int(hosted_id or 0), None)}")  # an item with no URL
+    expect(page.get_by_role("heading", name="Your first week: a checklist")).to_be_visible()
+    expect(page.get_by_role("link", name="the five-minute application")).to_have_attribute(
+        "rel", "noopener noreferrer"
+    )
+    shoot(page, "track-item", docs=True)
