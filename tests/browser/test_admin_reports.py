@@ -5,6 +5,7 @@ the weekly digest email. Screenshots go to docs/screenshots/reports-*.png."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -15,6 +16,7 @@ from engine.db import Database, utcnow
 from engine.users import Role, create_user
 from tests.browser.conftest import Traffic, shoot
 from tests.test_admin_surveys import PASSWORD
+from web.admin import reports as admin_reports
 
 EMAIL = "vera@northstar.example"
 ACCOUNTS = 600
@@ -68,6 +70,8 @@ def test_reports_index_and_two_reports_in_light_and_dark(
     traffic: Traffic,
     report_data: None,
     database: Database,
+    run_worker: Callable[[], bool],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sign_in(page, live_server)
     signed_in = page.context.storage_state()
@@ -101,6 +105,16 @@ def test_reports_index_and_two_reports_in_light_and_dark(
         expect(page.locator("#from-error")).to_contain_text("must be on or before")
         expect(page.locator("input[name=from]")).to_have_attribute("aria-invalid", "true")
         shoot(page, "reports-bad-filter")
+
+        # A large data set: the report runs as a job; the page polls it and shows the result itself.
+        monkeypatch.setattr(admin_reports, "INLINE_MAX_ACCOUNTS", 0)
+        page.goto(f"{live_server}/admin/reports/milestones?segment=smb")
+        expect(page.locator("[data-report-job] progress")).to_be_visible()
+        shoot(page, "reports-job-running")
+        run_worker()
+        expect(page.locator("svg.ns-chart").first).to_be_visible(timeout=15_000)
+        expect(page.locator("[data-report-job]")).to_have_count(0)
+        assert "job=" in page.url and "segment=smb" in page.url
 
         # The weekly digest for one segment, as the mail client shows it (same frame as campaign emails).
         week = week_due(utcnow()) or dt.date(2026, 11, 16)
