@@ -17,7 +17,6 @@ depends_on: str | Sequence[str] | None = None
 
 # The dashboard's date-bounded counts (web/admin/dashboard.py CONSOLE_INDEXES).
 INDEXES = (
-    ("ix_messages_sent_at", "messages", ["sent_at"], "sent_at IS NOT NULL"),
     ("ix_messages_suppressed_at", "messages", ["created_at"], "status = 'suppressed'"),
     (
         "ix_milestones_slipped",

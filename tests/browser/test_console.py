@@ -11,11 +11,15 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
+from campaigns.enrollment import enroll_account
+from campaigns.models import Message, MessageStatus
+from engine.accounts import ContactRole
 from engine.db import Database, utcnow
 from engine.plans.models import Milestone, MilestoneStatus
 from engine.users import Role, create_user
 from surveys.models import Channel, Response, ResponseStatus, Survey
 from tests.browser.conftest import shoot
+from tests.factories import make_account
 from tests.test_admin_accounts import Story, build_story
 
 EMAIL = "erin@northstar.example"
@@ -42,6 +46,26 @@ def story(database: Database, recruiting: dict[str, int]) -> Story:
                     answers={"outcomes": ["hire_faster"], "nps": 9} if i == 0 else {},
                     created_at=when,
                     completed_at=when,
+                )
+            )
+        # Two weeks of email to another account, so the deliverability card has figures.
+        held = session.scalars(select(Message)).one()
+        initech = make_account(session, "initech", contacts=(("ana@initech.example", ContactRole.CHAMPION),))
+        enrolment, _ = enroll_account(session, initech.id, "held", now=clock, reason="rule 'Held'")
+        statuses = [MessageStatus.DELIVERED] * 6 + [MessageStatus.OPENED] * 4 + [MessageStatus.BOUNCED]
+        for i, status in enumerate(statuses + statuses[:8]):
+            when = clock - dt.timedelta(days=0.5 + i * (0.55 if i < len(statuses) else 0.9))
+            session.add(
+                Message(
+                    enrollment_id=enrolment.id,
+                    step_id=held.step_id,
+                    contact_id=initech.contacts[0].id,
+                    channel="email",
+                    status=status,
+                    dedupe_key=f"shot-{i}",
+                    created_at=when,
+                    sent_at=when,
+                    trace={},
                 )
             )
         milestones = session.scalars(select(Milestone).order_by(Milestone.id)).all()
@@ -176,6 +200,7 @@ def test_find_an_account_and_read_why_a_message_was_not_sent(
     # The same search without suggestions: Enter on the box opens the results page.
     page.keyboard.press("/")
     search.fill("acme")
+    expect(suggestions.get_by_role("option").first).to_contain_text("Acme Inc")
     search.press("Enter")
     expect(page).to_have_url(f"{live_server}/admin/search?q=acme")
     expect(page.locator("[data-kind='accounts']")).to_contain_text("Acme Inc")

@@ -27,8 +27,8 @@ from web.context import db_session, now
 # Indexes the dashboard's date-bounded counts need on other packages' tables (declared here, next to
 # the queries that use them, as the reports do, and created by migration 0012). Each is partial where
 # the dashboard reads only a slice, so the hot write paths (ticks, deliveries) carry little extra.
+# Sends by date use the reports' `ix_messages_sent_at` (campaigns/reports.py, migration 0008).
 CONSOLE_INDEXES = (
-    Index("ix_messages_sent_at", Message.sent_at, postgresql_where=text("sent_at IS NOT NULL")),
     Index("ix_messages_suppressed_at", Message.created_at, postgresql_where=text("status = 'suppressed'")),
     Index(
         "ix_milestones_slipped",

@@ -292,6 +292,10 @@
       window.location.assign(options()[active].href);
     }
   });
+  form.addEventListener("submit", function () {
+    window.clearTimeout(timer);  // the results page is coming: no suggestions for it
+    latest++;
+  });
   input.addEventListener("blur", function () {
     window.setTimeout(function () { if (!list.contains(document.activeElement)) close(); }, 150);
   });
