@@ -305,7 +305,11 @@ def test_pause_resume_and_the_template_preview(editor: FlaskClient, database: Da
 def test_a_viewer_sees_read_only_pages_and_cannot_change_anything(
     viewer: FlaskClient, database: Database
 ) -> None:
-    assert viewer.get("/admin/campaigns").status_code == 200
+    with database.transaction() as session:  # a campaign not published yet: viewers read its draft
+        builder.create_campaign(session, "fresh", "Fresh start", user=EDITOR, now=dt.datetime.now(dt.UTC))
+    assert "Fresh start" in text_of(viewer.get("/admin/campaigns"))
+    unpublished = text_of(viewer.get("/admin/campaigns/fresh"))
+    assert "not published" in unpublished and "Open the builder" not in unpublished
     detail = text_of(viewer.get("/admin/campaigns/nurture"))
     assert "Pause</button>" not in detail and "/admin/campaigns/nurture/edit" not in detail
     token = csrf(viewer)
@@ -319,7 +323,7 @@ def test_a_viewer_sees_read_only_pages_and_cannot_change_anything(
     assert viewer.get("/admin/campaigns/new").status_code == 403
     with database.session() as session:
         assert session.scalar(select(Campaign.paused).where(Campaign.key == "nurture")) is False
-        assert session.scalar(select(CampaignDraft)) is None
+        assert [d.key for d in session.scalars(select(CampaignDraft))] == ["fresh"]
 
 
 def test_a_draft_left_behind_by_a_newer_version_says_so_and_cannot_publish(

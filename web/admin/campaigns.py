@@ -20,7 +20,7 @@ from campaigns.playbook import ROLES, TRIGGERS
 from content.emails import compose_email, personalise, recipient_substitutions
 from content.inapp import CardReader, render_card
 from content.models import ContentItem, MessageTemplate
-from engine.errors import NorthstarError, NotFound, ValidationFailed
+from engine.errors import NorthstarError, ValidationFailed
 from engine.events.models import EventType
 from engine.library import Objective
 from engine.plans.models import PlanTemplate
@@ -149,16 +149,9 @@ def new_campaign() -> Any:
 def campaign(key: str) -> Any:
     session = db_session()
     found = builder.find_campaign(session, key)
+    draft = builder.get_draft(session, key)  # 404 for an unknown campaign
     if found is None:
-        if _exists(session, key):
-            return redirect(
-                url_for("admin.edit_campaign", key=key)
-                if current_user.can_edit
-                else url_for("admin.campaigns"),
-                303,
-            )
-        raise NotFound(f"There is no campaign {key[:80]!r}.")
-    draft = builder.get_draft(session, key)
+        return _unpublished_page(session, draft)
     stats = builder.campaign_stats(session, found)
     current = next((v for v in stats if v.current), None)
     return render_template(
@@ -176,6 +169,32 @@ def campaign(key: str) -> Any:
     )
 
 
+def _unpublished_page(session: Session, draft: builder.DraftView) -> Any:
+    """A campaign never published: its draft, read-only (what viewers can see of it)."""
+    document = _without_none(draft.document)
+    steps = [
+        builder.StepCount(
+            i, str(s.get("key")), str(s.get("kind")), {k: v for k, v in s.items() if k not in ("key", "kind")}
+        )
+        for i, s in enumerate(document.get("steps") or [])
+    ]
+    preview = builder.VersionStats(0, True, None, "", {}, steps, {})
+    return render_template(
+        "admin/campaign.html",
+        section="campaigns",
+        campaign=None,
+        draft=draft,
+        name=document.get("name") or draft.key,
+        stats=[],
+        current=preview,
+        settings_text=_settings_text(document),
+        entry_rules=[(r, describe(r.condition)) for r in builder.entry_rules(session, draft.key)],
+        kind_labels=KIND_LABELS,
+        step_text=_step_text,
+        state_order=STATE_ORDER,
+    )
+
+
 @bp.get("/campaigns/<key>/counts")
 @role_required(*ANY_ROLE)
 def campaign_counts(key: str) -> Any:
@@ -184,14 +203,6 @@ def campaign_counts(key: str) -> Any:
     body = builder.stats_document(session, builder.require_campaign(session, key))
     session.rollback()  # read only
     return jsonify(body)
-
-
-def _exists(session: Session, key: str) -> bool:
-    try:
-        builder.get_draft(session, key)
-    except NotFound:
-        return False
-    return True
 
 
 @bp.post("/campaigns/<key>/pause")
