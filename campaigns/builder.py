@@ -33,7 +33,6 @@ from engine.rules.models import published_ruleset
 
 KEY = re.compile(r"^[a-z][a-z0-9_\-]{0,79}$")
 MAX_NOTE = 2000
-COUNTED_STATES = tuple(EnrollmentState)
 
 
 class CampaignDraft(Base):
