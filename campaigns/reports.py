@@ -6,9 +6,10 @@ survey emails sent for the survey funnel's email channel.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, and_, exists, false, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Index, Select, and_, exists, false, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from campaigns.models import SENT_STATUSES, Campaign, Enrollment, Message, MessageStatus, Step
@@ -25,7 +26,6 @@ from engine.reports import (
 )
 from engine.reports.scope import (
     NONE_LABEL,
-    account_conditions,
     group_column,
     needs_account_join,
     scope_accounts,
@@ -79,16 +79,18 @@ def survey_emails_sent(session: Session, filters: Filters) -> dict[str, int]:
     return {str(g): int(n) for g, n in session.execute(query) if n}
 
 
-def _scope(filters: Filters) -> list[ColumnElement[bool]]:
-    """Enrolments begun between the dates, of the filtered accounts (and campaign)."""
-    conditions = [Enrollment.enrolled_at >= filters.start_at, Enrollment.enrolled_at < filters.end_before]
-    without_campaign = Filters(
-        filters.start, filters.end, filters.segment, filters.stage, None, filters.traits
+def _scoped(query: Select[Any], filters: Filters) -> Select[Any]:
+    """Enrolments begun between the dates, of the filtered accounts (and campaign); joins Account
+    only when a filter or the grouping reads it."""
+    query = query.where(
+        Enrollment.enrolled_at >= filters.start_at, Enrollment.enrolled_at < filters.end_before
     )
-    conditions.extend(account_conditions(without_campaign))
     if filters.campaign:
-        conditions.append(Campaign.key == filters.campaign)
-    return conditions
+        query = query.where(Campaign.key == filters.campaign)
+    without_campaign = dataclasses.replace(filters, campaign=None)
+    if filters.group_by == "channel":
+        without_campaign = dataclasses.replace(without_campaign, group_by=None)
+    return scope_accounts(query, without_campaign, Enrollment.account_id)
 
 
 def _group(filters: Filters) -> ColumnElement[Any]:
@@ -119,7 +121,11 @@ def _kr_attained() -> ColumnElement[bool]:
 
 
 def _held_out() -> ColumnElement[bool]:
-    return or_(Enrollment.held_out, Account.holdout_group)
+    # The global holdout group is a small set of accounts: a hashed list (partial index
+    # ix_accounts_holdout) instead of joining the accounts table for one flag.
+    return or_(
+        Enrollment.held_out, Enrollment.account_id.in_(select(Account.id).where(Account.holdout_group))
+    )
 
 
 def campaign_funnel(session: Session, filters: Filters) -> ReportResult:
@@ -137,7 +143,7 @@ def campaign_funnel(session: Session, filters: Filters) -> ReportResult:
     def any_(condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return func.coalesce(func.bool_or(condition), false())
 
-    per_enrollment = (
+    per_enrollment_query = (
         select(
             Enrollment.id.label("enrollment_id"),
             group.label("grp"),
@@ -152,12 +158,10 @@ def campaign_funnel(session: Session, filters: Filters) -> ReportResult:
         )
         .select_from(Enrollment)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
-        .join(Account, Account.id == Enrollment.account_id)
         .outerjoin(Message, Message.enrollment_id == Enrollment.id)
-        .where(*_scope(filters))
-        .group_by(Enrollment.id, Account.holdout_group, group)
-        .subquery()
+        .group_by(Enrollment.id, group)
     )
+    per_enrollment = _scoped(per_enrollment_query, filters).subquery()
     e = per_enrollment.c
     messaged = ~e.held_out
     measures: list[ColumnElement[Any]] = [
@@ -260,7 +264,7 @@ def _funnel_row(r: dict[str, Any]) -> dict[str, Any]:
 def holdout_lift(session: Session, filters: Filters) -> ReportResult:
     group = _group(filters) if filters.group_by != "channel" else Campaign.key.expression
     # One row per enrolment with its two outcomes, each looked up once (index probes), then counted.
-    per_enrollment = (
+    per_enrollment_query = (
         select(
             group.label("grp"),
             _held_out().label("held"),
@@ -269,10 +273,8 @@ def holdout_lift(session: Session, filters: Filters) -> ReportResult:
         )
         .select_from(Enrollment)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
-        .join(Account, Account.id == Enrollment.account_id)
-        .where(*_scope(filters))
-        .subquery()
     )
+    per_enrollment = _scoped(per_enrollment_query, filters).subquery()
     e = per_enrollment.c
     measures: list[ColumnElement[Any]] = [
         func.count().filter(~e.held).label("messaged"),

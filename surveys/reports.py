@@ -409,20 +409,19 @@ _KR_STAT_KEYS = (
 def _kr_stats(
     session: Session, filters: Filters, group: ColumnElement[Any]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    def pct(column: Any, q: float) -> ColumnElement[Any]:
-        return func.percentile_cont(q).within_group(column)
+    quartiles = postgresql.array([0.25, 0.5, 0.75])
+
+    def pct(column: Any) -> ColumnElement[Any]:
+        # One sort per column for all three quartiles (three percentile_cont calls sort three times).
+        return func.percentile_cont(quartiles).within_group(column)
 
     query = (
         select(
             group.label("grp"),
             KeyResult.objective_key,
             func.count(),
-            pct(KeyResult.baseline, 0.25),
-            pct(KeyResult.baseline, 0.5),
-            pct(KeyResult.baseline, 0.75),
-            pct(KeyResult.target, 0.25),
-            pct(KeyResult.target, 0.5),
-            pct(KeyResult.target, 0.75),
+            pct(KeyResult.baseline),
+            pct(KeyResult.target),
         )
         .select_from(KeyResult)
         .join(SuccessPlan, SuccessPlan.id == KeyResult.plan_id)
@@ -431,7 +430,8 @@ def _kr_stats(
     )
     query = scope_accounts(query, filters, SuccessPlan.account_id)
     stats: dict[tuple[str, str], dict[str, Any]] = {}
-    for grp, key, n, *values in session.execute(query):
+    for grp, key, n, baselines, targets in session.execute(query):
+        values = [*(baselines or [None] * 3), *(targets or [None] * 3)]
         stats[(str(grp), key)] = {
             "krs": int(n),
             **{k: _round(v) for k, v in zip(_KR_STAT_KEYS, values, strict=True)},

@@ -8,6 +8,7 @@ from sqlalchemy import Date, ForeignKey, Index, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from engine.accounts import Account
 from engine.db import Base
 from engine.plans.models import Milestone, PlanRevision, SuccessPlan
 
@@ -26,6 +27,7 @@ class PlanPageView(Base):
 # Indexes the plan reports need on engine tables (declared here, next to the reports that use them,
 # and created by migration 0008): cohorts by date, achieved milestones, the customer's revisions.
 REPORT_INDEXES = (
+    Index("ix_accounts_holdout", Account.id, postgresql_where=text("holdout_group")),
     Index("ix_success_plans_created_at", SuccessPlan.created_at),
     Index("ix_success_plans_started_at", SuccessPlan.started_at),
     Index(

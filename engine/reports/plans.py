@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, select, true
 from sqlalchemy.orm import Session
 
 from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, SuccessPlan
@@ -135,29 +135,33 @@ def milestones(session: Session, filters: Filters) -> ReportResult:
     """Milestones of plans started in the range by status, and days to the first one achieved."""
     group = group_column(filters)
     status = Milestone.status
-    per_plan_query = (
+    # Each plan's milestones read through the plan_id index (a LATERAL subquery per plan): 2.5x
+    # faster on the seeded million than hashing all 2.4M milestones to keep a tenth of them.
+    per_plan_milestones = (
         select(
-            SuccessPlan.id.label("plan_id"),
-            group.label("grp"),
             func.count(Milestone.id).label("milestones"),
             _count_if(status == MilestoneStatus.ACHIEVED).label("achieved"),
             _count_if(status == MilestoneStatus.ON_TRACK).label("on_track"),
             _count_if(status == MilestoneStatus.PENDING).label("pending"),
             _count_if(status == MilestoneStatus.BEHIND).label("behind"),
             _count_if(status == MilestoneStatus.MISSED).label("missed"),
-            (
-                func.extract(
-                    "epoch",
-                    func.min(Milestone.achieved_at).filter(status == MilestoneStatus.ACHIEVED)
-                    - SuccessPlan.started_at,
-                )
-                / 86400.0
-            ).label("days"),
+            func.min(Milestone.achieved_at).filter(status == MilestoneStatus.ACHIEVED).label("first_at"),
+        )
+        .where(Milestone.plan_id == SuccessPlan.id)
+        .correlate(SuccessPlan)
+        .lateral("plan_milestones")
+    )
+    m = per_plan_milestones.c
+    per_plan_query = (
+        select(
+            SuccessPlan.id.label("plan_id"),
+            group.label("grp"),
+            *(m[k] for k in ("milestones", *_STATUSES)),
+            (func.extract("epoch", m.first_at - SuccessPlan.started_at) / 86400.0).label("days"),
         )
         .select_from(SuccessPlan)
-        .outerjoin(Milestone, Milestone.plan_id == SuccessPlan.id)
+        .join(per_plan_milestones, true())
         .where(SuccessPlan.started_at >= filters.start_at, SuccessPlan.started_at < filters.end_before)
-        .group_by(SuccessPlan.id, SuccessPlan.started_at, *([group] if filters.group_by else []))
     )
     per_plan = scope_accounts(per_plan_query, filters, SuccessPlan.account_id).subquery()
     # GREATEST would turn a plan without an achieved milestone (NULL) into 0 days: clamp with CASE.

@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 WHEN = sa.DateTime(timezone=True)
 
 INDEXES = (
+    ("ix_accounts_holdout", "accounts", ["id"], "holdout_group"),
     ("ix_success_plans_created_at", "success_plans", ["created_at"], None),
     ("ix_success_plans_started_at", "success_plans", ["started_at"], None),
     ("ix_milestones_achieved", "milestones", ["plan_id", "achieved_at"], "status = 'achieved'"),
