@@ -90,7 +90,7 @@ def plan_event_tallies(
         )
         if names is not None:
             query = query.where(Event.name.in_(sorted(names)))
-    for plan_id, name, count in session.connection().execute(query):
+    for plan_id, name, count in session.connection().execute(query).all():
         found[plan_id][name] = int(count)
     return found
 

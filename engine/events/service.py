@@ -124,7 +124,7 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
         stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=key).returning(table.c.account_id)
         parameters = rows
     counts: dict[int, int] = {}
-    for account_id in session.connection().execute(stmt, parameters).scalars():
+    for account_id in session.connection().execute(stmt, parameters).scalars().all():
         counts[account_id] = counts.get(account_id, 0) + 1
     return counts
 
@@ -136,17 +136,21 @@ def _accounts_by_external_id(session: Session, external_ids: set[str]) -> dict[s
         wanted = Account.external_id == any_(bindparam(None, sorted(external_ids), type_=ARRAY(String())))
     else:
         wanted = Account.external_id.in_(external_ids)
-    found = session.connection().execute(select(Account.external_id, Account.id).where(wanted))
+    found = session.connection().execute(select(Account.external_id, Account.id).where(wanted)).all()
     return {external_id: account_id for external_id, account_id in found}
 
 
 def _contacts(session: Session, account_ids: list[int]) -> dict[tuple[int, str], int]:
     if not account_ids:
         return {}
-    rows = session.connection().execute(
-        select(Contact.account_id, Contact.email, Contact.external_id, Contact.id).where(
-            id_in(session, Contact.account_id, account_ids)
+    rows = (
+        session.connection()
+        .execute(
+            select(Contact.account_id, Contact.email, Contact.external_id, Contact.id).where(
+                id_in(session, Contact.account_id, account_ids)
+            )
         )
+        .all()
     )
     found: dict[tuple[int, str], int] = {}
     for account_id, email, external_id, contact_id in rows:

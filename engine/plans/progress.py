@@ -265,7 +265,7 @@ def _plan_states(session: Session, where: ColumnElement[bool]) -> list[PlanState
         plan_id: PlanState(plan_id, account_id, _utc(started_at))
         for plan_id, account_id, started_at in connection.execute(
             active.where(SuccessPlan.status == PlanStatus.ACTIVE, where).order_by(SuccessPlan.id)
-        )
+        ).all()
     }
     if not plans:
         return []
@@ -282,7 +282,7 @@ def _plan_states(session: Session, where: ColumnElement[bool]) -> list[PlanState
             type_coerce(Milestone.status, String),
             type_coerce(Milestone.achieved_at, DateTime(True)),
         ).where(id_in(session, Milestone.plan_id, list(plans)))
-    )
+    ).all()  # fetched at once: the driver's row-by-row fetch cost more than the rows' Python
     for plan_id, position, milestone_id, key, title, after, due_date, criteria, status, achieved_at in rows:
         plans[plan_id].milestones.append(
             MilestoneState(
