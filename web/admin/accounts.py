@@ -272,13 +272,12 @@ def message_trail(session: Session, account: Account) -> dict[str, Any]:
     totals = 0
     contacts = account.contacts[:CONTACTS_AUDITED]
     for contact in contacts:
-        audit = contact_audit(session, contact, limit=MESSAGES_PER_CONTACT)
-        if not enrollments:
-            enrollments = audit["enrollments"]
+        trail = contact_audit(session, contact, limit=MESSAGES_PER_CONTACT)
+        enrollments = enrollments or trail["enrollments"]  # the account's: the same for every contact
         person = {"id": contact.id, "name": contact.name or contact.email, "email": contact.email}
-        messages += [dict(m, contact=person) for m in audit["messages"]]
-        not_sent += [dict(n, contact=person) for n in audit["not_sent"]]
-        totals += int(audit["messages_total"])
+        messages += [dict(m, contact=person) for m in trail["messages"]]
+        not_sent += [dict(n, contact=person) for n in trail["not_sent"]]
+        totals += int(trail["messages_total"])
     if not contacts:
         enrollments = [
             {
