@@ -99,7 +99,11 @@ def test_preview_for_a_contact_and_a_test_send_outside_the_ledger(
         account = make_account(session, "acme", contacts=(("sofia@acme.example", ContactRole.CHAMPION),))
         create_plan(session, account, get_template(session, "hire_faster_plan"), [], now=account.created_at)
         contact_id = session.scalar(select(Contact.id).where(Contact.email == "sofia@acme.example"))
-        template_id = session.scalar(select(MessageTemplate.id).where(MessageTemplate.key == "welcome_plan"))
+        template_id = session.scalar(
+            select(MessageTemplate.id).where(
+                MessageTemplate.key == "welcome_plan", MessageTemplate.locale == "en"
+            )
+        )
     preview = client.get(f"/admin/content/templates/{template_id}/preview?contact={contact_id}")
     assert preview.status_code == 200
     page = text_of(preview)
