@@ -266,15 +266,8 @@ def _sent(env: BenchEnv, ids: list[int]) -> int:
         return int(session.scalar(stmt) or 0)
 
 
-def run(args: argparse.Namespace) -> int:
-    load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench-campaigns-") as tmp, bench_env(args) as env:
-        workdir = Path(tmp)
-        tick = run_the_tick(env, args, workdir)
-        ids = [i for batch in tick.result.batches for i in batch]
-        sends = run_the_sends(env, args, workdir, ids) if args.send and ids else None
-        report = profile_report([tick.profile], focus=PROFILE_FOCUS) if tick.profile else None
-    load = f"load avg {load_before:.1f} → {os.getloadavg()[0]:.1f}"
+def report_the_tick(tick: TickRun, load: str) -> dict[str, Any]:
+    """Print the tick's table now (a failure in the sends phase must not lose it)."""
     r = tick.result
     runs = ", ".join(f"{t:.2f}" for t in tick.runs_s)
     baseline = f"{tick.baseline_s:.2f}" if tick.baseline_s is not None else "-"
@@ -292,8 +285,8 @@ def run(args: argparse.Namespace) -> int:
         f"target: {tick.enrollments:,} due enrolments in < {TARGET_TICK_S:.0f} s "
         f"(median of {len(tick.runs_s)}): {'met' if met else 'MISSED'}"
     )
-    if report:
-        print(f"\ncProfile of the tick:\n{report}")
+    if tick.profile:
+        print(f"\ncProfile of the tick:\n{profile_report([tick.profile], focus=PROFILE_FOCUS)}")
     values: dict[str, Any] = {"enrollments": tick.enrollments, "tick_100k_s": round(tick.tick_s, 2)}
     values["tick_best_s"] = round(tick.best_s, 2)
     values["rows_per_s"] = round(tick.enrollments / tick.tick_s)
@@ -302,6 +295,18 @@ def run(args: argparse.Namespace) -> int:
         values["ratio"] = round(ratio, 1)
     values["messages"] = r.messages_queued
     values["queries"] = tick.queries
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-campaigns-") as tmp, bench_env(args) as env:
+        workdir = Path(tmp)
+        tick = run_the_tick(env, args, workdir)
+        values = report_the_tick(tick, f"load avg {load_before:.1f} → {os.getloadavg()[0]:.1f}")
+        ids = [i for batch in tick.result.batches for i in batch]
+        sends = run_the_sends(env, args, workdir, ids) if args.send and ids else None
+    r = tick.result
     ok = r.messages_queued == tick.enrollments * args.contacts_per_account
     if sends is not None:
         worker = "SimpleWorker" if args.worker_class == "simple" else "Worker (fork per job)"

@@ -2,20 +2,23 @@
 
 The per-enrolment tick spends ~0.5 ms of ORM work per enrolment (identity map, attribute events,
 a unit-of-work flush); 100,000 due enrolments took 47-80 s. Here the same steps
-(campaigns.steps.advance) run on dataclass rows, and each chunk costs a fixed number of statements:
+(campaigns.steps.advance) run on slotted dataclass rows:
 
 1. one `SELECT … FOR UPDATE SKIP LOCKED` takes the due enrolments (the tick's row locks; a second
    scheduler skips them), with what enrolled each one read from its history in SQL;
-2. per chunk of `CHUNK` enrolments: their accounts and contacts, plan states, and — only where a
-   version needs them — facts (branch and exit conditions) and event counts (`wait_until: event`);
-   the caps ledger is read once for the whole tick and counted forward in memory, as before;
-3. per chunk, the ledger rows in one `INSERT … SELECT FROM unnest(…) ON CONFLICT (dedupe_key) DO
-   NOTHING RETURNING id` (a row whose dedupe key exists is never written, counted or enqueued
+2. then everything a step can ask, each in one query (array parameters): accounts and contacts,
+   plan states, the caps ledger (counted forward in memory as the tick writes, as before), and
+   only where a version needs them facts (branch and exit conditions), event counts
+   (`wait_until: event`) and erased emails;
+3. per chunk of `CHUNK` enrolments, in psycopg's pipeline mode (chunk k is written while chunk
+   k+1 is computed): the ledger rows in one `INSERT … SELECT FROM unnest(…) ON CONFLICT
+   (dedupe_key) DO NOTHING` (a row whose dedupe key exists is never written, counted or enqueued
    twice), and the enrolments in one `UPDATE … FROM unnest(…)` that appends this tick's
-   transitions to `history` (`history || new`, so the stored history is never read back).
+   transitions to `history` (`history || new`: the stored history is never read back).
 
 Arrays (`unnest`) rather than a `VALUES` list: one bind parameter per column instead of one per
-value (PostgreSQL allows 65,535 per statement), and psycopg adapts each column in one go.
+value (PostgreSQL allows 65,535 per statement), dumped by psycopg in binary (`%b`) in one go.
+docs/scheduler.md has the whole picture.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,28 +69,32 @@ _ENROLLED_BECAUSE = literal_column(
     type_=JSONB,
 )
 
+# What the tick sends per ledger row; a row's channel and template are its step's (read from
+# campaign_steps by the INSERT), and created_at = updated_at = the tick's moment (one parameter).
 _MESSAGE_COLUMNS = (
     ("enrollment_id", "int"),
     ("step_id", "int"),
     ("contact_id", "int"),
-    ("channel", "varchar"),
     ("status", "varchar"),
     ("reason", "varchar"),
     ("dedupe_key", "varchar"),
-    ("template_key", "varchar"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
     ("not_before", "timestamptz"),
     ("trace", "jsonb"),
 )
-_COLUMN_NAMES = ", ".join(name for name, _ in _MESSAGE_COLUMNS)
-_COLUMN_ARRAYS = ", ".join(f"%b::{kind}[]" for _, kind in _MESSAGE_COLUMNS)
-# One statement per chunk: write the rows; answer with the new queued email ids per step (what the
-# caller enqueues) and the rows whose dedupe key was already in the ledger (normally none).
+_MESSAGE_VALUES = operator.itemgetter(*(name for name, _ in _MESSAGE_COLUMNS))
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# One statement per chunk: write the rows in the tick's order (their ids too); answer with the new
+# queued email ids per step (what the caller enqueues) and the rows whose dedupe key was already in
+# the ledger (normally none).
 _INSERT_MESSAGES = (
-    f"WITH v AS MATERIALIZED (SELECT * FROM unnest({_COLUMN_ARRAYS}) "
-    f"AS v({_COLUMN_NAMES})), "
-    f"ins AS (INSERT INTO messages ({_COLUMN_NAMES}) SELECT * FROM v ON CONFLICT (dedupe_key) DO NOTHING "
+    "WITH v AS MATERIALIZED (SELECT v.*, s.kind AS channel, s.config ->> 'template' AS template_key "
+    f"FROM unnest({', '.join(f'%b::{kind}[]' for _, kind in _MESSAGE_COLUMNS)}) WITH ORDINALITY "
+    f"AS v({', '.join(name for name, _ in _MESSAGE_COLUMNS)}, n) "
+    "JOIN campaign_steps AS s ON s.id = v.step_id), "
+    "ins AS (INSERT INTO messages (enrollment_id, step_id, contact_id, channel, status, reason, dedupe_key, "
+    "template_key, created_at, updated_at, not_before, trace) SELECT enrollment_id, step_id, contact_id, "
+    "channel, status, reason, dedupe_key, template_key, %b::timestamptz, %b::timestamptz, not_before, trace "
+    "FROM v ORDER BY n ON CONFLICT (dedupe_key) DO NOTHING "
     "RETURNING id, step_id, dedupe_key, status, channel) "
     "SELECT step_id, array_agg(id ORDER BY id), NULL::varchar[], NULL::varchar[], NULL::varchar[] FROM ins "
     "WHERE status = 'queued' AND channel = 'email' GROUP BY step_id "
@@ -251,15 +259,15 @@ class _LedgerWriter:
         for step_id in steps:
             self.queued.setdefault(step_id, [])
         if messages:
-            columns: list[list[Any]] = [[m[name] for m in messages] for name, _ in _MESSAGE_COLUMNS]
-            columns[4] = [status.value for status in columns[4]]
-            dumps = json.JSONEncoder(separators=(",", ":")).encode
-            columns[11] = [dumps(trace) for trace in columns[11]]
+            values = map(_MESSAGE_VALUES, messages)
+            columns: list[Any] = [list(column) for column in zip(*values, strict=True)]
+            columns[3] = list(map(str, columns[3]))  # a MessageStatus as its value (psycopg dumps the name)
+            columns[7] = list(map(_dumps, columns[7]))
+            now = messages[0]["created_at"]
             cursor = self.driver.cursor()
-            cursor.execute(_INSERT_MESSAGES, columns)
+            cursor.execute(_INSERT_MESSAGES, [*columns, now, now])
             self.pending.append(cursor)
         if rows:
-            dumps = json.JSONEncoder(separators=(",", ":")).encode
             self.driver.cursor().execute(
                 _UPDATE_ENROLLMENTS,
                 (
@@ -270,7 +278,7 @@ class _LedgerWriter:
                     [row.next_run_at for row in rows],
                     [row.finished_at for row in rows],
                     [row.exited_reason for row in rows],
-                    [dumps(row.history) for row in rows],
+                    [_dumps(row.history) for row in rows],
                 ),
             )
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from rq import Retry
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, cast, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from campaigns.bulk import CHUNK, advance_in_bulk
@@ -93,8 +93,8 @@ def run_tick(
     released = release_deferred(session, now)
     result.messages_released = len(released)
     queued: dict[int, list[int]] = {}  # step id → message ids to deliver
-    for message in released:
-        queued.setdefault(message.step_id, []).append(message.id)
+    for message_id, step_id in released:
+        queued.setdefault(step_id, []).append(message_id)
     caps = caps or Caps()
     if bulk:
         new = advance_in_bulk(session, now=now, limit=limit, caps=caps, result=result, chunk=chunk)
@@ -138,18 +138,28 @@ def _advance_each(
     return {step_id: [row["id"] for row in rows] for step_id, rows in tick.new_queued.items()}
 
 
-def release_deferred(session: Session, now: dt.datetime) -> list[Message]:
-    """Deferred emails whose send window has opened become queued (in-app ones become visible)."""
-    stmt = select(Message).where(Message.status == MessageStatus.DEFERRED, Message.not_before <= now)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    released = list(session.scalars(stmt))
-    for message in released:
-        message.status = MessageStatus.QUEUED
-        message.updated_at = now
-        message.trace = {**message.trace, "released_at": now.isoformat()}
-    session.flush()
-    return [m for m in released if m.channel == StepKind.EMAIL.value]
+def release_deferred(session: Session, now: dt.datetime) -> list[tuple[int, int]]:
+    """Deferred messages whose send window has opened become queued (in-app ones become visible);
+    returns (id, step id) of the released emails, for delivery."""
+    due = select(Message.id).where(Message.status == MessageStatus.DEFERRED, Message.not_before <= now)
+    if session.get_bind().dialect.name != "postgresql":  # the demo's SQLite: a few rows, as objects
+        released = list(session.scalars(select(Message).where(Message.id.in_(due.scalar_subquery()))))
+        for message in released:
+            message.status = MessageStatus.QUEUED
+            message.updated_at = now
+            message.trace = {**message.trace, "released_at": now.isoformat()}
+        session.flush()
+        return [(m.id, m.step_id) for m in released if m.channel == StepKind.EMAIL.value]
+    # One UPDATE however many opened at once (a window opening at 08:00 releases a whole region).
+    stamp = func.jsonb_build_object(literal_column("'released_at'"), cast(now.isoformat(), String))
+    rows = session.execute(
+        update(Message)
+        .where(Message.id.in_(due.with_for_update(skip_locked=True).scalar_subquery()))
+        .values(status=MessageStatus.QUEUED, updated_at=now, trace=Message.trace.op("||")(stamp))
+        .returning(Message.id, Message.step_id, Message.channel)
+        .execution_options(synchronize_session="fetch")
+    )
+    return sorted((mid, step_id) for mid, step_id, channel in rows if channel == StepKind.EMAIL.value)
 
 
 _MESSAGE_COLUMNS = (
