@@ -8,12 +8,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from campaigns import digests  # noqa: F401  (the digest tables, on Base.metadata)
+from campaigns import privacy as campaign_privacy
+from campaigns import reports as campaign_reports
+from campaigns.builder import CampaignDraft
 from campaigns.enrollment import enroll_account, exit_account, wake_waiting_enrollments
-from campaigns.models import SENT_STATUSES, Enrollment, Message
+from campaigns.models import SENT_STATUSES, Campaign, CampaignVersion, Enrollment, Message, Step
 from campaigns.notify import on_plan_updated
 from campaigns.playbook import CampaignSchema, check_enroll_action, dump_campaigns, load_campaigns
 from campaigns.triggers import on_milestone_signal
-from engine import reporting, signals
+from content.models import ContentItem, MessageTemplate
+from engine import audit, privacy, reporting, signals
 from engine.accounts import Account
 from engine.playbook import Section, register_section
 from engine.rules.actions import register_action_check
@@ -103,3 +108,8 @@ def connect() -> None:
     register_action_check("enroll", check_enroll_action)
     register_action_check("exit", check_enroll_action)
     reporting.register_metric("messages_sent", "messages sent", 30, _messages_sent)
+    campaign_reports.connect()
+    for model in (Campaign, CampaignVersion, Step, ContentItem, MessageTemplate):
+        audit.register(model)
+    audit.register(CampaignDraft, object_type="CampaignDraft")
+    privacy.register_provider(campaign_privacy.PROVIDER)

@@ -7,11 +7,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import reporting, signals
+from engine import audit, privacy, reporting, signals
 from engine.accounts import Account
+from engine.apitokens import ApiToken
 from engine.automation import run_rules
+from engine.plans import privacy as plan_privacy
+from engine.plans.models import KeyResult, Milestone, PlanTemplate, SuccessPlan
 from engine.plans.service import ObjectiveChoice
 from engine.playbook import sections
+from engine.reports.plans import register_engine_reports
+from engine.rules.models import Rule, RuleSet
+from engine.users import Invitation, User
+from engine.workspaces import Workspace
 
 
 def _on_response_completed(
@@ -33,4 +40,13 @@ def _on_response_completed(
 def connect() -> None:
     sections.register()
     reporting.register_engine_metrics()
+    register_engine_reports()
     signals.response_completed.connect(_on_response_completed)
+    for model in (RuleSet, Rule, PlanTemplate, SuccessPlan, Milestone, KeyResult):
+        audit.register(model)
+    login_state = ["failed_logins", "locked_until", "last_login_at", "session_epoch"]
+    audit.register(User, redact=["password_hash"], ignore=login_state)
+    audit.register(Invitation, redact=["nonce"])
+    audit.register(ApiToken, redact=["digest"])
+    audit.register(Workspace, redact=["jwt_secret", "previous_jwt_secret"])
+    privacy.register_provider(plan_privacy.PROVIDER)

@@ -7,15 +7,17 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from engine import reporting
+from engine import audit, privacy, reporting
 from engine.accounts import Account
 from engine.db import utcnow
 from engine.playbook import Section, register_section
 from engine.rules.catalogue import register_field_provider
 from engine.rules.facts import register_answers_provider
+from surveys import privacy as survey_privacy
+from surveys import reports as survey_reports
 from surveys.catalogue import answer_fields
 from surveys.facts import survey_facts
-from surveys.models import Response, ResponseStatus, Survey
+from surveys.models import Response, ResponseStatus, Survey, SurveyVersion
 from surveys.schemas import SurveyDefinitionSchema
 from surveys.service import publish_definition
 
@@ -52,3 +54,7 @@ def connect() -> None:
     register_answers_provider(survey_facts)
     register_field_provider(answer_fields)
     reporting.register_metric("accounts_surveyed", "accounts surveyed", 10, _accounts_surveyed)
+    survey_reports.connect()
+    audit.register(Survey)
+    audit.register(SurveyVersion)
+    privacy.register_provider(survey_privacy.PROVIDER)

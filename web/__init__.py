@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from web import (
         admin,
         api,
+        campaigns_api,
         contacts_api,
         content_api,
         embed,
@@ -63,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(content_api.bp)
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(people_api.bp)
+    app.register_blueprint(campaigns_api.bp)
     app.register_blueprint(track.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(public.bp)

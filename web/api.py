@@ -14,13 +14,14 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine import queue
+from engine import audit, queue
 from engine.accounts import Account, ContactRole, upsert_account, upsert_contact
 from engine.apitokens import verify_token
 from engine.errors import NorthstarError, ValidationFailed
 from engine.events.service import EventIn, ingest_events
 from engine.plans.service import active_plan
 from engine.plans.updates import refresh_for_stage
+from engine.users import Role
 from web.context import database, db_session, json_body, now, settings, unit_of_work
 
 bp = Blueprint("api", __name__)
@@ -30,6 +31,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Unauthorized(NorthstarError):
     status = 401
     title = "Unauthorized"
+
+
+class Forbidden(NorthstarError):
+    status = 403
+    title = "Forbidden"
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Data feeds from the host's systems: the plan changes they cause follow from data, not from a
+# person's edit, so they stay out of the admin audit log (like the scheduler's writes).
+DATA_FEEDS = frozenset({"api.post_events", "api.put_account", "surveys_api.create_response"})
 
 
 def token_required(view: F) -> F:
@@ -44,8 +56,19 @@ def token_required(view: F) -> F:
         found = verify_token(db_session(), token.strip())
         if found is None:
             raise Unauthorized("the bearer token is not valid")
+        if found.role == Role.VIEWER and request.method not in READ_METHODS:
+            raise Forbidden(
+                f"the token {found.name!r} has the viewer role: it can read, not change "
+                "(create one that can: northstar api-token create NAME --role editor)"
+            )
         g.api_caller = f"api-token:{found.name}"
-        return view(*args, **kwargs)
+        g.api_role = found.role
+        person = None if request.endpoint in DATA_FEEDS else audit.Actor(g.api_caller, "api")
+        actor = audit.set_actor(person)  # engine.audit logs what this call changes as the token's
+        try:
+            return view(*args, **kwargs)
+        finally:
+            audit.reset_actor(actor)
 
     return cast(F, wrapper)
 

@@ -198,13 +198,14 @@ def api_token() -> None:
 
 @api_token.command("create", help="Create a token and print it (shown only once).")
 @click.argument("name")
-def api_token_create(name: str) -> None:
+@click.option("--role", type=click.Choice(["admin", "editor", "viewer"]), default="editor", show_default=True)
+def api_token_create(name: str, role: str) -> None:
     from engine.apitokens import create_token
 
     app = _app()
     try:
         with app.extensions["northstar.db"].transaction() as session:
-            token = create_token(session, name)
+            token = create_token(session, name, role)
     except NorthstarError as exc:
         raise click.ClickException(exc.detail) from None
     click.echo(token)

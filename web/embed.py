@@ -14,6 +14,7 @@ from campaigns.inapp import Links, inbox_strings, open_inbox, record_action
 from engine.errors import NorthstarError, NotFound
 from surveys.display import dismiss, presentation, respondent_state
 from surveys.identity import Identity, IdentityRejected, known_contact, resolve_identity, verify_identity
+from surveys.reports import record_reach
 from surveys.service import get_survey, published_version
 from web.context import db_session, now, settings, unit_of_work
 from web.cors import check_origin, request_workspace, with_cors
@@ -89,6 +90,8 @@ def embed_survey(survey_key: str) -> Response:
         version = published_version(survey, None)
         body = presentation(session, survey, version, request.args.get("locale", "en"))
         body["state"] = respondent_state(session, survey, contact, now=now())
+        if contact is not None and body["state"]["show"]:  # the widget will show it: reached
+            record_reach(session, survey.id, contact.account_id, contact.id, "in_app", now=now())
         body["identified"] = contact is not None
     return with_cors(jsonify(body), origin)
 

@@ -28,6 +28,7 @@ from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
 from engine.plans.progress import ROLE_NAMES, WANTED, triangle
 from engine.plans.sharing import plan_from_token
 from engine.plans.views import progress
+from engine.reports.models import record_plan_opened
 from web.context import db_session, now, settings, unit_of_work
 from web.ratelimit import limiter
 
@@ -138,6 +139,8 @@ def shared_plan(token: str) -> Any:
         plan = _plan(db_session(), token)
     except NotFound as exc:
         return _invalid_link(exc)
+    with unit_of_work() as session:  # the customer opened the shared page (plan-adoption report)
+        record_plan_opened(session, plan.id, now=now())
     return _render(plan, token, saved=SAVED.get(request.args.get("saved", "")))
 
 

@@ -43,6 +43,7 @@ from surveys.links import (
     respondent_token,
 )
 from surveys.models import Channel, Response, ResponseStatus, Survey, SurveyVersion
+from surveys.reports import record_reach
 from surveys.service import ResponseIn, get_survey, published_version, submit_response
 from web.context import db_session, now, settings, unit_of_work
 from web.ratelimit import limiter
@@ -152,6 +153,10 @@ def hosted_page(survey_key: str) -> Any:
         return render_template("survey/link_required.html"), 403
     if visit.completed:
         return _thanks(db_session(), visit, already=not request.args.get("done"))
+    if visit.who is not None and visit.who.contact is not None:  # the hosted page was opened: reached
+        with unit_of_work() as session:
+            contact = visit.who.contact
+            record_reach(session, visit.survey.id, contact.account_id, contact.id, "hosted", now=now())
     page = _allowed_page(visit, request.args.get("step")) or hosted.resume_page(
         visit.questions, visit.answers
     )

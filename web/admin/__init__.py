@@ -16,11 +16,13 @@ def init_app(app: Flask) -> None:
         contacts,
         content,
         dashboard,
+        nav,
         people,
         plans,
         privacy,
         reports,
         rules,
+        search,
         surveys,
     )
 

@@ -146,6 +146,19 @@ def _console_headers(response: Response) -> Response:
     return response
 
 
+# What a viewer can look at in each console section (the 403 page names it).
+SECTION_NOUNS = (
+    ("/admin/rules", "rules and account tests"),
+    ("/admin/plans", "plans and their history"),
+    ("/admin/surveys", "surveys and their previews"),
+    ("/admin/campaigns", "campaigns, their versions and live counts"),
+    ("/admin/content", "the content library, templates and their previews"),
+    ("/admin/accounts", "accounts, their plans, messages and events"),
+    ("/admin/reports", "every report"),
+    ("/admin/contacts", "contacts and why each message was or was not sent"),
+)
+
+
 def role_required(*roles: Role) -> Callable[[F], F]:
     """Signed in with one of `roles`; anyone else signed in gets the friendly 403 page."""
 
@@ -180,14 +193,14 @@ def safe_next(target: str | None) -> str | None:
 def login() -> Any:
     target = safe_next(request.values.get("next"))
     if current_user.is_authenticated:
-        return redirect(target or url_for("admin.surveys"), 303)
+        return redirect(target or url_for("admin.dashboard"), 303)
     if request.method == "GET":
         return render_template("admin/login.html", next=target or "", email="", error=None)
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
     error = _sign_in(email, password)
     if error is None:
-        return redirect(target or url_for("admin.surveys"), 303)
+        return redirect(target or url_for("admin.dashboard"), 303)
     return render_template("admin/login.html", next=target or "", email=email, error=error), 401
 
 
@@ -250,12 +263,10 @@ def _http_error(exc: HTTPException) -> Any:
                 "requests. Ask an admin if you need this done."
             )
             return render_template("admin/error.html", status=403, title=title, detail=detail), 403
-        if request.path.startswith("/admin/rules"):
-            what = "rules and account tests"
-        elif request.path.startswith("/admin/plans"):
-            what = "plans and their history"
-        else:
-            what = "surveys and their previews"
+        what = next(
+            (label for prefix, label in SECTION_NOUNS if request.path.startswith(prefix)),
+            "this page",
+        )
         detail = (
             f"Your role ({role}) can view {what}, but editing and publishing "
             "needs the editor or admin role. Ask an admin if you need it."

@@ -137,11 +137,6 @@ class Editor:
     conflict: str | None = None
 
 
-@bp.get("/")
-def index() -> Any:
-    return redirect(url_for("admin.surveys"))
-
-
 @bp.get("/surveys")
 @role_required(*ANY_ROLE)
 def surveys() -> Any:
