@@ -26,11 +26,14 @@ from content.emails import (
     survey_option_path,
     used_substitution_tokens,
 )
+from content.models import ContentItem
+from content.recipients import Links, recipient_values
+from content.recommend import Recommender
+from content.tracking import record_sends
 from engine.config import Settings
 from engine.db import Database
 from engine.errors import NotFound, ValidationFailed
-from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
-from engine.plans.sharing import plan_token
+from engine.plans.models import PlanStatus, SuccessPlan
 from engine.templating import TemplateFailed
 from surveys.links import answer_link, one_click_question
 
@@ -78,10 +81,11 @@ def deliver(
                 )
             )
         )
-        by_step: dict[int, list[Message]] = {}
-        for message in messages:
-            by_step.setdefault(message.step_id, []).append(message)
+        by_step: dict[tuple[int, str], list[Message]] = {}
+        for message in messages:  # one composition per step and locale (content.templates falls back)
+            by_step.setdefault((message.step_id, message.contact.locale or "en"), []).append(message)
         outcomes: dict[int, tuple[MessageStatus, str | None, str | None]] = {}
+        content_sends: list[tuple[int, int, int]] = []
         transient: TransientSendError | None = None
         for group in by_step.values():
             try:
@@ -104,7 +108,16 @@ def deliver(
                 transient = exc
             else:
                 _record(outcomes, group, MessageStatus.SENT, None, provider_id)
+                contact_of = {m.id: m.contact_id for m in group}
+                content_sends += [
+                    (r.message_id, item, contact_of[r.message_id])
+                    for r in email.recipients
+                    for item in r.content_ids
+                ]
     _record_outcomes(database, outcomes, now)
+    if content_sends:
+        with database.transaction() as session:
+            record_sends(session, content_sends, now=now)
     for status, _reason, _pid in outcomes.values():
         if status == MessageStatus.SENT:
             result.sent += 1
@@ -187,29 +200,39 @@ def _bulk_email(session: Session, settings: Settings, group: list[Message]) -> B
         campaign_name=campaign.name,
         postal_address=settings.postal_address,
         survey=survey,
+        locale=group[0].contact.locale,
+        recommend=step.config.get("recommend") == "next_milestone",
     )
     plans = _plans(session, {m.enrollment.account_id for m in group})
     used_tokens = used_substitution_tokens(composed)
+    recommender = (
+        Recommender(session, contact_ids=[m.contact_id for m in group]) if composed.uses_recommended else None
+    )
+    fallback = session.get(ContentItem, composed.content_ids[0]) if composed.content_ids else None
+    links = Links(settings.public_url, settings.secret_key)
     recipients = []
     for message in group:
         contact, account = message.contact, message.enrollment.account
         plan = plans.get(account.id)
         unsubscribe_url = f"{settings.public_url}/u/{unsubscribe_token(settings.secret_key, contact.id)}"
-        next_milestone = _next_milestone(plan)
-        values = {
-            "contact.first_name": contact.first_name,
-            "contact.name": contact.name or contact.first_name,
-            "contact.email": contact.email,
-            "account.name": account.name,
-            "plan.goal": plan.goal if plan else "",
-            "plan.url": f"{settings.public_url}/p/{plan_token(settings.secret_key, plan)}"
-            if plan
-            else settings.public_url,
-            "plan.review_date": plan.review_date.strftime("%B %d, %Y") if plan else "",
-            "next_milestone.title": next_milestone[0],
-            "next_milestone.due_date": next_milestone[1],
-            "unsubscribe_url": unsubscribe_url,
-        }
+        top = (
+            recommender.recommend(
+                plan, contact, 1, for_next_milestone=True, exclude=step.config.get("content") or ()
+            )
+            if recommender
+            else []
+        )
+        values = recipient_values(
+            contact,
+            account,
+            plan,
+            links=links,
+            unsubscribe_url=unsubscribe_url,
+            email=composed,
+            message_id=message.id,
+            recommended=top[0] if top else None,
+            fallback=fallback,
+        )
         if survey is not None:  # each recipient's own signed answer links
             for option in survey.options:
                 values[survey_option_path(option.value)] = answer_link(
@@ -227,6 +250,7 @@ def _bulk_email(session: Session, settings: Settings, group: list[Message]) -> B
                     "List-Unsubscribe": f"<{unsubscribe_url}>",
                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
                 },
+                content_ids=(*composed.content_ids, *([top[0].item.id] if top else [])),
             )
         )
     return BulkEmail(settings.mail_from, composed.html, composed.text, recipients, category=campaign.key)
@@ -239,12 +263,3 @@ def _plans(session: Session, account_ids: set[int]) -> dict[int, SuccessPlan]:
         .options(selectinload(SuccessPlan.milestones))
     )
     return {p.account_id: p for p in plans}
-
-
-def _next_milestone(plan: SuccessPlan | None) -> tuple[str, str]:
-    if plan is None:
-        return "", ""
-    for milestone in plan.milestones:
-        if milestone.status != MilestoneStatus.ACHIEVED:
-            return milestone.title, milestone.due_date.strftime("%B %d")
-    return "", ""

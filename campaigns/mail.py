@@ -30,6 +30,7 @@ class Recipient:
     subject: str
     substitutions: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
+    content_ids: tuple[int, ...] = ()  # library items in this email (content.tracking.record_sends)
 
 
 @dataclass(frozen=True)

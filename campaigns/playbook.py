@@ -58,6 +58,9 @@ class StepSchema(Schema):
     else_ = fields.String(data_key="else", load_default=None, validate=STEP_KEY)
     # An email step may invite to a survey: its template gets `survey.options`, one signed link each.
     survey = fields.String(load_default=None)
+    # An email step may add the top recommended item for the plan's next milestone (content.recommend):
+    # it leads the template's `content` list and is `recommended` in the template.
+    recommend = fields.String(load_default=None, validate=validate.OneOf(["next_milestone"]))
 
     @post_load
     def _else_key(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -88,6 +91,8 @@ class StepSchema(Schema):
                 and (isinstance(reaches, bool) or not isinstance(reaches, int | float))
             ):
                 missing["reaches"] = 'a number, or "target"'
+        if data.get("recommend") and kind != "email":
+            missing["recommend"] = "only email steps can recommend content"
         if missing:
             raise ValidationError(missing)
 
