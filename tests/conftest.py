@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 
-
 def _per_worker(database_url: str, redis_url: str) -> tuple[str, str]:
     """Under pytest-xdist each worker (gw0, gw1, ...) gets its own database (`<name>_gw1`) and the
     next Redis DB numbers, so workers never share a schema or flush each other's queues."""
