@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Index, Select, and_, exists, false, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
-from campaigns.models import SENT_STATUSES, Campaign, Enrollment, Message, MessageStatus, Step
+from campaigns.models import SENT_STATUSES, Campaign, Enrollment, Message, MessageStatus, Step, WebhookEvent
 from engine.accounts import Account
 from engine.plans.models import KeyResult, Milestone, MilestoneStatus, SuccessPlan
 from engine.reports import (
@@ -41,6 +41,12 @@ SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam report")
 REPORT_INDEXES = (
     Index("ix_enrollments_enrolled_at", Enrollment.enrolled_at),
     Index("ix_messages_sent_at", Message.sent_at, postgresql_where=text("sent_at IS NOT NULL")),
+)
+
+# The console dashboard's date-bounded counts (web/admin/dashboard.py; created by migration 0012).
+DASHBOARD_INDEXES = (
+    Index("ix_messages_suppressed_at", Message.created_at, postgresql_where=text("status = 'suppressed'")),
+    Index("ix_webhook_events_spam", WebhookEvent.received_at, postgresql_where=text("event = 'spamreport'")),
 )
 
 

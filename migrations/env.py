@@ -9,6 +9,7 @@ import campaigns.builder  # noqa: F401
 import campaigns.digests  # noqa: F401
 import campaigns.models  # noqa: F401  (register tables on Base.metadata)
 import campaigns.privacy  # noqa: F401
+import campaigns.reports  # noqa: F401  (report and dashboard indexes)
 import content.models  # noqa: F401
 import engine.apitokens  # noqa: F401
 import engine.audit  # noqa: F401
@@ -17,12 +18,12 @@ import engine.library  # noqa: F401
 import engine.notes  # noqa: F401
 import engine.plans.models  # noqa: F401
 import engine.privacy  # noqa: F401
+import engine.reports.models  # noqa: F401  (report and dashboard indexes)
 import engine.rules.models  # noqa: F401
 import engine.users  # noqa: F401
 import engine.workspaces  # noqa: F401
 import surveys.models  # noqa: F401
 import surveys.reports  # noqa: F401  (survey_reaches, survey_choices, plan_page_views)
-import web.admin.dashboard  # noqa: F401  (the console dashboard's indexes on other tables)
 from engine.db import Base, make_engine
 
 config = context.config

@@ -62,3 +62,17 @@ def record_plan_opened(session: Session, plan_id: int, *, now: dt.datetime) -> N
             set_={"views": PlanPageView.views + 1},
         )
     )
+
+
+# The console dashboard's date-bounded counts (web/admin/dashboard.py; created by migration 0012).
+DASHBOARD_INDEXES = (
+    Index(
+        "ix_milestones_slipped",
+        Milestone.status,
+        Milestone.due_date,
+        Milestone.plan_id,
+        postgresql_where=text("status IN ('behind', 'missed')"),
+    ),
+    Index("ix_milestones_achieved_at", Milestone.achieved_at, postgresql_where=text("status = 'achieved'")),
+    Index("ix_plan_revisions_created_at", PlanRevision.created_at),
+)

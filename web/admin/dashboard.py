@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import render_template
-from sqlalchemy import Index, distinct, func, select, text
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import Message, MessageStatus, WebhookEvent
@@ -27,20 +27,8 @@ from web.context import db_session, now
 # Indexes the dashboard's date-bounded counts need on other packages' tables (declared here, next to
 # the queries that use them, as the reports do, and created by migration 0012). Each is partial where
 # the dashboard reads only a slice, so the hot write paths (ticks, deliveries) carry little extra.
-# Sends by date use the reports' `ix_messages_sent_at` (campaigns/reports.py, migration 0008).
-CONSOLE_INDEXES = (
-    Index("ix_messages_suppressed_at", Message.created_at, postgresql_where=text("status = 'suppressed'")),
-    Index(
-        "ix_milestones_slipped",
-        Milestone.status,
-        Milestone.due_date,
-        Milestone.plan_id,
-        postgresql_where=text("status IN ('behind', 'missed')"),
-    ),
-    Index("ix_milestones_achieved_at", Milestone.achieved_at, postgresql_where=text("status = 'achieved'")),
-    Index("ix_plan_revisions_created_at", PlanRevision.created_at),
-    Index("ix_webhook_events_spam", WebhookEvent.received_at, postgresql_where=text("event = 'spamreport'")),
-)
+# Its date-bounded counts read indexes declared beside the reports (campaigns/reports.py and
+# engine/reports/models.py DASHBOARD_INDEXES, created by migration 0012).
 
 WEEK = dt.timedelta(days=7)
 DELIVERED = (MessageStatus.DELIVERED, MessageStatus.OPENED, MessageStatus.CLICKED)
