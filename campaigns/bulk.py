@@ -51,6 +51,7 @@ from campaigns.steps import (
     Version,
     advance,
     load_versions,
+    not_paused,
 )
 from engine.accounts import Account, Contact
 from engine.privacy import email_erased
@@ -307,8 +308,8 @@ class _LedgerWriter:
 
 
 def _lock_due(connection: Connection, now: dt.datetime, limit: int) -> list[EnrollmentRow]:
-    """The due enrolments, oldest first, locked for this transaction (`SKIP LOCKED`: rows another
-    tick holds are left to it)."""
+    """The due enrolments of campaigns not paused, oldest first, locked for this transaction
+    (`SKIP LOCKED`: rows another tick holds are left to it)."""
     stmt: Any = (
         select(  # in the order of EnrollmentRow's fields
             Enrollment.id,
@@ -323,7 +324,11 @@ def _lock_due(connection: Connection, now: dt.datetime, limit: int) -> list[Enro
             _ENROLLED_BECAUSE,
             Enrollment.next_run_at,
         )
-        .where(Enrollment.state.in_(RUNNABLE_STATES), Enrollment.next_run_at <= now)
+        .where(
+            Enrollment.state.in_(RUNNABLE_STATES),
+            Enrollment.next_run_at <= now,
+            not_paused(Enrollment.campaign_id),  # held while paused: still due when resumed
+        )
         .order_by(Enrollment.next_run_at, Enrollment.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Enrollment.__table__)

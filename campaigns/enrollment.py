@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,8 @@ from campaigns.guards import held_out
 from campaigns.models import Campaign, CampaignVersion, Enrollment, EnrollmentState
 from engine import refcache
 from engine.errors import NotFound
+
+log = logging.getLogger(__name__)
 
 refcache.watch(Campaign.__tablename__, CampaignVersion.__tablename__)
 
@@ -64,13 +67,29 @@ def enroll_account(
     """Enrol once, on the campaign's current version. An account already in the campaign keeps its
     enrolment (created=False), unless it finished and the campaign lets it re-enter after
     `reentry_days`: then the same row starts over on the current version (entry + 1).
-    Held-out accounts (a stable hash share, `holdout_percent`) are enrolled but never messaged."""
+    Held-out accounts (a stable hash share, `holdout_percent`) are enrolled but never messaged.
+
+    A paused campaign enrols no one and lets no one re-enter (logged): an account already in it
+    keeps its enrolment, unchanged (created=False); one that is not gets an Enrollment that is
+    never stored (state `exited`, `exited_reason` saying the campaign is paused, no id).
+    The scheduler holds the running enrolments of a paused campaign (campaigns.scheduler)."""
     ref = campaign_refs(session).get(campaign_key)
     if ref is None:
         raise NotFound(f"no campaign {campaign_key!r}")
     existing = session.scalar(
         select(Enrollment).where(Enrollment.account_id == account_id, Enrollment.campaign_id == ref.id)
     )
+    if ref.paused:
+        log.info(
+            "campaign %r is paused: account %s not enrolled (%s)%s",
+            ref.key,
+            account_id,
+            reason,
+            "" if existing is None else f"; its enrolment {existing.id} is unchanged",
+        )
+        return (
+            existing if existing is not None else _not_enrolled(session, account_id, ref, now, reason)
+        ), False
     if existing is not None:
         reentry = ref.settings.get("reentry_days")
         finished = existing.finished_at
@@ -113,6 +132,31 @@ def enroll_account(
     return enrollment, True
 
 
+PAUSED_REASON = "campaign paused: not enrolled"
+
+
+def _not_enrolled(
+    session: Session, account_id: int, ref: CampaignRef, now: dt.datetime, reason: str
+) -> Enrollment:
+    """What enroll_account answers for a paused campaign the account is not in: a transient
+    Enrollment (never added to the session, so never stored) that says why."""
+    return Enrollment(
+        account_id=account_id,
+        campaign_id=ref.id,
+        campaign=session.get(Campaign, ref.id),
+        campaign_version=ref.version,
+        state=EnrollmentState.EXITED,
+        current_step=0,
+        step_started_at=now,
+        next_run_at=None,
+        enrolled_at=now,
+        finished_at=now,
+        exited_reason=PAUSED_REASON,
+        held_out=False,
+        history=[log_entry(now, "not enrolled", reason=reason, paused=True)],
+    )
+
+
 def exit_account(
     session: Session, account_id: int, campaign_key: str, *, now: dt.datetime, reason: str
 ) -> Enrollment | None:
@@ -135,7 +179,9 @@ def exit_account(
 
 
 def wake_waiting_enrollments(session: Session, account_ids: list[int], *, now: dt.datetime) -> int:
-    """A plan signal arrived: let the next tick re-check these accounts' waiting steps now."""
+    """A plan signal arrived: let the next tick re-check these accounts' waiting steps now.
+    Enrolments of a paused campaign are woken too, but the tick leaves them alone until it is
+    resumed (then they re-check at once)."""
     if not account_ids:
         return 0
     result = session.execute(

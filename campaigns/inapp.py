@@ -78,8 +78,10 @@ def open_inbox(session: Session, contact: Contact, *, links: Links, now: dt.date
     messages = list(session.scalars(stmt.with_for_update(of=Message)))
     if not messages:
         return []
-    templates = in_app_templates(session, {m.template_key or "" for m in messages})
-    content = card_content(session, {k for m in messages for k in m.step.config.get("content") or []})
+    # In the contact's locale, else the default locale's (content.library.best_locale).
+    locale = contact.locale or None
+    templates = in_app_templates(session, {m.template_key or "" for m in messages}, locale)
+    content = card_content(session, {k for m in messages for k in m.step.config.get("content") or []}, locale)
     plans = _active_plans(session, {m.enrollment.account_id for m in messages})
     shown: list[InboxMessage] = []
     for message in messages:

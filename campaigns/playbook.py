@@ -258,8 +258,10 @@ def _check_references(session: Session, index: int, steps: list[dict[str, Any]])
 
 
 def _uses_survey(session: Session, template_key: str) -> bool:
-    body = session.scalar(select(MessageTemplate.body).where(MessageTemplate.key == template_key)) or ""
-    return re.search(r"\{[{%][^}]*\bsurvey\b", body) is not None  # inside a Jinja tag
+    """Whether the template uses `survey.*` (inside a Jinja tag) in any of its locales: a contact
+    in any locale may get that one, so the step must name the survey."""
+    bodies = session.scalars(select(MessageTemplate.body).where(MessageTemplate.key == template_key))
+    return any(re.search(r"\{[{%][^}]*\bsurvey\b", body or "") is not None for body in bodies)
 
 
 def load_campaigns(session: Session, items: list[dict[str, Any]]) -> int:

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session, selectinload
 from campaigns.bulk import CHUNK, advance_in_bulk
 from campaigns.guards import CapLedger, Caps
 from campaigns.jobs import deliver_batch
-from campaigns.models import RUNNABLE_STATES, Enrollment, Message, MessageStatus, StepKind
+from campaigns.models import RUNNABLE_STATES, Campaign, Enrollment, Message, MessageStatus, StepKind
 from campaigns.planstate import plan_states, waited_on
 from campaigns.recovery import recover_stale_deliveries
-from campaigns.steps import Tick, TickResult, advance, load_versions
+from campaigns.steps import Tick, TickResult, advance, load_versions, not_paused
 from engine.accounts import Account
 from engine.queue import enqueue_after_commit
 
@@ -45,7 +45,11 @@ DELIVERY_RETRY = Retry(max=5, interval=[10, 30, 120, 600, 1800])
 def due_enrollments(session: Session, now: dt.datetime, limit: int) -> list[Enrollment]:
     stmt = (
         select(Enrollment)
-        .where(Enrollment.state.in_(RUNNABLE_STATES), Enrollment.next_run_at <= now)
+        .where(
+            Enrollment.state.in_(RUNNABLE_STATES),
+            Enrollment.next_run_at <= now,
+            not_paused(Enrollment.campaign_id),  # held while paused: still due when resumed
+        )
         .order_by(Enrollment.next_run_at, Enrollment.id)
         .limit(limit)
         .options(
@@ -140,8 +144,18 @@ def _advance_each(
 
 def release_deferred(session: Session, now: dt.datetime) -> list[tuple[int, int]]:
     """Deferred messages whose send window has opened become queued (in-app ones become visible);
-    returns (id, step id) of the released emails, for delivery."""
-    due = select(Message.id).where(Message.status == MessageStatus.DEFERRED, Message.not_before <= now)
+    returns (id, step id) of the released emails, for delivery. A paused campaign's stay deferred
+    until it is resumed."""
+    held = (
+        select(Enrollment.id)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Campaign.paused.is_(True))
+    )
+    due = select(Message.id).where(
+        Message.status == MessageStatus.DEFERRED,
+        Message.not_before <= now,
+        Message.enrollment_id.not_in(held),
+    )
     if session.get_bind().dialect.name != "postgresql":  # the demo's SQLite: a few rows, as objects
         released = list(session.scalars(select(Message).where(Message.id.in_(due.scalar_subquery()))))
         for message in released:

@@ -11,12 +11,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.enrollment import log_entry
 from campaigns.guards import CapLedger, contact_zone, suppression, window_opens
-from campaigns.models import CampaignVersion, Enrollment, EnrollmentState, MessageStatus, Step, StepKind
+from campaigns.models import (
+    Campaign,
+    CampaignVersion,
+    Enrollment,
+    EnrollmentState,
+    MessageStatus,
+    Step,
+    StepKind,
+)
 from campaigns.planstate import PlanState
 from engine.accounts import Account, Contact
 from engine.events.models import Event
@@ -154,6 +162,12 @@ class Tick:
     def suppression(self, contact: AnyContact, category: str) -> str | None:
         assert isinstance(contact, Contact)
         return suppression(contact, category)
+
+
+def not_paused(campaign_id: Any) -> ColumnElement[bool]:
+    """`campaign_id` is not a paused campaign's: the tick does not take the enrolments of a paused
+    campaign (both paths); they stay due, untouched, and carry on when it is resumed."""
+    return campaign_id.not_in(select(Campaign.id).where(Campaign.paused.is_(True)))  # type: ignore[no-any-return]
 
 
 def load_versions(session: Session, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], Version]:

@@ -19,8 +19,10 @@ from campaigns import builder
 from campaigns.playbook import ROLES, TRIGGERS
 from content.emails import compose_email, personalise, recipient_substitutions
 from content.inapp import CardReader, render_card
+from content.library import best_locale
 from content.models import ContentItem, MessageTemplate
-from engine.errors import NorthstarError, ValidationFailed
+from content.templates import find_template
+from engine.errors import NorthstarError, NotFound, ValidationFailed
 from engine.events.models import EventType
 from engine.library import Objective
 from engine.plans.models import PlanTemplate
@@ -326,8 +328,10 @@ def _builder_page(
 ) -> Any:
     document = _without_none(form.document)
     steps = [s if isinstance(s, dict) else {} for s in document.get("steps") or []]
-    templates = list(
-        session.scalars(select(MessageTemplate).order_by(MessageTemplate.kind, MessageTemplate.key))
+    # One choice per key (its default-locale row; a key is unique per locale).
+    templates = sorted(
+        best_locale(session.scalars(select(MessageTemplate).order_by(MessageTemplate.id)), None).values(),
+        key=lambda t: (t.kind, t.key),
     )
     plan_milestones = sorted(
         {
@@ -681,8 +685,11 @@ def _settings_text(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 @role_required(*ANY_ROLE)
 def campaign_template_preview(key: str) -> Any:
     session = db_session()
-    template = session.scalar(select(MessageTemplate).where(MessageTemplate.key == key))
-    if template is None:
+    # `?locale=de`: that locale's version, else the default locale's (as a contact would get it).
+    locale = request.args.get("locale", "").strip()[:16] or None
+    try:
+        template = find_template(session, key, locale)
+    except NotFound:
         abort(404, description=f"There is no message template {key[:80]!r}.")
     try:
         if template.kind == "email":
@@ -692,6 +699,7 @@ def campaign_template_preview(key: str) -> Any:
                 content_keys=[],
                 campaign_name="Preview",
                 postal_address=settings().postal_address,
+                locale=template.locale,
             )
             substitutions = recipient_substitutions(SAMPLE)
             body = personalise(email.html, substitutions)
