@@ -264,7 +264,8 @@ def _same_words(campaign: Campaign, normalized: dict[str, Any]) -> bool:
 
 
 def set_paused(session: Session, key: str, paused: bool) -> Campaign:
-    """Paused: the campaign's triggers enrol no one until it is resumed."""
+    """Paused: nobody is enrolled (rules, triggers, console, API) and no enrolment advances or has a
+    deferred message released until it is resumed; then each carries on from where it stood."""
     campaign = require_campaign(session, key)
     campaign.paused = paused
     session.flush()

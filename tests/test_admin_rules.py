@@ -205,6 +205,32 @@ def test_editing_a_rule_changes_it_in_the_draft_only(editor: FlaskClient, databa
         assert next(r for r in live.rules if r.name == rule.name).priority == 300
 
 
+def test_two_editors_saving_the_same_rule_do_not_overwrite_each_other(
+    editor: FlaskClient, database: Database
+) -> None:
+    start_draft(editor)
+    draft = draft_of(database)
+    assert draft is not None
+    rule = next(r for r in draft.rules if r.name.startswith("Detractor"))
+    path = f"/admin/rules/draft/rules/{rule.id}"
+    mine = rule_form(editor, path, priority="310")
+    theirs = rule_form(editor, path, priority="320")  # a second editor opened the same revision
+    assert mine["revision"] == theirs["revision"] == "1"
+    assert editor.post(path, data=theirs).status_code == 303
+    stale = editor.post(path, data=mine)
+    assert stale.status_code == 409
+    page = text_of(stale)
+    assert "someone else saved rule" in page and "Reload the rule" in page
+    assert 'value="310"' in page  # what this editor typed is still on the page
+    saved = next(r for r in (draft_of(database) or draft).rules if r.id == rule.id)
+    assert saved.priority == 320 and saved.revision == 2  # theirs stands
+    again = form_fields(page, path)  # saving again from the refreshed form replaces theirs on purpose
+    assert again["revision"] == "2"
+    assert editor.post(path, data=again).status_code == 303
+    saved = next(r for r in (draft_of(database) or draft).rules if r.id == rule.id)
+    assert saved.priority == 310 and saved.revision == 3
+
+
 def test_deleting_a_rule_removes_it_from_the_draft(editor: FlaskClient, database: Database) -> None:
     page = start_draft(editor)
     draft = draft_of(database)

@@ -74,6 +74,25 @@ def test_the_draft_flow_end_to_end(
         assert published_ruleset(session).status is RuleSetStatus.PUBLISHED  # type: ignore[union-attr]
 
 
+def test_a_put_based_on_an_older_revision_is_refused(
+    client: FlaskClient, auth: dict[str, Any], recruiting: dict[str, int]
+) -> None:
+    version = client.post("/api/v1/rulesets", json={}, headers=auth).get_json()["version"]
+    added = client.post(f"/api/v1/rulesets/{version}/rules", json=TAG_SMB, headers=auth)
+    path = f"/api/v1/rulesets/{version}/rules/{added.get_json()['id']}"
+    opened = client.get(path, headers=auth)
+    assert opened.headers["ETag"] == '"1"' and opened.get_json()["revision"] == 1
+    first = client.put(path, json={**TAG_SMB, "priority": 600}, headers={**auth, "If-Match": '"1"'})
+    assert first.status_code == 200 and first.headers["ETag"] == '"2"'
+    late = client.put(path, json={**TAG_SMB, "priority": 700}, headers={**auth, "If-Match": '"1"'})
+    body = assert_problem(late, 412)
+    assert "someone else saved rule" in body["detail"]
+    assert client.get(path, headers=auth).get_json()["priority"] == 600  # nothing overwritten
+    assert_problem(client.put(path, json=TAG_SMB, headers={**auth, "If-Match": "soon"}), 422)
+    forced = client.put(path, json={**TAG_SMB, "priority": 700}, headers={**auth, "If-Match": "*"})
+    assert forced.status_code == 200 and forced.get_json()["priority"] == 700
+
+
 def test_bad_rules_are_rejected_with_json_pointers(
     client: FlaskClient, auth: dict[str, Any], recruiting: dict[str, int]
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, Response, g, jsonify, request
 from marshmallow import Schema, fields, validate
 
 from engine.accounts import get_account
@@ -19,6 +19,7 @@ from engine.rules.models import Rule, RuleSet, published_ruleset
 from engine.rules.service import condition_errors
 from web.api import load, token_required
 from web.context import db_session, json_body, now, unit_of_work
+from web.problems import problem
 
 bp = Blueprint("rules_api", __name__)
 
@@ -44,7 +45,26 @@ def ruleset_summary(ruleset: RuleSet) -> dict[str, Any]:
 
 
 def rule_json(rule: Rule) -> dict[str, Any]:
-    return {"id": rule.id, **rules.rule_document(rule)}
+    return {"id": rule.id, "revision": rule.revision, **rules.rule_document(rule)}
+
+
+def _rule_response(rule: Rule, status: int = 200) -> Response:
+    """The rule with its revision as the ETag: send it back as If-Match when you PUT the rule."""
+    response = jsonify(rule_json(rule))
+    response.status_code = status
+    response.headers["ETag"] = f'"{rule.revision}"'
+    return response
+
+
+def _expected_revision() -> int | None:
+    """`If-Match: "<revision>"` from an earlier GET; absent or `*` means overwrite whatever is there."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":
+        return None
+    tag = header.removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise ValidationFailed({"If-Match": 'send the rule\'s ETag (e.g. "3") from GET, or "*"'})
+    return int(tag)
 
 
 def ruleset_json(ruleset: RuleSet) -> dict[str, Any]:
@@ -123,17 +143,23 @@ def add_rule(version: str) -> Any:
 @bp.get("/api/v1/rulesets/<version>/rules/<int:rule_id>")
 @token_required
 def get_rule(version: str, rule_id: int) -> Any:
-    return jsonify(rule_json(rules.get_rule(_version(version), rule_id)))
+    return _rule_response(rules.get_rule(_version(version), rule_id))
 
 
 @bp.put("/api/v1/rulesets/<version>/rules/<int:rule_id>")
 @token_required
 def put_rule(version: str, rule_id: int) -> Any:
     body = json_body()
-    with unit_of_work():
-        rule = rules.save_rule(db_session(), _version(version), body, rule_id=rule_id)
-        document = rule_json(rule)
-    return jsonify(document)
+    expected = _expected_revision()
+    try:
+        with unit_of_work():
+            rule = rules.save_rule(
+                db_session(), _version(version), body, rule_id=rule_id, expected_revision=expected
+            )
+            response = _rule_response(rule)
+    except rules.StaleRule as exc:
+        return problem(412, "Precondition Failed", exc.detail)
+    return response
 
 
 @bp.delete("/api/v1/rulesets/<version>/rules/<int:rule_id>")

@@ -54,6 +54,8 @@ class Rule(Base):
     condition: Mapped[dict[str, Any]] = mapped_column()
     actions: Mapped[list[Any]] = mapped_column()
     stop_processing: Mapped[bool] = mapped_column(default=False)
+    # Bumped on every save; an edit based on an older revision is refused (two editors, one rule).
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")
 
     ruleset: Mapped[RuleSet] = relationship(back_populates="rules")
 

@@ -32,6 +32,10 @@ from engine.rules.simulation import AccountChange, EffectChange, Simulation, eff
 MAX_RULES = 500
 
 
+class StaleRule(Conflict):
+    """The rule changed since the editor opened it (another editor saved it first)."""
+
+
 class RuleInvalid(ValidationFailed):
     """A rule (or a rule set being published) that breaks the rules; errors keyed by JSON pointer."""
 
@@ -181,10 +185,31 @@ def get_rule(ruleset: RuleSet, rule_id: int) -> Rule:
     raise NotFound(f"no rule {rule_id} in rule set version {ruleset.version}")
 
 
-def save_rule(session: Session, ruleset: RuleSet, data: Any, *, rule_id: int | None = None) -> Rule:
-    """Add (rule_id None) or replace a rule in a draft; rejected with every error's JSON pointer."""
+def save_rule(
+    session: Session,
+    ruleset: RuleSet,
+    data: Any,
+    *,
+    rule_id: int | None = None,
+    expected_revision: int | None = None,
+) -> Rule:
+    """Add (rule_id None) or replace a rule in a draft; rejected with every error's JSON pointer.
+
+    `expected_revision` is the revision the editor started from: if someone saved the rule since,
+    StaleRule is raised and nothing changes (the row is locked while checking, so two concurrent
+    saves from the same revision cannot both win)."""
     _require_draft(ruleset)
     rule = get_rule(ruleset, rule_id) if rule_id is not None else None
+    if rule is not None:
+        current = session.execute(
+            select(Rule.revision).where(Rule.id == rule.id).with_for_update()
+        ).scalar_one()
+        if expected_revision is not None and current != expected_revision:
+            raise StaleRule(
+                f"someone else saved rule {rule.name!r} since you opened it (your copy is revision "
+                f"{expected_revision}, the draft has revision {current}); reload it to see their change"
+            )
+        rule.revision = current + 1
     errors = rule_errors(session, data)
     if not errors:
         name = str(data["name"]).strip()

@@ -15,7 +15,8 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The dashboard's date-bounded counts (DASHBOARD_INDEXES in campaigns/reports.py and engine/reports/models.py).
+# The dashboard's date-bounded counts (DASHBOARD_INDEXES in campaigns/reports.py and
+# engine/reports/models.py).
 INDEXES = (
     ("ix_messages_suppressed_at", "messages", ["created_at"], "status = 'suppressed'"),
     (

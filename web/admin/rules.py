@@ -215,13 +215,23 @@ def delete_rule(rule_id: int) -> Any:
 
 def _save(session: Session, draft: RuleSet, rule: Rule | None) -> Any:
     form, document, errors = parse_rule_form(request.form)
+    stale: str | None = None
+    expected = request.form.get("revision", type=int) if rule is not None else None
     if not errors:
         try:
             with unit_of_work() as session:
-                saved = service.save_rule(session, draft, document, rule_id=rule.id if rule else None)
+                saved = service.save_rule(
+                    session,
+                    draft,
+                    document,
+                    rule_id=rule.id if rule else None,
+                    expected_revision=expected,
+                )
                 name = saved.name
         except service.RuleInvalid as exc:
             errors = {str(k): str(v) for k, v in exc.errors.items()}
+        except service.StaleRule as exc:
+            stale = exc.detail
         else:
             flash(f"Saved rule {name!r} in the draft. Nothing changes for customers until you publish.", "ok")
             return redirect(url_for("admin.rules_draft"), 303)
@@ -234,6 +244,10 @@ def _save(session: Session, draft: RuleSet, rule: Rule | None) -> Any:
     if fresh is None:
         return _no_draft()
     current = service.get_rule(fresh, rule.id) if rule is not None else None
+    if stale is not None:
+        # Keep what this editor typed; the form now carries the current revision, so saving again
+        # replaces the other editor's version on purpose.
+        return _editor_page(db_session(), fresh, current, form, errors, 409, stale=stale)
     return _editor_page(db_session(), fresh, current, form, errors, 422)
 
 
@@ -244,6 +258,8 @@ def _editor_page(
     form: RuleForm,
     errors: Mapping[str, str] | None = None,
     status: int = 200,
+    *,
+    stale: str | None = None,
 ) -> Any:
     condition_errors, other_errors = split_errors(errors or {})
     slots = list(form.actions) + [ActionRow() for _ in range(BLANK_ACTIONS)]
@@ -259,6 +275,7 @@ def _editor_page(
             errors=other_errors,
             condition_errors=condition_errors,
             summary=error_summary(errors or {}),
+            stale=stale,
             error_at=error_at,
             fields=field_choices(session),
             keys=known_keys(session),
