@@ -501,9 +501,12 @@ def enroll(account_id: int) -> Any:
                 work, account_id, key, now=now(), reason=f"console: {_actor()}"
             )
             name = enrollment.campaign.name
+            paused = enrollment.campaign.paused
     except NotFound:
         return _refuse(account_id, "enroll", f"There is no campaign {key!r}.", 404)
-    if created:
+    if paused and not created:
+        flash(f"{name} is paused: nobody is enrolled until it is resumed.", "warn")
+    elif created:
         flash(f"Enrolled in {name}. The next scheduler tick runs its first step.", "ok")
     else:
         flash(
