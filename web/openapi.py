@@ -158,6 +158,13 @@ VERSION = {
     "schema": {"type": "string"},
 }
 RULE_ID = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "the rule's ETag from GET (its revision); a stale one is refused with 412, `*` overwrites",
+    "schema": {"type": "string"},
+}
 
 
 def _op(summary: str, *codes: str, body: dict[str, Any] | None = None, params: tuple[Any, ...] = ()) -> Any:
@@ -196,7 +203,12 @@ def rules_paths() -> dict[str, Any]:
         },
         "/api/v1/rulesets/{version}/rules/{rule_id}": {
             "get": _op("One rule", "200", params=(VERSION, RULE_ID)),
-            "put": _op("Replace a rule of the draft", "200", body=RULE, params=(VERSION, RULE_ID)),
+            "put": _op(
+                "Replace a rule of the draft (If-Match: its revision)",
+                "200",
+                body=RULE,
+                params=(VERSION, RULE_ID, IF_MATCH),
+            ),
             "delete": _op("Delete a rule from the draft", "204", params=(VERSION, RULE_ID)),
         },
         "/api/v1/rulesets/{version}/validate": {
