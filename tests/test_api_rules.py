@@ -91,6 +91,13 @@ def test_a_put_based_on_an_older_revision_is_refused(
     assert_problem(client.put(path, json=TAG_SMB, headers={**auth, "If-Match": "soon"}), 422)
     forced = client.put(path, json={**TAG_SMB, "priority": 700}, headers={**auth, "If-Match": "*"})
     assert forced.status_code == 200 and forced.get_json()["priority"] == 700
+    # GET → edit → PUT as is: the read-only id and revision ride along, and the revision counts.
+    current = client.get(path, headers=auth).get_json()
+    assert client.put(path, json={**current, "priority": 710}, headers=auth).status_code == 200
+    body = assert_problem(client.put(path, json={**current, "priority": 720}, headers=auth), 412)
+    assert "someone else saved rule" in body["detail"]
+    stale_but_forced = client.put(path, json={**current, "priority": 730}, headers={**auth, "If-Match": "*"})
+    assert stale_but_forced.status_code == 200 and stale_but_forced.get_json()["priority"] == 730
 
 
 def test_bad_rules_are_rejected_with_json_pointers(

@@ -162,7 +162,10 @@ IF_MATCH = {
     "name": "If-Match",
     "in": "header",
     "required": False,
-    "description": "the rule's ETag from GET (its revision); a stale one is refused with 412, `*` overwrites",
+    "description": (
+        "the rule's ETag from GET (its revision); a stale one is refused with 412, `*` overwrites; "
+        "without it, a `revision` in the body (as GET returned it) is checked the same way"
+    ),
     "schema": {"type": "string"},
 }
 

@@ -56,6 +56,17 @@ def _rule_response(rule: Rule, status: int = 200) -> Response:
     return response
 
 
+def _rule_body() -> tuple[Any, int | None]:
+    """The request's rule document without the read-only `id` and `revision` a GET returned (so
+    GET → edit → PUT works as is), and that revision: the one the client's edit is based on."""
+    body = json_body()
+    if not isinstance(body, dict):
+        return body, None
+    document = {k: v for k, v in body.items() if k not in ("id", "revision")}
+    revision = body.get("revision")
+    return document, revision if isinstance(revision, int) and not isinstance(revision, bool) else None
+
+
 def _expected_revision() -> int | None:
     """`If-Match: "<revision>"` from an earlier GET; absent or `*` means overwrite whatever is there."""
     header = request.headers.get("If-Match", "").strip()
@@ -133,7 +144,7 @@ def replace_rules(version: str) -> Any:
 @bp.post("/api/v1/rulesets/<version>/rules")
 @token_required
 def add_rule(version: str) -> Any:
-    body = json_body()
+    body, _revision = _rule_body()
     with unit_of_work():
         rule = rules.save_rule(db_session(), _version(version), body)
         document = rule_json(rule)
@@ -149,8 +160,10 @@ def get_rule(version: str, rule_id: int) -> Any:
 @bp.put("/api/v1/rulesets/<version>/rules/<int:rule_id>")
 @token_required
 def put_rule(version: str, rule_id: int) -> Any:
-    body = json_body()
-    expected = _expected_revision()
+    body, body_revision = _rule_body()
+    # If-Match wins (`*` overwrites on purpose); without it, the revision a GET put in the body.
+    sent = request.headers.get("If-Match", "").strip()
+    expected = _expected_revision() if sent else body_revision
     try:
         with unit_of_work():
             rule = rules.save_rule(
