@@ -25,7 +25,7 @@ from campaigns.playbook import (
     publish_version,
 )
 from engine.db import Base, utcnow
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.errors import Conflict, NotFound, ValidationFailed, flatten_messages
 from engine.library import Objective
 from engine.plans.models import PlanTemplate
 from engine.rules.catalogue import catalogue, check_condition
@@ -410,18 +410,8 @@ def _other_references(
 
 
 def flatten(messages: Any, path: str = "") -> dict[str, str]:
-    """marshmallow's nested messages as {"steps.1.template": "..."}."""
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return {path: " ".join(messages)}
-    if isinstance(messages, list):
-        messages = dict(enumerate(messages))
-    if not isinstance(messages, dict):
-        return {path: str(messages)}
-    flat: dict[str, str] = {}
-    for name, inner in messages.items():
-        child = path if name == "_schema" else f"{path}.{name}" if path else str(name)
-        flat.update(flatten(inner, child))
-    return flat
+    """marshmallow's nested messages as {"steps.1.template": "..."} (see `flatten_messages`)."""
+    return flatten_messages(messages, path)
 
 
 def _first(errors: dict[str, str]) -> str:

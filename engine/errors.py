@@ -54,3 +54,20 @@ def _first_message(value: Any) -> str:
         key, inner = next(iter(value.items()))
         return f"{key}: {_first_message(inner)}"
     return str(value)
+
+
+def flatten_messages(messages: Any, path: str = "") -> dict[str, str]:
+    """marshmallow's nested messages as {"events.1.timestamp": "..."}: the same dotted paths the
+    services use (`answers.<key>`, `events.<i>.<field>`), so a client maps every error one way.
+    `_schema` messages land on their parent's path."""
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {path: " ".join(messages)}
+    if isinstance(messages, list):
+        messages = dict(enumerate(messages))
+    if not isinstance(messages, dict):
+        return {path: str(messages)}
+    flat: dict[str, str] = {}
+    for key, inner in messages.items():
+        child = path if key == "_schema" else f"{path}.{key}" if path else str(key)
+        flat.update(flatten_messages(inner, child))
+    return flat

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine import audit, queue
 from engine.accounts import Account, ContactRole, upsert_account, upsert_contact
 from engine.apitokens import verify_token
-from engine.errors import NorthstarError, ValidationFailed
+from engine.errors import NorthstarError, ValidationFailed, flatten_messages
 from engine.events.service import EventIn, ingest_events
 from engine.plans.service import active_plan
 from engine.plans.updates import refresh_for_stage
@@ -81,19 +81,8 @@ def load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def field_errors(messages: Any, path: str = "") -> dict[str, str]:
-    """marshmallow's nested messages as {"events.1.timestamp": "..."}: the same dotted paths the
-    services use (`answers.<key>`, `events.<i>.<field>`), so a client maps every error one way."""
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return {path: " ".join(messages)}
-    if isinstance(messages, list):
-        messages = dict(enumerate(messages))
-    if not isinstance(messages, dict):
-        return {path: str(messages)}
-    flat: dict[str, str] = {}
-    for key, inner in messages.items():
-        child = path if key == "_schema" else f"{path}.{key}" if path else str(key)
-        flat.update(field_errors(inner, child))
-    return flat
+    """marshmallow's nested messages as {"events.1.timestamp": "..."} (see `flatten_messages`)."""
+    return flatten_messages(messages, path)
 
 
 class ContactInSchema(Schema):
