@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from web import openapi_campaigns, openapi_content, openapi_people, openapi_reports
-
-PROBLEM = {"$ref": "#/components/responses/Problem"}
+from web.openapi_common import PROBLEM, _op
 
 
 def document(server_url: str) -> dict[str, Any]:
@@ -168,19 +167,6 @@ IF_MATCH = {
     ),
     "schema": {"type": "string"},
 }
-
-
-def _op(summary: str, *codes: str, body: dict[str, Any] | None = None, params: tuple[Any, ...] = ()) -> Any:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "security": [{"bearer": []}],
-        "responses": {**{code: {"description": "ok"} for code in codes}, "4XX": PROBLEM},
-    }
-    if params:
-        operation["parameters"] = list(params)
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return operation
 
 
 def rules_paths() -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
+from web.openapi_common import _op as common_op
+
 KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
 IF_MATCH = {
     "name": "If-Match",
@@ -61,16 +62,8 @@ DOCUMENT = {
 def _op(
     summary: str, *codes: str, body: dict[str, Any] | None = None, params: tuple[Any, ...] = (KEY,)
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "security": [{"bearer": []}],
-        "responses": {**{code: {"description": "ok"} for code in codes}, "4XX": PROBLEM},
-    }
-    if params:
-        operation["parameters"] = list(params)
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return operation
+    """`openapi_common._op`, but every campaign path carries `{key}` unless the caller says otherwise."""
+    return common_op(summary, *codes, body=body, params=params)
 
 
 def _optional_body(operation: dict[str, Any]) -> dict[str, Any]:

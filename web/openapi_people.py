@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
+from web.openapi_common import PROBLEM
+
 CONTACT_ID = {
     "name": "contact_id",
     "in": "path",
