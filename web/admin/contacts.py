@@ -40,7 +40,7 @@ def contact_audit_page(contact_id: int) -> Any:
     plan = active_plan(session, contact.account_id)
     return render_template(
         "admin/contact_audit.html",
-        section="plans",
+        section="accounts",
         audit=audit,
         plan=plan,
         tone=STATUS_TONE,

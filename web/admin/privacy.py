@@ -32,7 +32,7 @@ def contact_privacy(contact_id: int, *, error: str | None = None, typed: str = "
         raise HTTPNotFound(f"There is no contact {contact_id}.")
     return render_template(
         "admin/privacy_contact.html",
-        section="plans",
+        section="accounts",
         contact=contact,
         contact_id=contact_id,
         erasure=erasure,
