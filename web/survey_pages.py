@@ -8,8 +8,6 @@ confirmation (mail scanners follow links and must not answer for the customer), 
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import re
 import secrets
 from collections.abc import Mapping
@@ -47,23 +45,14 @@ from surveys.reports import record_reach
 from surveys.service import ResponseIn, get_survey, published_version, submit_response
 from web.context import db_session, now, settings, unit_of_work
 from web.ratelimit import limiter
+from web.survey_form import answers_as_form, clean_text, field_errors, parse_page
+from web.survey_views import question_view
 
 bp = Blueprint("survey_pages", __name__)
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SURVEY_KEY = re.compile(r"^[a-z][a-z0-9_\-]{0,79}$")  # as surveys.schemas allows
 ANONYMOUS_REF = "anon"  # what the anonymous first page's form token is bound to
-LIST_KINDS = ("outcome_pick", "objective_pick", "multi_choice")
-KR_FIELDS = ("baseline", "target", "due_date")
-FRIENDLIER = {
-    "target must differ from the baseline": "The target must differ from today's number.",
-    "due_date must be a date like 2027-08-30": "Enter a date like 2027-08-30.",
-    "due_date must be in the future": "Pick a date in the future.",
-    "baseline must be a number": "Enter a number.",
-    "target must be a number": "Enter a number.",
-    "baseline must be a finite number": "Enter a number.",
-    "target must be a finite number": "Enter a number.",
-}
 
 
 def _limit_per_ip() -> str:
@@ -160,7 +149,7 @@ def hosted_page(survey_key: str) -> Any:
     page = _allowed_page(visit, request.args.get("step")) or hosted.resume_page(
         visit.questions, visit.answers
     )
-    return _render(visit, page, _answers_as_form(visit.questions, visit.answers))
+    return _render(visit, page, answers_as_form(visit.questions, visit.answers))
 
 
 @bp.post("/s/<survey_key>")
@@ -229,12 +218,12 @@ def _save_page(
     saved = visit.answers
     lib = objectives_by_key(session)
     chosen_objectives = [k for k in hosted.chosen(questions, saved, "objective_pick") if k in lib]
-    values, errors = _parse_page(
+    values, errors = parse_page(
         hosted.page_questions(questions, page, saved), {k: lib[k] for k in chosen_objectives}, request.form
     )
     email = ""
     if visit.who is None:
-        email = _clean(request.form.get("_email", "")).strip().lower()
+        email = clean_text(request.form.get("_email", "")).strip().lower()
         if len(email) > 320 or not EMAIL.match(email):
             errors["_email"] = "Enter your email address, like ann@example.com."
     merged = {k: v for k, v in saved.items() if k not in {q["key"] for q in page.questions}}
@@ -249,7 +238,7 @@ def _save_page(
     try:
         validate_answers(session, questions, merged, complete=not later, today=now().date())
     except ValidationFailed as exc:
-        on_page, elsewhere = _field_errors(exc.errors, page, questions, visit.strings)
+        on_page, elsewhere = field_errors(exc.errors, page, questions, visit.strings)
         errors = {**on_page, **errors}  # "not a number" beats what the default number led to
         where = {q["key"]: p for p in hosted.pages(questions) for q in p.questions}
         problems = [(text, _page_url(visit, where[key]) if key in where else None) for text, key in elsewhere]
@@ -305,7 +294,7 @@ def answer_page(survey_key: str, token: str) -> Any:
         action = url_for("survey_pages.answer_page", survey_key=survey_key, token=token)
         clicked = _with_click(visit.answers, click, first)
         if request.method in ("GET", "HEAD"):  # never records: mail scanners follow links
-            form = _answers_as_form(visit.questions, clicked)
+            form = answers_as_form(visit.questions, clicked)
             return _render(visit, first, form, mode="confirm", action=action, clicked=click.option_value)
         expired = _check_form(visit)
         if expired is not None:
@@ -353,7 +342,7 @@ def _render(
     form_data = form if isinstance(form, MultiDict) else MultiDict(form)
     lib = library(db_session())
     views = [
-        _question_view(q, form_data, errors or {}, questions, answers, lib, visit.strings)
+        question_view(q, form_data, errors or {}, questions, answers, lib, visit.strings)
         for q in hosted.page_questions(questions, page, answers)
     ]
     ref = visit.who.ref if visit.who else ANONYMOUS_REF
@@ -390,116 +379,6 @@ def _render(
     )
 
 
-def _question_view(
-    question: dict[str, Any],
-    form: MultiDict[str, str],
-    errors: dict[str, str],
-    questions: list[dict[str, Any]],
-    answers: dict[str, Any],
-    lib: dict[str, list[dict[str, Any]]],
-    strings: dict[str, str],
-) -> dict[str, Any]:
-    key, kind = question["key"], question["kind"]
-    name = f"q.{key}"
-    picked = set(form.getlist(name))
-    view: dict[str, Any] = {
-        "key": key,
-        "name": name,
-        "kind": kind,
-        "title": question["title"],
-        "help": question.get("help") or "",
-        "required": bool(question.get("required")),
-        "max": question.get("max"),
-        "error": errors.get(key),
-        "multiple": kind in LIST_KINDS,
-    }
-    if kind == "outcome_pick":
-        view["options"] = [_option(o["key"], o["title"], o["description"], picked) for o in lib["outcomes"]]
-    elif kind == "objective_pick":
-        outcomes = hosted.chosen(questions, answers, "outcome_pick")
-        titles = {o["key"]: o["title"] for o in lib["outcomes"]}
-        view["options"] = [
-            {
-                **_option(o["key"], o["title"], _objective_line(o), picked),
-                "group": titles.get(o["outcome"], ""),
-            }
-            for outcome in outcomes
-            for o in lib["objectives"]
-            if o["outcome"] == outcome
-        ]
-        view["grouped"] = len(outcomes) > 1
-    elif kind in ("single_choice", "multi_choice"):
-        view["options"] = [_option(str(o["value"]), o["label"], "", picked) for o in question["options"]]
-    elif kind in ("nps", "csat"):
-        low, high = (0, 10) if kind == "nps" else (1, 5)
-        view["options"] = [_option(str(n), str(n), "", picked) for n in range(low, high + 1)]
-        view["low"], view["high"] = (strings["nps_low"], strings["nps_high"]) if kind == "nps" else ("", "")
-    elif kind == "text":
-        view["value"] = form.get(name, "")
-        view["max_length"] = question.get("max_length") or 500
-    elif kind == "key_result":
-        chosen = hosted.chosen(questions, answers, "objective_pick")
-        by_key = {o["key"]: o for o in lib["objectives"]}
-        today = now().date()
-        view["rows"] = [_kr_row(by_key[k], form, errors, today) for k in chosen if k in by_key]
-    return view
-
-
-def _option(value: str, label: str, description: str, picked: set[str]) -> dict[str, Any]:
-    return {"value": value, "label": label, "description": description, "checked": value in picked}
-
-
-def _objective_line(objective: dict[str, Any]) -> str:
-    return f"Measured by {objective['metric']} ({objective['unit']})"
-
-
-def _kr_row(
-    objective: dict[str, Any], form: MultiDict[str, str], errors: dict[str, str], today: dt.date
-) -> dict[str, Any]:
-    key = objective["key"]
-    defaults = {
-        "baseline": _format_number(objective["baseline"]),
-        "target": _format_number(objective["target"]),
-        "due_date": (today + dt.timedelta(days=int(objective["days"]))).isoformat(),
-    }
-    return {
-        "key": key,
-        "title": objective["title"],
-        "metric": objective["metric"],
-        "unit": objective["unit"],
-        "min_date": (today + dt.timedelta(days=1)).isoformat(),
-        "fields": {
-            f: {
-                "name": f"kr.{key}.{f}",
-                "value": form.get(f"kr.{key}.{f}", defaults[f]),
-                "error": errors.get(f"kr.{key}.{f}"),
-            }
-            for f in KR_FIELDS
-        },
-    }
-
-
-def _answers_as_form(questions: list[dict[str, Any]], answers: dict[str, Any]) -> MultiDict[str, str]:
-    """Saved answers as the form fields that would have sent them (so one template shows both)."""
-    form: MultiDict[str, str] = MultiDict()
-    for question in questions:
-        key, value = question["key"], answers.get(question["key"])
-        if value is None:
-            continue
-        if question["kind"] == "key_result" and isinstance(value, dict):
-            for objective, numbers in value.items():
-                for f in KR_FIELDS:
-                    if isinstance(numbers, dict) and numbers.get(f) is not None:
-                        shown = numbers[f] if f == "due_date" else _format_number(numbers[f])
-                        form.add(f"kr.{objective}.{f}", str(shown))
-        elif isinstance(value, list):
-            for item in value:
-                form.add(f"q.{key}", str(item))
-        else:
-            form.add(f"q.{key}", str(value))
-    return form
-
-
 def _thanks(session: Session, visit: Visit, *, already: bool) -> Any:
     response = visit.response
     plan = active_plan(session, response.account_id) if response and response.account_id else None
@@ -515,113 +394,3 @@ def _thanks(session: Session, visit: Visit, *, already: bool) -> Any:
         plan_url=plan_url,
         contact=visit.who.contact if visit.who else None,
     )
-
-
-# --- reading the form ----------------------------------------------------------------------------
-
-
-def _parse_page(
-    questions: list[dict[str, Any]], objectives: Mapping[str, Any], form: MultiDict[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Form fields → answer values as the API takes them, plus errors for what is not even a number."""
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for question in questions:
-        key, kind, name = question["key"], question["kind"], f"q.{question['key']}"
-        if kind in LIST_KINDS:
-            picked = list(dict.fromkeys(_clean(v) for v in form.getlist(name) if v))
-            if picked:
-                values[key] = picked
-        elif kind == "single_choice":
-            if chosen := _clean(form.get(name, "")):
-                values[key] = chosen
-        elif kind in ("nps", "csat"):
-            raw = _clean(form.get(name, "")).strip()
-            if raw:
-                values[key] = int(raw) if re.fullmatch(r"\d{1,3}", raw, re.ASCII) else raw
-        elif kind == "text":
-            text = _clean(form.get(name, ""))
-            if text.strip():
-                values[key] = text
-        elif kind == "key_result":
-            rows: dict[str, Any] = {}
-            for objective, info in objectives.items():
-                row: dict[str, Any] = {}
-                for f in ("baseline", "target"):
-                    number = _number(_clean(form.get(f"kr.{objective}.{f}", "")))
-                    if number is None:
-                        example = _format_number(getattr(info, f"default_{f}"))
-                        errors[f"kr.{objective}.{f}"] = f"Enter a number, like {example}."
-                    else:
-                        row[f] = number
-                if due := _clean(form.get(f"kr.{objective}.due_date", "")).strip():
-                    row["due_date"] = due
-                rows[objective] = row
-            if rows:
-                values[key] = rows
-    return values, errors
-
-
-def _clean(value: str) -> str:
-    return value.replace("\x00", "")  # PostgreSQL text and JSONB refuse NUL
-
-
-def _number(raw: str) -> float | None:
-    """Numbers as people type them: 12,000 · 12 000 · 3,5 · 3.5% · 1e3."""
-    text = raw.strip().removesuffix("%").replace(" ", "").replace("\u00a0", "").replace("_", "")
-    if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?", text):
-        text = text.replace(",", "")
-    elif re.fullmatch(r"[-+]?\d+,\d+", text):
-        text = text.replace(",", ".")
-    if not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?", text, re.ASCII):
-        return None
-    number = float(text)
-    return number if math.isfinite(number) else None
-
-
-def _format_number(value: Any) -> str:
-    number = float(value)
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return repr(number)
-
-
-def _field_errors(
-    errors: dict[str, Any], page: Page, questions: list[dict[str, Any]], strings: dict[str, str]
-) -> tuple[dict[str, str], list[tuple[str, str | None]]]:
-    """The service's `answers.<key>` errors: next to this page's fields, or listed by question."""
-    on_page: dict[str, str] = {}
-    elsewhere: list[tuple[str, str | None]] = []
-    page_keys = {q["key"] for q in page.questions}
-    titles = {q["key"]: q["title"] for q in questions}
-    kr_keys = {q["key"] for q in questions if q["kind"] == "key_result"}
-    for path, message in errors.items():
-        key = path.removeprefix("answers.")
-        text = str(message[0] if isinstance(message, list) and message else message)
-        if key in kr_keys and key in page_keys:
-            found = re.match(r"^([a-z][a-z0-9_\-]*)\.(baseline|target|due_date) (.+)$", text)
-            if found:
-                objective, f, rest = found.groups()
-                on_page[f"kr.{objective}.{f}"] = FRIENDLIER.get(f"{f} {rest}", _sentence(rest))
-                continue
-        friendly = _friendly(text, strings)
-        if key in page_keys:
-            on_page[key] = friendly
-        else:
-            elsewhere.append((f"{titles.get(key, key)}: {friendly}", key if key in titles else None))
-    return on_page, elsewhere
-
-
-def _friendly(message: str, strings: dict[str, str]) -> str:
-    if message == "an answer is required":
-        return strings["required"]
-    if found := re.fullmatch(r"choose at most (\d+)", message):
-        return strings["choose_at_most"].format(max=found.group(1))
-    return _sentence(message)
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    if len(text) > 160:  # the service quotes the bad value back; a pasted novel need not be
-        text = text[:150] + "…'"
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
