@@ -10,6 +10,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def init_app(app: Flask) -> None:
     # Imported here so their views attach to `bp` before it is registered.
     from web.admin import (  # noqa: F401
+        account_actions,
         accounts,
         auth,
         campaigns,

@@ -1,7 +1,6 @@
 """Account 360: the account list, and one account's traits, contacts (the 1-2-3 triangle), survey
-answers, plan, enrolments, messages with their "why (not) sent" trace, events and notes; plus the
-actions CS ops take on it (re-run rules after reading the trace, enrol/exit, rotate the plan's
-share link, add a note), each editors-only, CSRF-checked, and flashed."""
+answers, plan, enrolments, messages with their "why (not) sent" trace, events and notes (the
+actions CS ops take on it: web.admin.account_actions)."""
 
 from __future__ import annotations
 
@@ -11,32 +10,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from campaigns.audit import contact_audit
-from campaigns.enrollment import enroll_account, exit_account
 from campaigns.models import RUNNABLE_STATES, Campaign, Enrollment
 from engine import audit
 from engine.accounts import Account, Contact
-from engine.automation import rerun_rules
-from engine.errors import NotFound, ValidationFailed
 from engine.events.models import Event
-from engine.notes import MAX_NOTE, AccountNote, account_notes, add_note, count_notes
-from engine.plans import updates
+from engine.notes import MAX_NOTE, AccountNote, account_notes, count_notes
 from engine.plans.models import LIFECYCLE_STAGES, SuccessPlan
-from engine.plans.progress import ROLE_NAMES, WANTED, triangle
+from engine.plans.triangle import ROLE_NAMES, WANTED, triangle
 from engine.plans.views import progress
-from engine.rules.models import published_ruleset
-from engine.rules.service import test_account
 from surveys.models import Response, Survey, SurveyVersion
 from web.admin import bp
-from web.admin.auth import ANY_ROLE, EDITORS, role_required
+from web.admin.auth import ANY_ROLE, role_required
 from web.admin.contacts import STATUS_TONE
-from web.context import db_session, now, unit_of_work
+from web.context import db_session
 from web.plans_api import share_url
 
 PER_PAGE = 25
@@ -196,7 +189,7 @@ class Problem:
     typed: dict[str, str] = field(default_factory=dict)
 
 
-def _account(session: Session, account_id: int) -> Account:
+def account_or_404(session: Session, account_id: int) -> Account:
     account = session.get(Account, account_id) if account_id <= MAX_ID else None
     if account is None:
         raise HTTPNotFound(
@@ -344,7 +337,7 @@ def _when(text: str | None) -> str:
     return f"{moment:%b} {moment.day}, {moment.year} {moment:%H:%M} UTC"
 
 
-def _account_page(account: Account, problem: Problem | None = None, status: int = 200) -> Any:
+def render_account(account: Account, problem: Problem | None = None, status: int = 200) -> Any:
     session = db_session()
     plan = latest_plan(session, account.id)
     people = triangle(account.contacts)
@@ -404,169 +397,4 @@ def _account_page(account: Account, problem: Problem | None = None, status: int 
 @bp.get("/accounts/<int:account_id>")
 @role_required(*ANY_ROLE)
 def account(account_id: int) -> Any:
-    return _account_page(_account(db_session(), account_id))
-
-
-# -- actions --------------------------------------------------------------------------------------
-
-
-def _actor() -> str:
-    return str(current_user.email)
-
-
-def _refuse(account_id: int, form: str, message: str, status: int) -> Any:
-    session = db_session()
-    session.rollback()
-    typed = {k: v for k, v in request.form.items() if k != "csrf_token"}
-    return _account_page(_account(session, account_id), Problem(form, message, typed), status)
-
-
-def _back(account_id: int, anchor: str) -> Any:
-    return redirect(url_for("admin.account", account_id=account_id, _anchor=anchor), 303)
-
-
-@bp.get("/accounts/<int:account_id>/rerun")
-@role_required(*EDITORS)
-def rerun_preview(account_id: int) -> Any:
-    """What re-running the published rules would decide for this account, rule by rule, before
-    anything changes; the page's button confirms it."""
-    session = db_session()
-    account = _account(session, account_id)
-    ruleset = published_ruleset(session)
-    result = test_account(session, ruleset, account.external_id, now=now()) if ruleset is not None else None
-    return render_template(
-        "admin/account_rerun.html",
-        section="accounts",
-        breadcrumbs=[
-            ("Dashboard", url_for("admin.dashboard")),
-            ("Accounts", url_for("admin.accounts")),
-            (account.name, url_for("admin.account", account_id=account.id)),
-            ("Re-run rules", None),
-        ],
-        account=account,
-        ruleset=ruleset,
-        result=result,
-        plan=latest_plan(session, account.id),
-        facts_json=json.dumps(result.facts, indent=2, sort_keys=True, default=str) if result else "",
-    )
-
-
-@bp.post("/accounts/<int:account_id>/rerun")
-@role_required(*EDITORS)
-def rerun(account_id: int) -> Any:
-    session = db_session()
-    account = _account(session, account_id)
-    if request.form.get("confirm") != "rerun":
-        return _refuse(
-            account_id, "rules", "Read the trace first, then confirm the re-run on that page.", 400
-        )
-    if published_ruleset(session) is None:
-        return _refuse(account_id, "rules", "No rules are published yet, so there is nothing to re-run.", 409)
-    with unit_of_work() as work:
-        outcome = rerun_rules(work, account, now=now(), channel="admin")
-        actions = sorted({a.type.replace("_", " ") for a in outcome.decision.actions})
-        rules = sorted({a.rule for a in outcome.decision.actions})
-    if outcome.plan_created:
-        flash(f"Rules re-run: a plan was created ({', '.join(actions)} from {', '.join(rules)}).", "ok")
-    elif actions:
-        flash(
-            f"Rules re-run: {', '.join(actions)} from {', '.join(rules)} applied; "
-            "what the account already had is unchanged.",
-            "ok",
-        )
-    else:
-        flash("Rules re-run: no rule matched, so nothing changed.", "ok")
-    return _back(account_id, "plan")
-
-
-def _campaign_key(account_id: int, form: str) -> str | Any:
-    key = request.form.get("campaign", "").strip()
-    if not key:
-        return _refuse(account_id, form, "Choose a campaign.", 422)
-    if len(key) > 80 or "\x00" in key:
-        return _refuse(account_id, form, "That is not a campaign key.", 422)
-    return key
-
-
-@bp.post("/accounts/<int:account_id>/enroll")
-@role_required(*EDITORS)
-def enroll(account_id: int) -> Any:
-    _account(db_session(), account_id)
-    key = _campaign_key(account_id, "enroll")
-    if not isinstance(key, str):
-        return key
-    try:
-        with unit_of_work() as work:
-            enrollment, created = enroll_account(
-                work, account_id, key, now=now(), reason=f"console: {_actor()}"
-            )
-            name = enrollment.campaign.name
-            paused = enrollment.campaign.paused
-    except NotFound:
-        return _refuse(account_id, "enroll", f"There is no campaign {key!r}.", 404)
-    if paused and not created:
-        flash(f"{name} is paused: nobody is enrolled until it is resumed.", "warn")
-    elif created:
-        flash(f"Enrolled in {name}. The next scheduler tick runs its first step.", "ok")
-    else:
-        flash(
-            f"Already in {name}: the enrolment is unchanged (it can re-enter only when its campaign allows).",
-            "warn",
-        )
-    return _back(account_id, "enrollments")
-
-
-@bp.post("/accounts/<int:account_id>/exit")
-@role_required(*EDITORS)
-def exit_campaign(account_id: int) -> Any:
-    _account(db_session(), account_id)
-    key = _campaign_key(account_id, "exit")
-    if not isinstance(key, str):
-        return key
-    try:
-        with unit_of_work() as work:
-            exited = exit_account(work, account_id, key, now=now(), reason=f"console: {_actor()}")
-    except NotFound:
-        return _refuse(account_id, "exit", f"There is no campaign {key!r}.", 404)
-    if exited is None:
-        flash(f"Not in {key!r} (or already finished): nothing changed.", "warn")
-    else:
-        flash(f"Exited {exited.campaign.name}. No further steps run for this account.", "ok")
-    return _back(account_id, "enrollments")
-
-
-@bp.post("/accounts/<int:account_id>/share-link")
-@role_required(*EDITORS)
-def rotate_link(account_id: int) -> Any:
-    session = db_session()
-    _account(session, account_id)
-    if request.form.get("confirm") != "rotate":
-        return _refuse(
-            account_id, "share", "Confirm that the old link should stop working, then rotate it.", 400
-        )
-    if latest_plan(session, account_id) is None:
-        return _refuse(account_id, "share", "This account has no plan, so there is no link to rotate.", 409)
-    with unit_of_work() as work:
-        plan = latest_plan(work, account_id)
-        assert plan is not None
-        updates.rotate_share_link(work, plan, actor=_actor(), now=now())
-    flash(
-        "New share link made. The old link no longer opens the plan: send the new one to the customer.", "ok"
-    )
-    return _back(account_id, "plan")
-
-
-@bp.post("/accounts/<int:account_id>/notes")
-@role_required(*EDITORS)
-def add_account_note(account_id: int) -> Any:
-    session = db_session()
-    account = _account(session, account_id)
-    try:
-        with unit_of_work() as work:
-            add_note(work, account, request.form.get("body", ""), author=_actor(), now=now())
-    except ValidationFailed as exc:
-        return _refuse(
-            account_id, "note", f"Nothing was saved: the note {exc.errors.get('body', exc.detail)}.", 422
-        )
-    flash("Note added.", "ok")
-    return _back(account_id, "notes")
+    return render_account(account_or_404(db_session(), account_id))

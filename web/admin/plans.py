@@ -18,8 +18,9 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.plans import updates
 from engine.plans.models import LIFECYCLE_STAGES, Milestone, MilestoneStatus, PlanStatus, SuccessPlan
-from engine.plans.progress import OPEN, ROLE_NAMES, WANTED, triangle
+from engine.plans.progress import OPEN
 from engine.plans.queries import STATES, PlanFilter, count_plans, plan_page, plan_segments
+from engine.plans.triangle import ROLE_NAMES, WANTED, triangle
 from engine.plans.views import progress
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
