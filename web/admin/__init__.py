@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
         campaigns,
         contacts,
         content,
+        content_templates,
         dashboard,
         nav,
         people,
