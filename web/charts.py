@@ -15,12 +15,35 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Protocol
 
 from markupsafe import Markup
 
+from web.chart_text import (
+    PCT_UNITS,
+    ChartLike,
+    SeriesLike,
+    counted_noun,
+    describe,
+    format_value,
+    nice_ticks,
+    truncate,
+    value_at,
+)
+
+__all__ = [
+    "KINDS",
+    "PCT_UNITS",
+    "ChartLike",
+    "SeriesLike",
+    "counted_noun",
+    "describe",
+    "format_value",
+    "nice_ticks",
+    "render_chart",
+    "truncate",
+]
+
 KINDS = ("bar", "hbar", "funnel", "line", "interval")
-PCT_UNITS = ("pct", "%")  # values are fractions 0..1, shown as percentages
 WIDTH = 640
 FONT = 12
 CHAR_W = 6.6  # average glyph width at FONT px in the console's sans-serif: enough to size labels
@@ -28,93 +51,6 @@ MAX_SERIES_CLASSES = 6
 LABEL_CHARS_HBAR = 26
 BAR_BAND = 28  # px per category row in horizontal charts
 PLOT_H = 220  # px of plot in vertical charts
-
-
-class SeriesLike(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def values(self) -> Sequence[float | None]: ...
-    @property
-    def low(self) -> Sequence[float | None] | None: ...
-    @property
-    def high(self) -> Sequence[float | None] | None: ...
-
-
-class ChartLike(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def labels(self) -> Sequence[str]: ...
-    @property
-    def series(self) -> Sequence[SeriesLike]: ...
-    @property
-    def unit(self) -> str: ...
-
-
-# -- numbers ---------------------------------------------------------------------------------------
-
-
-def format_value(value: float | None, unit: str = "", *, precise: bool = False) -> str:
-    """How a number reads on a chart: 1,234 · 12.5k · 1.2M · 42% · 3.5 days; "–" when missing."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if unit in PCT_UNITS:
-        pct = value * 100
-        digits = 1 if precise or (abs(pct) < 10 and pct != round(pct)) else 0
-        return f"{pct:.{digits}f}%".replace("-", "−")
-    text = _compact(value, precise=precise)
-    if unit == "days":
-        return f"{text} day{'' if value == 1 else 's'}"
-    return f"{text} {unit}".strip() if unit else text
-
-
-def _compact(value: float, *, precise: bool) -> str:
-    sign = "−" if value < 0 else ""
-    magnitude = abs(value)
-    if not precise and magnitude >= 1_000_000:
-        text = f"{magnitude / 1_000_000:.1f}".removesuffix(".0") + "M"
-    elif not precise and magnitude >= 10_000:
-        text = f"{magnitude / 1000:.1f}".removesuffix(".0") + "k"
-    elif magnitude == int(magnitude):
-        text = f"{int(magnitude):,}"
-    elif magnitude >= 100:
-        text = f"{magnitude:,.0f}"
-    else:
-        text = f"{magnitude:,.1f}" if magnitude >= 10 else f"{magnitude:,.2f}".rstrip("0").rstrip(".")
-    return sign + text
-
-
-def nice_ticks(low: float, high: float, count: int = 5, *, whole: bool = False) -> list[float]:
-    """Round tick values (1, 2, 2.5, 5 × 10ⁿ) covering [low, high], zero included when in range;
-    `whole` (counts) never steps by less than 1 or by a fraction."""
-    if not math.isfinite(low) or not math.isfinite(high):
-        return [0.0, 1.0]
-    if high < low:
-        low, high = high, low
-    if high == low:
-        high = low + (abs(low) or 1.0)
-    raw = (high - low) / max(1, count)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw - 1e-12)
-    if whole:
-        step = float(max(1, math.ceil(step)))
-    start = math.floor(low / step + 1e-9) * step
-    stop = math.ceil(high / step - 1e-9) * step
-    n = int(round((stop - start) / step))
-    return [_clean(start + i * step) for i in range(n + 1)]
-
-
-def _clean(value: float) -> float:
-    rounded = round(value, 10)
-    return 0.0 if rounded == 0 else rounded
-
-
-def truncate(label: str, limit: int) -> str:
-    label = " ".join(label.split())
-    return label if len(label) <= limit else label[: max(1, limit - 1)].rstrip() + "…"
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -184,12 +120,6 @@ def render_chart(chart: ChartLike, *, chart_id: str) -> Markup:
     return Markup(head + "".join(body.parts) + "</svg>")
 
 
-def counted_noun(unit: str) -> str:
-    """The unit when it names what is counted ("enrolments"), which the numbers then go without;
-    "" for the units formatted into each number (percentages, days) and for no unit."""
-    return "" if unit in PCT_UNITS or unit == "days" else unit
-
-
 @dataclass(frozen=True)
 class _Plain:
     kind: str
@@ -199,48 +129,12 @@ class _Plain:
     unit: str
 
 
-def describe(chart: ChartLike, *, noun: str = "") -> str:
-    """The chart's data in one sentence per series, for `<desc>` (and anyone without the picture)."""
-    kind_names = {
-        "bar": "Bar chart",
-        "hbar": "Bar chart",
-        "funnel": "Funnel",
-        "line": "Line chart",
-        "interval": "Estimates with confidence intervals",
-    }
-    parts = [f"{kind_names.get(chart.kind, 'Chart')}: {chart.title}{f' ({noun})' if noun else ''}."]
-    for series in chart.series:
-        items = []
-        for i, label in enumerate(chart.labels):
-            value = _at(series.values, i)
-            item = f"{label} {format_value(value, chart.unit, precise=True)}"
-            low, high = _at(series.low, i), _at(series.high, i)
-            if chart.kind == "interval" and low is not None and high is not None:
-                item += (
-                    f" (interval {format_value(low, chart.unit, precise=True)} to "
-                    f"{format_value(high, chart.unit, precise=True)})"
-                )
-            items.append(item)
-        prefix = f"{series.name}: " if len(chart.series) > 1 or series.name else ""
-        parts.append(prefix + ", ".join(items) + ".")
-    return " ".join(parts)
-
-
-def _at(values: Sequence[float | None] | None, index: int) -> float | None:
-    if values is None or index >= len(values):
-        return None
-    value = values[index]
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _all_missing(chart: ChartLike) -> bool:
-    return all(_at(s.values, i) is None for s in chart.series for i in range(len(chart.labels)))
+    return all(value_at(s.values, i) is None for s in chart.series for i in range(len(chart.labels)))
 
 
 def _all_whole(chart: ChartLike) -> bool:
-    values = [_at(s.values, i) for s in chart.series for i in range(len(chart.labels))]
+    values = [value_at(s.values, i) for s in chart.series for i in range(len(chart.labels))]
     return all(v is None or v == int(v) for v in values)
 
 
@@ -256,7 +150,7 @@ def _extent(chart: ChartLike) -> tuple[float, float]:
     values = [0.0]
     for series in chart.series:
         for i in range(len(chart.labels)):
-            for candidate in (_at(series.values, i), _at(series.low, i), _at(series.high, i)):
+            for candidate in (value_at(series.values, i), value_at(series.low, i), value_at(series.high, i)):
                 if candidate is not None:
                     values.append(candidate)
     low, high = min(values), max(values)
@@ -354,7 +248,7 @@ def _bars(body: _Svg, chart: ChartLike) -> float:
         centres.append(centre)
         x = centre - bar_w * groups / 2
         for s_index, series in enumerate(chart.series):
-            value = _at(series.values, i)
+            value = value_at(series.values, i)
             if value is not None:
                 y = scale(value)
                 top_y, height = min(y, zero), abs(zero - y)
@@ -391,7 +285,7 @@ def _line(body: _Svg, chart: ChartLike) -> float:
     for s_index, series in enumerate(chart.series):
         runs: list[list[tuple[float, float]]] = [[]]
         for i in range(count):
-            value = _at(series.values, i)
+            value = value_at(series.values, i)
             if value is None:
                 runs.append([])  # a gap breaks the line instead of pretending the value was zero
                 continue
@@ -405,7 +299,7 @@ def _line(body: _Svg, chart: ChartLike) -> float:
                     f'stroke="currentColor" stroke-opacity="{_fallback_opacity(s_index)}" stroke-width="2"/>'
                 )
         for i in range(count):
-            value = _at(series.values, i)
+            value = value_at(series.values, i)
             if value is None:
                 continue
             tip = _tip(series.name, chart.labels[i], value, chart.unit)
@@ -438,7 +332,7 @@ def _interval(body: _Svg, chart: ChartLike) -> float:
         centres.append(centre)
         for s_index, series in enumerate(chart.series):
             x = centre + (s_index - (groups - 1) / 2) * slot
-            value, low, high = _at(series.values, i), _at(series.low, i), _at(series.high, i)
+            value, low, high = value_at(series.values, i), value_at(series.low, i), value_at(series.high, i)
             cls = _series_class(s_index)
             tip = _tip(series.name, label, value, chart.unit, low, high)
             if low is not None and high is not None:
@@ -488,7 +382,7 @@ def _horizontal(body: _Svg, chart: ChartLike, *, funnel: bool) -> float:
         body.add(_text(left - 8, y0 + band / 2, truncate(label, LABEL_CHARS_HBAR), anchor="end", full=label))
         for s_index, series in enumerate(chart.series):
             y = y0 + 5 + BAR_BAND * s_index
-            value = _at(series.values, i)
+            value = value_at(series.values, i)
             if value is None:
                 body.add(_text(zero + 4, y + BAR_BAND / 2 - 2, "–", cls="ns-value"))
                 continue
@@ -502,7 +396,7 @@ def _horizontal(body: _Svg, chart: ChartLike, *, funnel: bool) -> float:
             )
             text = format_value(value, chart.unit)
             if funnel and i > 0:
-                previous = _at(series.values, i - 1)
+                previous = value_at(series.values, i - 1)
                 if previous:
                     text += f" · {format_value(value / previous, '%')} of previous"
             body.add(_text(max(x, zero) + 6, y + (BAR_BAND - 6) / 2, text, cls="ns-value"))
@@ -518,7 +412,7 @@ def _funnel_overall(body: _Svg, chart: ChartLike, y: float) -> float:
         return 0.0
     lines = 0
     for series in chart.series:
-        first, last = _at(series.values, 0), _at(series.values, len(chart.labels) - 1)
+        first, last = value_at(series.values, 0), value_at(series.values, len(chart.labels) - 1)
         if not first or last is None:
             continue
         name = f"{series.name}: " if len(chart.series) > 1 else ""
