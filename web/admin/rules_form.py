@@ -17,6 +17,7 @@ from engine.library import Objective
 from engine.plans.models import PlanTemplate
 from engine.rules.actions import ACTION_PARAMS
 from engine.rules.models import Rule
+from web.admin.form_fields import unix_newlines
 
 ACTION_LABELS = {
     "create_plan": "Create a success plan",
@@ -109,10 +110,10 @@ def parse_rule_form(posted: MultiDict[str, str]) -> tuple[RuleForm, dict[str, An
     posted = MultiDict([(k, v.replace("\x00", "")) for k, v in posted.items(multi=True)])
     form = RuleForm(
         name=posted.get("name", "").strip(),
-        description=_newlines(posted.get("description", "")).strip(),
+        description=unix_newlines(posted.get("description", "")).strip(),
         priority=posted.get("priority", "").strip(),
         stop=posted.get("stop") == "on",
-        condition=_newlines(posted.get("condition", "")).strip(),
+        condition=unix_newlines(posted.get("condition", "")).strip(),
         actions=_action_rows(posted),
     )
     document: dict[str, Any] = {
@@ -180,7 +181,7 @@ def _action_rows(posted: MultiDict[str, str]) -> list[ActionRow]:
         slot = match.group(1)
         row = ActionRow(
             type=posted.get(name, "").strip(),
-            params={p: _newlines(posted.get(f"action-{slot}-{p}", "")).strip() for p in ALL_PARAMS},
+            params={p: unix_newlines(posted.get(f"action-{slot}-{p}", "")).strip() for p in ALL_PARAMS},
         )
         if not row.type or posted.get(f"action-{slot}-remove") == "on":
             continue
@@ -198,10 +199,6 @@ def _number(text: str) -> float | int | str:
     if re.fullmatch(r"-?\d{0,15}\.\d{1,15}", text):
         return float(text)
     return text
-
-
-def _newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _text(value: Any) -> str:
