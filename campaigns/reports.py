@@ -9,12 +9,24 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Select, and_, exists, false, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Index, Select, Subquery, and_, false, func, literal, select, text
 from sqlalchemy.orm import Session
 
-from campaigns.models import SENT_STATUSES, Campaign, Enrollment, Message, MessageStatus, Step, WebhookEvent
-from engine.accounts import Account
-from engine.plans.models import KeyResult, Milestone, MilestoneStatus, SuccessPlan
+from campaigns.models import Campaign, Enrollment, Message, Step, WebhookEvent
+from campaigns.report_facts import (
+    CAPPED,
+    SENT,
+    SUPPRESSED,
+    WAS_CLICKED,
+    WAS_DELIVERED,
+    WAS_OPENED,
+    EnrollmentFact,
+    any_message,
+    held_out,
+    kr_attained,
+    milestone_after_enrolling,
+    register_enrollment_summary,
+)
 from engine.reports import (
     Chart,
     Column,
@@ -29,13 +41,11 @@ from engine.reports.scope import (
     group_column,
     needs_account_join,
     scope_accounts,
+    snapshot_conditions,
+    snapshot_group,
 )
 from engine.reports.stats import lift_verdict, newcombe_difference, share
 from surveys.reports import register_email_reach
-
-DELIVERED = (MessageStatus.DELIVERED, MessageStatus.OPENED, MessageStatus.CLICKED)
-OPENED = (MessageStatus.OPENED, MessageStatus.CLICKED)
-SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam report")
 
 # Cohorts of enrolments by date (created by migration 0008).
 REPORT_INDEXES = (
@@ -54,8 +64,9 @@ def campaign_keys(session: Session) -> list[str]:
     return list(session.scalars(select(Campaign.key).order_by(Campaign.key)))
 
 
-def enrolled_in(campaign_key: str) -> ColumnElement[bool]:
-    return Account.id.in_(
+def enrolled_accounts(campaign_key: str) -> Select[Any]:
+    """Ids of the accounts enrolled in the campaign (the reports' `campaign` filter)."""
+    return (
         select(Enrollment.account_id)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
         .where(Campaign.key == campaign_key)
@@ -105,69 +116,75 @@ def _group(filters: Filters) -> ColumnElement[Any]:
     return group_column(filters, channel=func.coalesce(Message.channel, NONE_LABEL))
 
 
-def _milestone_after_enrolling(filters: Filters) -> ColumnElement[bool]:
-    return exists().where(
-        SuccessPlan.account_id == Enrollment.account_id,
-        Milestone.plan_id == SuccessPlan.id,
-        Milestone.status == MilestoneStatus.ACHIEVED,
-        Milestone.achieved_at >= Enrollment.enrolled_at,
-        Milestone.achieved_at < filters.end_before,
-    )
-
-
-def _kr_attained() -> ColumnElement[bool]:
-    return exists().where(
-        SuccessPlan.account_id == Enrollment.account_id,
-        KeyResult.plan_id == SuccessPlan.id,
-        or_(
-            and_(KeyResult.target >= KeyResult.baseline, KeyResult.current >= KeyResult.target),
-            and_(KeyResult.target < KeyResult.baseline, KeyResult.current <= KeyResult.target),
-        ),
-    )
-
-
-def _held_out() -> ColumnElement[bool]:
-    # The global holdout group is a small set of accounts: a hashed list (partial index
-    # ix_accounts_holdout) instead of joining the accounts table for one flag.
-    return or_(
-        Enrollment.held_out, Enrollment.account_id.in_(select(Account.id).where(Account.holdout_group))
-    )
-
-
 def campaign_funnel(session: Session, filters: Filters) -> ReportResult:
+    """The funnel from the raw enrolments and messages (one row per enrolment, then counted)."""
     group = _group(filters)
-    sent = or_(Message.sent_at.is_not(None), Message.status.in_(SENT_STATUSES))
-    delivered = or_(Message.delivered_at.is_not(None), Message.status.in_(DELIVERED))
-    opened = or_(Message.opened_at.is_not(None), Message.status.in_(OPENED))
-    clicked = or_(Message.clicked_at.is_not(None), Message.status == MessageStatus.CLICKED)
-    skipped = Message.status == MessageStatus.SUPPRESSED
-    suppressed = and_(
-        skipped, or_(Message.reason.in_(SUPPRESSION_REASONS), Message.reason.like("unsubscribed from %"))
-    )
-    capped = and_(skipped, Message.reason.like("frequency cap%"))
-
-    def any_(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-        return func.coalesce(func.bool_or(condition), false())
-
     per_enrollment_query = (
         select(
             Enrollment.id.label("enrollment_id"),
             group.label("grp"),
-            _held_out().label("held_out"),
-            any_(sent).label("sent"),
-            any_(delivered).label("delivered"),
-            any_(opened).label("opened"),
-            any_(clicked).label("clicked"),
-            func.count(Message.id).filter(suppressed).label("suppressed"),
-            func.count(Message.id).filter(capped).label("capped"),
-            _milestone_after_enrolling(filters).label("milestone"),
+            held_out().label("held_out"),
+            any_message(SENT).label("sent"),
+            any_message(WAS_DELIVERED).label("delivered"),
+            any_message(WAS_OPENED).label("opened"),
+            any_message(WAS_CLICKED).label("clicked"),
+            func.count(Message.id).filter(SUPPRESSED).label("suppressed"),
+            func.count(Message.id).filter(CAPPED).label("capped"),
+            milestone_after_enrolling(filters.end_before).label("milestone"),
         )
         .select_from(Enrollment)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
         .outerjoin(Message, Message.enrollment_id == Enrollment.id)
         .group_by(Enrollment.id, group)
     )
-    per_enrollment = _scoped(per_enrollment_query, filters).subquery()
+    return _funnel_report(session, filters, _scoped(per_enrollment_query, filters).subquery())
+
+
+def campaign_funnel_from_summaries(session: Session, filters: Filters) -> ReportResult:
+    """The funnel from report_enrollment_facts (by channel it needs the messages: raw rows)."""
+    if filters.group_by == "channel":
+        return campaign_funnel(session, filters)
+    fact = EnrollmentFact
+    per_enrollment = _facts_scoped(
+        select(
+            fact.enrollment_id,
+            _facts_group(filters).label("grp"),
+            fact.held_out,
+            fact.sent,
+            fact.delivered,
+            fact.opened,
+            fact.clicked,
+            fact.suppressed,
+            fact.capped,
+            _facts_milestone(filters).label("milestone"),
+        ),
+        filters,
+    ).subquery()
+    return _funnel_report(session, filters, per_enrollment)
+
+
+def _facts_group(filters: Filters) -> ColumnElement[Any]:
+    if filters.group_by in (None, "channel"):
+        return Campaign.key.expression
+    return snapshot_group(filters, EnrollmentFact)
+
+
+def _facts_milestone(filters: Filters) -> ColumnElement[Any]:
+    fact = EnrollmentFact
+    return func.coalesce(fact.milestone_at < filters.end_before, false())
+
+
+def _facts_scoped(query: Select[Any], filters: Filters) -> Select[Any]:
+    """Enrolments begun between the dates, of the filtered accounts (snapshot columns) and campaign."""
+    fact = EnrollmentFact
+    query = query.select_from(fact).join(Campaign, Campaign.id == fact.campaign_id)
+    query = query.where(fact.enrolled_at >= filters.start_at, fact.enrolled_at < filters.end_before)
+    if filters.campaign:
+        query = query.where(Campaign.key == filters.campaign)
+    return query.where(*snapshot_conditions(dataclasses.replace(filters, campaign=None), fact))
+
+
+def _funnel_report(session: Session, filters: Filters, per_enrollment: Subquery) -> ReportResult:
     e = per_enrollment.c
     messaged = ~e.held_out
     measures: list[ColumnElement[Any]] = [
@@ -268,19 +285,38 @@ def _funnel_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def holdout_lift(session: Session, filters: Filters) -> ReportResult:
+    """Holdout lift from the raw enrolments, milestones and key results."""
     group = _group(filters) if filters.group_by != "channel" else Campaign.key.expression
     # One row per enrolment with its two outcomes, each looked up once (index probes), then counted.
     per_enrollment_query = (
         select(
             group.label("grp"),
-            _held_out().label("held"),
-            _milestone_after_enrolling(filters).label("milestone"),
-            _kr_attained().label("kr"),
+            held_out().label("held"),
+            milestone_after_enrolling(filters.end_before).label("milestone"),
+            kr_attained().label("kr"),
         )
         .select_from(Enrollment)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
     )
-    per_enrollment = _scoped(per_enrollment_query, filters).subquery()
+    return _lift_report(session, filters, _scoped(per_enrollment_query, filters).subquery())
+
+
+def holdout_lift_from_summaries(session: Session, filters: Filters) -> ReportResult:
+    """Holdout lift from report_enrollment_facts."""
+    fact = EnrollmentFact
+    per_enrollment = _facts_scoped(
+        select(
+            _facts_group(filters).label("grp"),
+            fact.held_out.label("held"),
+            _facts_milestone(filters).label("milestone"),
+            fact.kr_attained.label("kr"),
+        ),
+        filters,
+    ).subquery()
+    return _lift_report(session, filters, per_enrollment)
+
+
+def _lift_report(session: Session, filters: Filters, per_enrollment: Subquery) -> ReportResult:
     e = per_enrollment.c
     measures: list[ColumnElement[Any]] = [
         func.count().filter(~e.held).label("messaged"),
@@ -405,7 +441,8 @@ def _lift_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def connect() -> None:
     """Called from campaigns.wiring.connect()."""
-    register_campaign_options(campaign_keys, enrolled_in)
+    register_campaign_options(campaign_keys, enrolled_accounts)
+    register_enrollment_summary()
     register_email_reach(survey_emails_sent)
     register_report(
         "campaign-funnel",
@@ -413,10 +450,12 @@ def connect() -> None:
         "Enrolled, sent, delivered, opened, clicked, milestone achieved; suppression and cap skips",
         campaign_funnel,
         group_by=("segment", "stage", "channel"),
+        build_from_summaries=campaign_funnel_from_summaries,
     )
     register_report(
         "holdout-lift",
         "Holdout lift",
         "Milestone and KR attainment of messaged against held-out accounts, with a 95% interval",
         holdout_lift,
+        build_from_summaries=holdout_lift_from_summaries,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, ForeignKey, Index, String, delete, func, insert, select, text
@@ -22,10 +22,18 @@ from engine.library import Objective, Outcome
 from engine.plans.models import KeyResult, SuccessPlan
 from engine.queue import enqueue_after_commit
 from engine.reports import Chart, Column, Filters, ReportResult, Series, register_report
-from engine.reports.scope import group_column, scope_accounts
+from engine.reports.plan_facts import KrFact
+from engine.reports.scope import group_column, scope_accounts, snapshot_group
 from engine.reports.stats import share
 from surveys.facts import picks
 from surveys.models import Channel, Response, ResponseStatus, SurveyVersion
+from surveys.report_facts import (
+    ResponseFact,
+    kr_quartiles_from_facts,
+    picks_from_facts,
+    register_response_summary,
+    respondents_from_facts,
+)
 
 REACH_CHANNELS = (Channel.IN_APP.value, Channel.EMAIL.value, Channel.HOSTED.value)
 CHANNEL_LABELS = {"in_app": "In-app", "email": "Email", "hosted": "Hosted page", "api": "API"}
@@ -314,7 +322,25 @@ def outcomes(session: Session, filters: Filters) -> ReportResult:
         SurveyChoice.account_id,
     )
     chosen = [(str(g), kind, key, int(n)) for g, kind, key, n in session.execute(picks_query)]
-    krs = _kr_stats(session, filters, group)
+    return _outcomes_report(session, filters, respondents, chosen, _kr_stats(session, filters, group))
+
+
+def outcomes_from_summaries(session: Session, filters: Filters) -> ReportResult:
+    """The outcomes report from report_response_facts and report_kr_facts (no joins)."""
+    respondents = respondents_from_facts(session, filters, snapshot_group(filters, ResponseFact))
+    chosen = picks_from_facts(session, filters, snapshot_group(filters, ResponseFact))
+    quartiles = kr_quartiles_from_facts(session, filters, snapshot_group(filters, KrFact))
+    krs = _kr_stats_dict(quartiles)
+    return _outcomes_report(session, filters, respondents, chosen, krs)
+
+
+def _outcomes_report(
+    session: Session,
+    filters: Filters,
+    respondents: dict[str, int],
+    chosen: list[tuple[str, str, str, int]],
+    krs: dict[tuple[str, str], dict[str, Any]],
+) -> ReportResult:
     titles: dict[str, str] = {
         key: title for key, title in session.execute(select(Outcome.key, Outcome.title))
     }
@@ -409,12 +435,7 @@ _KR_STAT_KEYS = (
 def _kr_stats(
     session: Session, filters: Filters, group: ColumnElement[Any]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    quartiles = postgresql.array([0.25, 0.5, 0.75])
-
-    def pct(column: Any) -> ColumnElement[Any]:
-        # One sort per column for all three quartiles (three percentile_cont calls sort three times).
-        return func.percentile_cont(quartiles).within_group(column)
-
+    pct = _quartiles
     query = (
         select(
             group.label("grp"),
@@ -428,9 +449,22 @@ def _kr_stats(
         .where(SuccessPlan.started_at >= filters.start_at, SuccessPlan.started_at < filters.end_before)
         .group_by(*([group] if filters.group_by else []), KeyResult.objective_key)
     )
-    query = scope_accounts(query, filters, SuccessPlan.account_id)
+    return _kr_stats_rows(session, scope_accounts(query, filters, SuccessPlan.account_id))
+
+
+def _quartiles(column: Any) -> ColumnElement[Any]:
+    # One sort per column for all three quartiles (three percentile_cont calls sort three times).
+    quartiles = postgresql.array([0.25, 0.5, 0.75])
+    return func.percentile_cont(quartiles).within_group(column)
+
+
+def _kr_stats_rows(session: Session, query: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return _kr_stats_dict(session.execute(query).tuples())
+
+
+def _kr_stats_dict(rows: Iterable[tuple[Any, ...]]) -> dict[tuple[str, str], dict[str, Any]]:
     stats: dict[tuple[str, str], dict[str, Any]] = {}
-    for grp, key, n, baselines, targets in session.execute(query):
+    for grp, key, n, baselines, targets in rows:
         values = [*(baselines or [None] * 3), *(targets or [None] * 3)]
         stats[(str(grp), key)] = {
             "krs": int(n),
@@ -458,4 +492,6 @@ def connect() -> None:
         "Outcomes and objectives",
         "Share of accounts choosing each outcome and objective; typical KR baselines and targets",
         outcomes,
+        build_from_summaries=outcomes_from_summaries,
     )
+    register_response_summary()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import click
+from sqlalchemy.orm import Session
 
 
 def register(cli: click.Group) -> None:
@@ -47,11 +52,47 @@ def register(cli: click.Group) -> None:
 
     @reports.command(
         "rebuild",
-        help="Rebuild the outcomes/objectives summary (survey_choices) from every completed response, "
-        "in one statement (after a restore or a bulk load; the reports queue keeps it current otherwise).",
+        help="Rebuild the reports' summary tables from the source rows: the outcomes/objectives picks "
+        "(survey_choices), then the per-plan, per-key-result, per-enrolment and per-response summary "
+        "rows (after a restore or a bulk load; the reports queue keeps them current otherwise).",
     )
     def reports_rebuild() -> None:
+        import time
+
+        from engine.reports.summaries import rebuild_summaries
         from surveys.reports import rebuild_choices
+
+        with _postgres_session() as session:
+            started = time.perf_counter()
+            count = rebuild_choices(session)
+            click.echo(f"survey_choices rebuilt: {count:,} rows ({time.perf_counter() - started:.1f} s)")
+        for name, rows in _rebuild_each(rebuild_summaries):
+            click.echo(f"{name} summary rebuilt: {rows:,} rows")
+
+    @reports.command(
+        "refresh",
+        help="Refresh the summary rows marked stale now, in this process (what the reports-queue "
+        "job does after each change); prints how many stale keys it handled.",
+    )
+    def reports_refresh() -> None:
+        from engine.reports.summaries import refresh_stale
+
+        total = 0
+        while True:
+            with _postgres_session() as session:
+                done = refresh_stale(session)
+            total += done
+            if not done:
+                break
+        click.echo(f"refreshed {total:,} stale keys")
+
+    def _rebuild_each(rebuild: Any) -> Iterator[tuple[str, int]]:
+        # One transaction for every summary: readers never see one rebuilt and another empty.
+        with _postgres_session() as session:
+            yield from rebuild(session).items()
+
+    @contextlib.contextmanager
+    def _postgres_session() -> Iterator[Session]:
         from web.cli import _app
 
         app = _app()
@@ -60,7 +101,6 @@ def register(cli: click.Group) -> None:
             with database.transaction() as session:
                 if session.get_bind().dialect.name != "postgresql":
                     raise click.ClickException(
-                        "the rebuild needs PostgreSQL (the demo's SQLite keeps it live)"
+                        "summaries need PostgreSQL (the demo's SQLite reads the raw rows)"
                     )
-                count = rebuild_choices(session)
-        click.echo(f"survey_choices rebuilt: {count:,} rows")
+                yield session

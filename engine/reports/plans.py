@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select, true
+from sqlalchemy import ColumnElement, Subquery, case, func, select, true
 from sqlalchemy.orm import Session
 
 from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, SuccessPlan
+from engine.reports import summaries
 from engine.reports.base import Chart, Column, Filters, ReportResult, Series, register_report
 from engine.reports.grouping import grouped_select, split_total
 from engine.reports.models import PlanPageView
-from engine.reports.scope import group_column, scope_accounts
+from engine.reports.plan_facts import PlanFact, register_plan_summaries
+from engine.reports.scope import group_column, scope_accounts, snapshot_conditions, snapshot_group
 from engine.reports.stats import share
 
 CUSTOMER_CHANNEL = "shared"  # web/plan_page.py: changes the customer makes on the shared page
@@ -132,7 +134,8 @@ def _group_label(filters: Filters) -> str:
 
 
 def milestones(session: Session, filters: Filters) -> ReportResult:
-    """Milestones of plans started in the range by status, and days to the first one achieved."""
+    """Milestones of plans started in the range by status, and days to the first one achieved
+    (from the raw plans and milestones)."""
     group = group_column(filters)
     status = Milestone.status
     # Each plan's milestones read through the plan_id index (a LATERAL subquery per plan): 2.5x
@@ -164,6 +167,31 @@ def milestones(session: Session, filters: Filters) -> ReportResult:
         .where(SuccessPlan.started_at >= filters.start_at, SuccessPlan.started_at < filters.end_before)
     )
     per_plan = scope_accounts(per_plan_query, filters, SuccessPlan.account_id).subquery()
+    return _milestones_report(session, filters, per_plan)
+
+
+def milestones_from_summaries(session: Session, filters: Filters) -> ReportResult:
+    """The milestones report from report_plan_facts: one narrow row per plan, no join."""
+    fact = PlanFact
+    per_plan = (
+        select(
+            fact.plan_id,
+            snapshot_group(filters, fact).label("grp"),
+            *(getattr(fact, k) for k in ("milestones", *_STATUSES)),
+            (func.extract("epoch", fact.first_achieved_at - fact.started_at) / 86400.0).label("days"),
+        )
+        .where(
+            fact.started_at >= filters.start_at,
+            fact.started_at < filters.end_before,
+            *snapshot_conditions(filters, fact),
+        )
+        .subquery()
+    )
+    return _milestones_report(session, filters, per_plan)
+
+
+def _milestones_report(session: Session, filters: Filters, per_plan: Subquery) -> ReportResult:
+    """Aggregate per-plan rows (grp, milestones, statuses, days) into the report."""
     # GREATEST would turn a plan without an achieved milestone (NULL) into 0 days: clamp with CASE.
     days = case((per_plan.c.days < 0, 0.0), else_=per_plan.c.days)
     measures: list[ColumnElement[Any]] = [
@@ -271,4 +299,7 @@ def register_engine_reports() -> None:
         "Milestones and time to value",
         "Milestone status counts and days from plan start to the first milestone achieved",
         milestones,
+        build_from_summaries=milestones_from_summaries,
     )
+    register_plan_summaries()
+    summaries.connect()

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Select, func, literal
 from sqlalchemy.orm import InstrumentedAttribute
 
 from engine.accounts import Account
-from engine.reports.base import Filters, campaign_scope
+from engine.reports.base import Filters, campaign_accounts, campaign_scope
 
 ALL = "all"
 NONE_LABEL = "(none)"
@@ -65,3 +65,35 @@ def needs_account_join(filters: Filters) -> bool:
         or filters.campaign
         or (filters.group_by and filters.group_by != "channel")
     )
+
+
+# --- the same on summary rows, which carry the account's segment, stage and traits ---------------
+
+
+def snapshot_conditions(filters: Filters, table: Any) -> list[ColumnElement[bool]]:
+    """The account filters on a summary table's snapshot columns (segment, stage, traits,
+    account_id): no join with the accounts table."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.segment:
+        conditions.append(table.segment == filters.segment)
+    if filters.stage:
+        conditions.append(table.stage == filters.stage)
+    for name, value in filters.traits:
+        conditions.append(table.traits[name].as_string() == value)
+    if filters.campaign:
+        conditions.append(table.account_id.in_(campaign_accounts(filters.campaign)))
+    return conditions
+
+
+def snapshot_group(filters: Filters, table: Any) -> ColumnElement[Any]:
+    """group_column on a summary table's snapshot columns ('all' when not grouped)."""
+    group = filters.group_by
+    if group == "segment":
+        column: ColumnElement[Any] = table.segment
+        return column
+    if group == "stage":
+        column = table.stage
+        return column
+    if group and group.startswith("trait."):
+        return func.coalesce(table.traits[group.removeprefix("trait.")].as_string(), NONE_LABEL)
+    return literal(ALL)
