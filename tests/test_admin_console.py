@@ -17,8 +17,8 @@ from engine.db import Database, utcnow
 from engine.plans.models import Milestone, MilestoneStatus
 from engine.users import Role
 from surveys.models import Channel, Response, ResponseStatus, Survey
+from tests.admin_client import csrf_of, make_user, sign_in, signed_in, text_of
 from tests.test_admin_accounts import EDITOR, Story, build_story
-from tests.test_admin_surveys import csrf_of, make_user, sign_in, text_of
 from web.admin.nav import NAV, nav_links
 
 
@@ -29,9 +29,7 @@ def story(database: Database, recruiting: dict[str, int]) -> Story:
 
 @pytest.fixture
 def editor(client: FlaskClient, database: Database, story: Story) -> FlaskClient:
-    make_user(database, EDITOR, Role.EDITOR)
-    assert sign_in(client, EDITOR).status_code == 303
-    return client
+    return signed_in(client, database, EDITOR, Role.EDITOR)
 
 
 def nav_of(html: str) -> list[str]:

@@ -18,9 +18,9 @@ from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
 from engine.plans.service import create_plan, get_template
 from engine.plans.sharing import plan_token
 from engine.users import Role
+from tests.admin_client import csrf_of, form_fields, make_user, sign_in, signed_in, text_of
 from tests.conftest import SECRET
 from tests.factories import make_account
-from tests.test_admin_surveys import csrf_of, form_fields, make_user, sign_in, text_of
 
 EDITOR = "erin@northstar.example"
 VIEWER = "victor@northstar.example"
@@ -76,16 +76,12 @@ def plans(database: Database, recruiting: dict[str, int]) -> dict[str, int]:
 
 @pytest.fixture
 def editor(client: FlaskClient, database: Database, plans: dict[str, int]) -> FlaskClient:
-    make_user(database, EDITOR, Role.EDITOR)
-    assert sign_in(client, EDITOR).status_code == 303
-    return client
+    return signed_in(client, database, EDITOR, Role.EDITOR)
 
 
 @pytest.fixture
 def viewer(client: FlaskClient, database: Database, plans: dict[str, int]) -> FlaskClient:
-    make_user(database, VIEWER, Role.VIEWER)
-    assert sign_in(client, VIEWER).status_code == 303
-    return client
+    return signed_in(client, database, VIEWER, Role.VIEWER)
 
 
 def listed(html: str) -> list[str]:

@@ -15,8 +15,8 @@ from campaigns.digests import DigestPreference
 from engine.db import Database
 from engine.reports import REPORT_NAMES
 from engine.users import Role
+from tests.admin_client import csrf_of, signed_in, text_of
 from tests.test_admin_plans import make_plan
-from tests.test_admin_surveys import csrf_of, make_user, sign_in, text_of
 from web.admin import reports as admin_reports
 
 VIEWER = "vera@northstar.example"
@@ -28,9 +28,7 @@ def viewer(client: FlaskClient, database: Database, recruiting: dict[str, int]) 
     make_plan(database, "acme")
     make_plan(database, "globex", segment="enterprise", stage="adoption")
     make_plan(database, "initech")
-    make_user(database, VIEWER, Role.VIEWER)
-    assert sign_in(client, VIEWER).status_code == 303
-    return client
+    return signed_in(client, database, VIEWER, Role.VIEWER)
 
 
 def test_index_shows_the_six_reports_as_cards_with_headline_numbers(viewer: FlaskClient) -> None:
@@ -142,9 +140,7 @@ def test_editors_turn_their_weekly_digest_on_and_off_viewers_cannot(
     assert 'id="digest"' in index and "needs the editor or admin role" in index
     assert viewer.post("/admin/reports/digest", data={"csrf_token": csrf_of(index)}).status_code == 403
 
-    editor = app.test_client()
-    make_user(database, EDITOR, Role.EDITOR)
-    assert sign_in(editor, EDITOR).status_code == 303
+    editor = signed_in(app.test_client(), database, EDITOR, Role.EDITOR)
     index = text_of(editor.get("/admin/reports"))
     assert '<input type="checkbox" name="segment" value="starter">' in index
     assert editor.post("/admin/reports/digest", data={"segment": "starter"}).status_code == 400  # no CSRF

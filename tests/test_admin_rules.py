@@ -18,8 +18,8 @@ from engine.db import Database
 from engine.rules.models import RuleSet, RuleSetStatus, published_ruleset
 from engine.users import Role
 from surveys.service import ResponseIn, submit_response
+from tests.admin_client import EDITOR, VIEWER, csrf_of, form_fields, signed_in, text_of
 from tests.factories import make_account, outcomes_answers
-from tests.test_admin_surveys import EDITOR, VIEWER, csrf_of, form_fields, make_user, sign_in, text_of
 
 VIP = {"!!": [{"var": "outcomes"}]}
 
@@ -43,16 +43,12 @@ def answered(database: Database, recruiting: dict[str, int]) -> None:
 
 @pytest.fixture
 def editor(client: FlaskClient, database: Database, answered: None) -> FlaskClient:
-    make_user(database, EDITOR, Role.EDITOR)
-    assert sign_in(client, EDITOR).status_code == 303
-    return client
+    return signed_in(client, database, EDITOR, Role.EDITOR)
 
 
 @pytest.fixture
 def viewer(client: FlaskClient, database: Database, answered: None) -> FlaskClient:
-    make_user(database, VIEWER, Role.VIEWER)
-    assert sign_in(client, VIEWER).status_code == 303
-    return client
+    return signed_in(client, database, VIEWER, Role.VIEWER)
 
 
 def draft_of(database: Database) -> RuleSet | None:

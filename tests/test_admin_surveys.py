@@ -1,333 +1,49 @@
-"""The admin console on real PostgreSQL: sign-in, roles, CSRF, and authoring the outcomes survey
-(save a draft, validation, preview, publish, stale edits). Forms are posted as the page renders
-them: each test reads the page's fields, changes what a person would, and sends them back."""
+"""The admin console on real PostgreSQL: authoring the outcomes survey (save a draft, validation,
+preview, publish, stale edits). Forms are posted as the page renders them: each test reads the
+page's fields, changes what a person would, and sends them back. Sign-in, roles and CSRF:
+tests/test_admin_sign_in.py; the helpers: tests/admin_client.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 import uuid
-from html.parser import HTMLParser
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from werkzeug.test import TestResponse
 
-from engine.config import Settings
 from engine.db import Database
-from engine.users import Role, User, create_user
+from engine.users import Role
 from surveys.models import Response, Survey, SurveyVersion
 from surveys.service import ResponseIn, submit_response
+
+# tests/test_audit.py and tests/test_template_lookup.py import EDITOR, make_user, sign_in and text_of
+# from here, as they did before the helpers moved to tests/admin_client.py.
+from tests.admin_client import (
+    EDITOR,
+    VIEWER,
+    csrf_of,
+    editor_fields,
+    form_fields,
+    make_user,
+    sign_in,
+    signed_in,
+    survey_versions,
+    text_of,
+)
 from tests.factories import make_account, outcomes_answers
-from web import create_app
-
-PASSWORD = "correct horse battery"
-EDITOR = "erin@northstar.example"
-VIEWER = "victor@northstar.example"
-
-
-# -- helpers: read a page's forms the way a browser would ------------------------------------------
-
-
-class _Forms(HTMLParser):
-    """Every <form> on a page: its action and the fields a browser would submit (in order)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-        self._form: dict[str, Any] | None = None
-        self._textarea: str | None = None
-        self._select: str | None = None
-        self._select_value: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self._form = {"action": a.get("action", ""), "id": a.get("id", ""), "fields": []}
-            self.forms.append(self._form)
-        elif self._form is None or "name" not in a and tag != "option":
-            return
-        elif tag == "input":
-            kind = a.get("type", "text")
-            if kind in ("checkbox", "radio") and "checked" not in a:
-                return
-            if kind not in ("submit", "button"):
-                self._form["fields"].append((a["name"], a.get("value", "on" if kind == "checkbox" else "")))
-        elif tag == "textarea":
-            self._textarea = a["name"]
-            self._form["fields"].append((a["name"], ""))
-        elif tag == "select":
-            self._select, self._select_value = a["name"], None
-        elif tag == "option" and self._select and ("selected" in a or self._select_value is None):
-            self._select_value = a.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._form = None
-        elif tag == "textarea":
-            self._textarea = None
-        elif tag == "select" and self._form is not None and self._select:
-            self._form["fields"].append((self._select, self._select_value or ""))
-            self._select = None
-
-    def handle_data(self, data: str) -> None:
-        if self._textarea and self._form is not None:
-            name, text = self._form["fields"][-1]
-            self._form["fields"][-1] = (name, text + data)
-
-
-def page_forms(html: str) -> list[dict[str, Any]]:
-    parser = _Forms()
-    parser.feed(html)
-    return parser.forms
-
-
-def form_fields(html: str, action: str) -> dict[str, str]:
-    """The fields of the form posting to `action` (the last value wins, as in a dict)."""
-    for form in page_forms(html):
-        if form["action"] == action:
-            return dict(form["fields"])
-    raise AssertionError(f"no form posting to {action}")
-
-
-def editor_fields(html: str, key: str = "outcomes", source: str = "form") -> dict[str, str]:
-    for form in page_forms(html):
-        fields = dict(form["fields"])
-        if form["action"] == f"/admin/surveys/{key}" and fields.get("source") == source:
-            return fields
-    raise AssertionError(f"no {source} editor on the page")
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "the page has no CSRF token"
-    return match.group(1)
-
-
-def text_of(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
-
-
-def make_user(database: Database, email: str, role: Role) -> None:
-    with database.transaction() as session:
-        create_user(session, email, PASSWORD, role=role)
-
-
-def sign_in(
-    client: FlaskClient, email: str, password: str = PASSWORD, next_: str | None = None
-) -> TestResponse:
-    page = client.get("/admin/login" + (f"?next={next_}" if next_ else ""))
-    fields = form_fields(text_of(page), "/admin/login")
-    fields.update(email=email, password=password)
-    return client.post("/admin/login", data=fields)
-
-
-def survey_versions(database: Database, key: str = "outcomes") -> list[SurveyVersion]:
-    with database.session() as session:
-        survey = session.scalar(select(Survey).where(Survey.key == key))
-        assert survey is not None
-        return sorted(survey.versions, key=lambda v: v.version)
 
 
 @pytest.fixture
 def editor(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    make_user(database, EDITOR, Role.EDITOR)
-    assert sign_in(client, EDITOR).status_code == 303
-    return client
+    return signed_in(client, database, EDITOR, Role.EDITOR)
 
 
 @pytest.fixture
 def viewer(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    make_user(database, VIEWER, Role.VIEWER)
-    assert sign_in(client, VIEWER).status_code == 303
-    return client
-
-
-# -- sign-in -------------------------------------------------------------------------------------------
-
-
-def test_signing_in_opens_the_survey_list(client: FlaskClient, database: Database, recruiting: Any) -> None:
-    make_user(database, EDITOR, Role.EDITOR)
-    response = sign_in(client, "  Erin@Northstar.example ")
-    assert response.status_code == 303
-    assert response.headers["Location"] == "/admin/"
-    page = client.get("/admin/surveys")
-    assert page.status_code == 200
-    html = text_of(page)
-    assert EDITOR in html and "What does success look like for your team?" in html
-    assert "version 1" in html
-    assert client.get("/admin/").status_code == 200  # the dashboard is the console's home
-
-
-@pytest.mark.parametrize("email", [EDITOR, "nobody@northstar.example"])
-def test_a_wrong_password_or_unknown_email_gets_the_same_generic_message(
-    client: FlaskClient, database: Database, email: str
-) -> None:
-    make_user(database, EDITOR, Role.EDITOR)
-    response = sign_in(client, email, "not the password")
-    assert response.status_code == 401
-    assert "That email and password do not match an account." in text_of(response)
-    assert f'value="{email}"' in text_of(response)  # the email is kept, the password is not
-    assert client.get("/admin/surveys").status_code == 303
-
-
-def test_five_failed_sign_ins_lock_the_account_even_against_the_right_password(
-    client: FlaskClient, database: Database
-) -> None:
-    make_user(database, EDITOR, Role.EDITOR)
-    for _ in range(4):
-        assert "do not match" in text_of(sign_in(client, EDITOR, "wrong password!"))
-    fifth = sign_in(client, EDITOR, "wrong password!")
-    assert fifth.status_code == 401
-    assert "Too many failed attempts (5 in a row)" in text_of(fifth)
-    assert "paused for 15 minutes" in text_of(fifth)
-    right = sign_in(client, EDITOR)
-    assert right.status_code == 401
-    assert "Too many failed attempts" in text_of(right)
-    assert client.get("/admin/surveys").status_code == 303
-    with database.session() as session:
-        user = session.scalar(select(User).where(User.email == EDITOR))
-        assert user is not None and user.locked_until is not None
-
-
-def test_an_anonymous_visitor_is_sent_to_sign_in_and_then_back(
-    client: FlaskClient, database: Database, recruiting: Any
-) -> None:
-    response = client.get("/admin/surveys/outcomes")
-    assert response.status_code == 303
-    assert response.headers["Location"] == "/admin/login?next=/admin/surveys/outcomes"
-    make_user(database, EDITOR, Role.EDITOR)
-    signed_in = sign_in(client, EDITOR, next_="/admin/surveys/outcomes")
-    assert signed_in.headers["Location"] == "/admin/surveys/outcomes"
-
-
-@pytest.mark.parametrize(
-    "path", ["/admin/", "/admin/surveys", "/admin/surveys/new", "/admin/surveys/outcomes/preview"]
-)
-def test_every_admin_page_needs_a_signed_in_user(client: FlaskClient, recruiting: Any, path: str) -> None:
-    response = client.get(path)
-    assert response.status_code in (302, 303)
-    assert response.headers["Location"].startswith("/admin/")
-    assert client.get(response.headers["Location"]).status_code in (200, 303)
-
-
-@pytest.mark.parametrize(
-    "target",
-    [
-        "https://evil.example/admin",
-        "//evil.example/admin",
-        "/\\evil.example",
-        "javascript:alert(1)",
-        "/admin\r\nLocation: https://evil.example",
-        "https:/evil.example",
-        "/public-page",
-    ],
-)
-def test_sign_in_never_redirects_off_the_console(
-    client: FlaskClient, database: Database, target: str
-) -> None:
-    make_user(database, EDITOR, Role.EDITOR)
-    page = client.get("/admin/login", query_string={"next": target})
-    fields = form_fields(text_of(page), "/admin/login")
-    fields.update(email=EDITOR, password=PASSWORD, next=target)
-    response = client.post("/admin/login", data=fields)
-    assert response.status_code == 303
-    assert response.headers["Location"] == "/admin/"
-
-
-def test_signing_out_takes_a_post_and_ends_the_session(editor: FlaskClient) -> None:
-    assert editor.get("/admin/logout").status_code == 405
-    page = text_of(editor.get("/admin/surveys"))
-    response = editor.post("/admin/logout", data={"csrf_token": csrf_of(page)})
-    assert response.headers["Location"] == "/admin/login"
-    assert "You are signed out." in text_of(editor.get("/admin/login"))
-    assert editor.get("/admin/surveys").status_code == 303
-
-
-def test_session_cookie_is_httponly_lax_and_secure_behind_https(
-    app: Flask, settings: Settings, database: Database
-) -> None:
-    plain = app.test_client().get("/admin/login").headers["Set-Cookie"]
-    assert "HttpOnly" in plain and "SameSite=Lax" in plain and "Secure" not in plain
-    https = create_app(
-        {
-            "SETTINGS": dataclasses.replace(settings, public_url="https://cs.example.com"),
-            "DATABASE": database,
-            "TESTING": True,
-        }
-    )
-    cookie = https.test_client().get("/admin/login", base_url="https://cs.example.com").headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
-
-
-def test_admin_pages_forbid_framing_and_outside_assets(editor: FlaskClient) -> None:
-    response = editor.get("/admin/surveys/outcomes")
-    policy = response.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
-    assert response.headers["Cache-Control"] == "no-store"
-
-
-# -- roles -----------------------------------------------------------------------------------------
-
-
-def test_a_viewer_sees_the_list_and_previews_but_not_the_editor(
-    viewer: FlaskClient, database: Database
-) -> None:
-    listing = text_of(viewer.get("/admin/surveys"))
-    assert "/admin/surveys/outcomes/preview" in listing
-    assert "New survey" not in listing
-    assert viewer.get("/admin/surveys/outcomes/preview").status_code == 200
-
-    for path in ("/admin/surveys/outcomes", "/admin/surveys/new"):
-        page = viewer.get(path)
-        assert page.status_code == 403
-        assert "Your role (viewer) can view surveys" in text_of(page)
-
-    token = csrf_of(listing)
-    before = survey_versions(database)
-    for path in ("/admin/surveys/outcomes", "/admin/surveys/outcomes/publish", "/admin/surveys/new"):
-        response = viewer.post(path, data={"csrf_token": token, "source": "form", "title": "Hijacked"})
-        assert response.status_code == 403, path
-        assert "Traceback" not in text_of(response)
-    assert [(v.version, v.definition) for v in survey_versions(database)] == [
-        (v.version, v.definition) for v in before
-    ]
-
-
-# -- CSRF ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("token", [None, "forged-token", "ünïcode"])
-def test_a_post_without_the_sessions_csrf_token_is_refused_and_changes_nothing(
-    editor: FlaskClient, database: Database, token: str | None
-) -> None:
-    fields = editor_fields(text_of(editor.get("/admin/surveys/outcomes")))
-    fields["title"] = "Changed by a forged request"
-    if token is None:
-        del fields["csrf_token"]
-    else:
-        fields["csrf_token"] = token
-    response = editor.post("/admin/surveys/outcomes", data=fields)
-    assert response.status_code == 400
-    assert "This form has expired" in text_of(response)
-    publish = editor.post("/admin/surveys/outcomes/publish", data={"marker": fields["marker"]})
-    assert publish.status_code == 400
-    assert len(survey_versions(database)) == 1
-    assert "Changed by" not in str(survey_versions(database)[0].definition)
-
-
-def test_the_sign_in_form_needs_its_csrf_token_too(client: FlaskClient, database: Database) -> None:
-    make_user(database, EDITOR, Role.EDITOR)
-    response = client.post("/admin/login", data={"email": EDITOR, "password": PASSWORD})
-    assert response.status_code == 400
-    assert client.get("/admin/surveys").status_code == 303
-
-
-# -- drafts ----------------------------------------------------------------------------------------
+    return signed_in(client, database, VIEWER, Role.VIEWER)
 
 
 def test_saving_the_form_stores_one_draft_and_leaves_the_live_version_alone(

@@ -20,8 +20,8 @@ from campaigns.enrollment import enroll_account
 from campaigns.models import Campaign
 from engine.db import Database
 from engine.users import Role
+from tests.admin_client import EDITOR, VIEWER, make_user, sign_in, signed_in, text_of
 from tests.factories import make_account
-from tests.test_admin_surveys import EDITOR, VIEWER, make_user, sign_in, text_of
 
 FORM = "campaign-form"
 
@@ -101,17 +101,12 @@ def post(client: FlaskClient, path: str, fields: list[tuple[str, str]]) -> Any:
 
 @pytest.fixture
 def editor(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    make_user(database, EDITOR, Role.EDITOR)
-    assert sign_in(client, EDITOR).status_code == 303
-    return client
+    return signed_in(client, database, EDITOR, Role.EDITOR)
 
 
 @pytest.fixture
 def viewer(app: Flask, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    client = app.test_client()
-    make_user(database, VIEWER, Role.VIEWER)
-    assert sign_in(client, VIEWER).status_code == 303
-    return client
+    return signed_in(app.test_client(), database, VIEWER, Role.VIEWER)
 
 
 def csrf(client: FlaskClient, path: str = "/admin/campaigns") -> str:

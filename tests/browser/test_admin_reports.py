@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from campaigns.digests import compose_digest, summarise, week_due
 from engine.db import Database, utcnow
 from engine.users import Role, create_user
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import Traffic, shoot
-from tests.test_admin_surveys import PASSWORD
 from web.admin import reports as admin_reports
 
 EMAIL = "vera@northstar.example"
