@@ -459,7 +459,7 @@ def _quartiles(column: Any) -> ColumnElement[Any]:
 
 
 def _kr_stats_rows(session: Session, query: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return _kr_stats_dict(session.execute(query).tuples())
+    return _kr_stats_dict(tuple(row) for row in session.execute(query))
 
 
 def _kr_stats_dict(rows: Iterable[tuple[Any, ...]]) -> dict[tuple[str, str], dict[str, Any]]:
