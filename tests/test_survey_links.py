@@ -1,15 +1,14 @@
 """Signed survey links (answer, respondent and form tokens) and the pages behind them, over HTTP.
 
-Tokens: round trip, tampering, expiry, secret rotation. Pages: a GET of an answer link records
-nothing, its POST records once; the hosted page saves each page as a partial response and refuses
-bad input with a 4xx page naming the field, never a 500."""
+A GET of an answer link records nothing, its POST records once; the hosted page saves each page as
+a partial response and refuses bad input with a 4xx page naming the field, never a 500. The tokens
+on their own: tests/test_survey_tokens.py; the invite email: tests/test_survey_invites.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
@@ -18,164 +17,22 @@ import yaml
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from campaigns.enrollment import enroll_account
-from campaigns.sink import SendGridSink
-from campaigns.ticker import tick_once
-from engine.accounts import Account, Contact
+from engine.accounts import Contact
 from engine.config import Settings
 from engine.db import Database, utcnow
 from engine.plans.models import SuccessPlan
-from engine.playbook import PlaybookInvalid, import_playbook, resolve_playbook
+from engine.playbook import import_playbook
 from surveys.links import (
-    FormExpired,
-    FormRejected,
-    LinkExpired,
-    LinkInvalid,
     answer_link,
-    check_form_token,
     form_token,
     one_click_question,
-    read_answer_token,
-    read_respondent_token,
-    respondent_token,
     survey_link,
 )
 from surveys.models import Response, ResponseStatus
 from surveys.service import Respondent, ResponseIn, submit_response
 from tests.factories import make_account, outcomes_answers
-
-RECRUITING = resolve_playbook("recruiting")[1]
-OLD_KEY = "the-old-secret-key-0123456789"
-NEW_KEY = "the-new-secret-key-9876543210"
-
-
-# --- tokens ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def champion(db: Session) -> Contact:
-    import_playbook(db, RECRUITING)
-    account = make_account(db, "acme")
-    db.flush()
-    return account.contacts[0]
-
-
-def token_of(link: str) -> str:
-    return link.rsplit("/", 1)[1]
-
-
-def test_answer_link_round_trips_to_the_click(db: Session, champion: Contact) -> None:
-    settings = Settings(secret_key=NEW_KEY, public_url="https://ns.example")
-    question = one_click_question(db, "outcomes")
-    link = answer_link(settings, champion, question.version, question.question_key, "hire_faster")
-    assert link.startswith("https://ns.example/s/outcomes/a/")
-    click = read_answer_token(db, settings, token_of(link))
-    assert (click.contact.id, click.version.id, click.question_key) == (
-        champion.id,
-        question.version.id,
-        "outcomes",
-    )
-    assert click.answer() == ["hire_faster"]
-
-
-def test_first_question_options_are_the_outcome_library(db: Session, champion: Contact) -> None:
-    question = one_click_question(db, "outcomes")
-    assert question.survey_title == "What does success look like for your team?"
-    assert [o.value for o in question.options] == [
-        "hire_better",
-        "hire_faster",
-        "keep_people",
-        "manager_control",
-    ]
-
-
-def test_respondent_link_is_bound_to_its_survey(db: Session, champion: Contact) -> None:
-    settings = Settings(secret_key=NEW_KEY)
-    link = survey_link(settings, champion, "outcomes")
-    token = link.split("?t=", 1)[1]
-    assert read_respondent_token(db, settings, "outcomes", token).contact == champion
-    with pytest.raises(LinkInvalid):
-        read_respondent_token(db, settings, "feedback", token)
-
-
-@pytest.mark.parametrize(
-    "forge",
-    [
-        pytest.param(lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), id="signature"),
-        pytest.param(lambda t: "W" + t[1:] if t[0] != "W" else "X" + t[1:], id="payload"),
-        pytest.param(lambda t: t.split(".")[0], id="truncated"),
-        pytest.param(lambda t: "not-a-token", id="garbage"),
-        pytest.param(lambda t: "", id="empty"),
-        pytest.param(lambda t: t + "." + t, id="doubled"),
-    ],
-)
-def test_tampered_answer_tokens_are_not_valid(
-    db: Session, champion: Contact, forge: Callable[[str], str]
-) -> None:
-    settings = Settings(secret_key=NEW_KEY)
-    question = one_click_question(db, "outcomes")
-    token = token_of(answer_link(settings, champion, question.version, "outcomes", "hire_faster"))
-    with pytest.raises(LinkInvalid) as caught:
-        read_answer_token(db, settings, forge(token))
-    assert caught.value.status == 404
-
-
-def test_a_respondent_token_does_not_open_an_answer_link(db: Session, champion: Contact) -> None:
-    settings = Settings(secret_key=NEW_KEY)
-    with pytest.raises(LinkInvalid):  # a different salt: one kind of token never opens another door
-        read_answer_token(db, settings, respondent_token(settings, "outcomes", champion))
-
-
-def test_answer_links_expire_after_30_days(db: Session, champion: Contact) -> None:
-    settings = Settings(secret_key=NEW_KEY)
-    question = one_click_question(db, "outcomes")
-    sent_at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-    with freeze_time(sent_at):
-        token = token_of(answer_link(settings, champion, question.version, "outcomes", "hire_faster"))
-    with freeze_time(sent_at + dt.timedelta(days=29)):
-        assert read_answer_token(db, settings, token).option_value == "hire_faster"
-    with freeze_time(sent_at + dt.timedelta(days=31)), pytest.raises(LinkExpired) as caught:
-        read_answer_token(db, settings, token)
-    assert caught.value.status == 410 and caught.value.title == "This link has expired"
-
-
-def test_links_survive_secret_rotation_while_the_old_key_is_listed(db: Session, champion: Contact) -> None:
-    before = Settings(secret_key=OLD_KEY)
-    question = one_click_question(db, "outcomes")
-    token = token_of(answer_link(before, champion, question.version, "outcomes", "hire_faster"))
-
-    rotated = Settings(secret_key=NEW_KEY, old_secret_keys=(OLD_KEY,))
-    assert read_answer_token(db, rotated, token).contact == champion
-    new_token = token_of(answer_link(rotated, champion, question.version, "outcomes", "hire_faster"))
-    assert read_answer_token(db, Settings(secret_key=NEW_KEY), new_token).contact == champion  # signed anew
-
-    grace_over = Settings(secret_key=NEW_KEY)
-    with pytest.raises(LinkInvalid):
-        read_answer_token(db, grace_over, token)
-
-
-def test_answer_link_of_an_option_no_longer_offered_is_not_valid(db: Session, champion: Contact) -> None:
-    settings = Settings(secret_key=NEW_KEY)
-    question = one_click_question(db, "outcomes")
-    token = token_of(answer_link(settings, champion, question.version, "outcomes", "retired_outcome"))
-    with pytest.raises(LinkInvalid, match="no longer offered"):
-        read_answer_token(db, settings, token)
-
-
-def test_form_token_is_bound_to_the_survey_and_the_respondent(db: Session) -> None:
-    settings = Settings(secret_key=NEW_KEY)
-    token = form_token(settings, "outcomes", "c1")
-    check_form_token(settings, token, "outcomes", "c1")
-    for survey, ref in (("outcomes", "c2"), ("feedback", "c1")):
-        with pytest.raises(FormRejected):
-            check_form_token(settings, token, survey, ref)
-    with pytest.raises(FormRejected):
-        check_form_token(settings, None, "outcomes", "c1")
-    with freeze_time(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)), pytest.raises(FormExpired):
-        check_form_token(settings, token, "outcomes", "c1")
-
+from tests.test_survey_tokens import RECRUITING
 
 # --- pages over HTTP ------------------------------------------------------------------------------
 
@@ -599,75 +456,4 @@ def test_respondent_link_for_another_contact_cannot_take_over_a_response(
     assert sorted(str(r.answers["outcomes"]) for r in stored(database)) == [
         "['hire_faster']",
         "['keep_people']",
-    ]
-
-
-# --- the email ------------------------------------------------------------------------------------
-
-
-def test_survey_invite_email_carries_signed_links_per_recipient(
-    recruiting: dict[str, int],
-    database: Database,
-    sink: SendGridSink,
-    run_worker: Callable[[], bool],
-    settings: Settings,
-) -> None:
-    with database.transaction() as session:
-        account = make_account(session, "acme")
-        enroll_account(session, account.id, "survey_invite", now=utcnow(), reason="test")
-    tick_once(database)
-    run_worker()
-    messages = {m.to: m for m in sink.messages()}
-    assert set(messages) == {"sofia@acme.example", "johnny@acme.example"}
-    links: dict[str, list[str]] = {}
-    for to, message in messages.items():
-        assert message.html is not None and message.text is not None
-        assert "%ns" not in message.html and "%nst" not in message.text
-        links[to] = re.findall(r'href="(http://northstar\.test/s/outcomes/a/[^"]+)"', message.html)
-        assert len(links[to]) == 4
-        assert all(link in message.text for link in links[to])  # the plain-text part has them too
-        assert "Which outcomes matter most to your team this year?" in message.html
-    assert not set(links["sofia@acme.example"]) & set(links["johnny@acme.example"])
-    with database.session() as session:
-        click = read_answer_token(session, settings, token_of(links["johnny@acme.example"][1]))
-        assert (click.contact.email, click.option_value) == ("johnny@acme.example", "hire_faster")
-        assert session.scalars(select(Account)).one().external_id == "acme"
-
-
-# --- the playbook ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("step", "message"),
-    [
-        ({"template": "outcomes_survey", "survey": "ghost"}, "no survey 'ghost'"),
-        ({"template": "outcomes_survey"}, "uses survey.*"),
-        ({"template": "welcome_plan", "survey": "objectives_first"}, "cannot be answered from an email"),
-    ],
-)
-def test_campaign_survey_steps_are_checked_at_import(db: Session, step: dict[str, Any], message: str) -> None:
-    document = yaml.safe_load(RECRUITING)
-    document["surveys"].append(
-        {
-            "key": "objectives_first",
-            "title": "Objectives",
-            "questions": [{"key": "objectives", "kind": "objective_pick", "title": "Which?"}],
-        }
-    )
-    document["campaigns"].append(
-        {"key": "probe", "name": "Probe", "steps": [{"key": "s", "kind": "email", **step}]}
-    )
-    probe = len(document["campaigns"]) - 1
-    with pytest.raises(PlaybookInvalid) as caught:
-        import_playbook(db, yaml.safe_dump(document))
-    assert message in caught.value.errors[f"campaigns[{probe}].steps[0].survey"]
-
-
-def test_bundled_playbook_has_the_survey_invite_campaign(db: Session) -> None:
-    import_playbook(db, RECRUITING)
-    from campaigns.models import Campaign
-
-    campaign = db.scalars(select(Campaign).where(Campaign.key == "survey_invite")).one()
-    assert [(s.kind.value, s.config) for s in campaign.steps] == [
-        ("email", {"template": "outcomes_survey", "survey": "outcomes", "to": ["champion", "exec_sponsor"]})
     ]
