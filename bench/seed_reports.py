@@ -5,7 +5,8 @@
 filled by one `INSERT … SELECT … FROM generate_series` (no ORM, no Python loop per row); values are
 spread by modular arithmetic on the row number, so a rerun builds the same data set. Per 1,000,000
 accounts: 1M contacts, ~600k survey responses, 800k plans with 2.4M milestones and ~1.1M key results,
-~1.3M plan revisions, 700k enrolments, ~1.3M messages and 10M events (`--events-per-account`).
+~1.3M plan revisions, 700k enrolments, ~1.3M messages and 10M events (`--events-per-account`), and
+the reports' summary rows built from them (engine.reports.summaries; `northstar reports rebuild`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from dataclasses import dataclass
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from campaigns.report_facts import enrollment_facts_sql
+from engine.reports.plan_facts import KR_FACTS_SQL, PLAN_FACTS_SQL
+from surveys.report_facts import RESPONSE_FACTS_SQL
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_reports"
 PROTECTED = ("postgres", "template0", "template1", "test", "northstar", "northstar_bench")
@@ -253,6 +258,21 @@ STEPS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "report_summaries",  # statistics first: the summary statements join the fresh tables
+        "ANALYZE accounts, success_plans, milestones, key_results, enrollments, messages, responses, "
+        "survey_choices",
+    ),
+    *(
+        (name, f"DELETE FROM {name};\n{sql}")
+        for name, sql in (
+            ("report_plan_facts", PLAN_FACTS_SQL.format(plans="TRUE", milestones="TRUE")),
+            ("report_kr_facts", KR_FACTS_SQL.format(krs="TRUE")),
+            ("report_enrollment_facts", enrollment_facts_sql()),
+            ("report_response_facts", RESPONSE_FACTS_SQL.format(responses="TRUE", choices="TRUE")),
+            ("report_dirty", "SELECT 1"),  # nothing is stale: the rows above were built from everything
+        )
+    ),
+    (
         "events",
         f"""
         INSERT INTO events (account_id, contact_id, name, properties, occurred_at, received_at, idempotency_key)
@@ -308,6 +328,9 @@ def seed(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '256MB'")
+        # A bulk load: no trigger marks report summary keys stale (the summary steps build every row
+        # from the loaded tables), and no foreign-key trigger checks the generated ids.
+        conn.execute("SET session_replication_role = replica")
         for name, statement in STEPS:
             t0 = time.perf_counter()
             sql = REBUILD_CHOICES_SQL if statement == "REBUILD_CHOICES" else statement
@@ -315,9 +338,10 @@ def seed(
             with conn.transaction():
                 for part in (p for p in sql.split(";\n") if p.strip()):
                     conn.execute(part)
-            count = conn.execute(f"SELECT count(*) FROM {name}").fetchone() if name != "library" else None
+            counted = name not in ("library", "report_summaries")
+            count = conn.execute(f"SELECT count(*) FROM {name}").fetchone() if counted else None
             rows[name] = int(count[0]) if count else 0
-            say(f"  {name:<16} {rows[name]:>12,} rows  {time.perf_counter() - t0:7.1f} s")
+            say(f"  {name:<24} {rows[name]:>12,} rows  {time.perf_counter() - t0:7.1f} s")
         for table in SEQUENCES:
             conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT coalesce(max(id), 1) FROM {table}))"

@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from campaigns.models import SENT_STATUSES, Enrollment, Message, MessageStatus
@@ -192,6 +193,12 @@ def _facts_insert(enrollment_ids: list[int] | None) -> Any:
     if enrollment_ids is not None:
         facts = facts.where(Enrollment.id == any_(ids))
     return insert(EnrollmentFact).from_select(list(_COLUMNS), facts)
+
+
+def enrollment_facts_sql() -> str:
+    """The full rebuild as one SQL statement (the benchmark seeder runs it on a raw connection)."""
+    dialect = postgresql.dialect(paramstyle="named")
+    return str(_facts_insert(None).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 def refresh_enrollment_facts(session: Session, keys: StaleKeys) -> int:
