@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from campaigns.models import SENT_STATUSES, Enrollment, Message, MessageStatus
@@ -197,7 +197,7 @@ def _facts_insert(enrollment_ids: list[int] | None) -> Any:
 
 def enrollment_facts_sql() -> str:
     """The full rebuild as one SQL statement (the benchmark seeder runs it on a raw connection)."""
-    dialect = postgresql.dialect(paramstyle="named")
+    dialect = PGDialect(paramstyle="named")
     return str(_facts_insert(None).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
