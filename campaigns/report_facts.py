@@ -197,7 +197,7 @@ def _facts_insert(enrollment_ids: list[int] | None) -> Any:
 
 def enrollment_facts_sql() -> str:
     """The full rebuild as one SQL statement (the benchmark seeder runs it on a raw connection)."""
-    dialect = PGDialect(paramstyle="named")
+    dialect = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
     return str(_facts_insert(None).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
