@@ -25,35 +25,34 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import json
 import logging
-import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from sqlalchemy import ARRAY, ColumnElement, Connection, Integer, any_, bindparam, literal_column, select
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
+from campaigns.bulk_ledger import ChunkLedger, LedgerWriter, array_literal
 from campaigns.guards import CapLedger, Caps, opted_out
-from campaigns.models import RUNNABLE_STATES, Enrollment, StepKind
+from campaigns.models import RUNNABLE_STATES, Enrollment, EnrollmentState, StepKind
 from campaigns.planstate import plan_states, waited_on
 from campaigns.steps import (
     AccountRow,
     AnyAccount,
     AnyContact,
+    AnyEnrollment,
     ContactRow,
     EnrollmentRow,
+    StepSpec,
     Tick,
     TickResult,
+    Verdict,
     Version,
     advance,
     load_versions,
-    not_paused,
 )
-from engine.accounts import Account, Contact
 from engine.privacy import email_erased
 from engine.rules.facts import load_facts
 
@@ -61,56 +60,35 @@ log = logging.getLogger(__name__)
 
 CHUNK = 2000  # enrolments per chunk: ~4,000 ledger rows per INSERT stays within work_mem
 
-# What enrolled the account in its current run: the reason of the last `enrolled`/`re-entered`
-# entry of the history (campaigns.steps.enrolled_because reads the same from an ORM enrolment).
-_ENROLLED_BECAUSE = literal_column(
-    "(SELECT h.entry -> 'reason' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(enrollments.history) "
-    "= 'array' THEN enrollments.history ELSE '[]'::jsonb END) WITH ORDINALITY AS h(entry, n) "
-    "WHERE h.entry ->> 'event' IN ('enrolled', 're-entered') ORDER BY h.n DESC LIMIT 1)",
-    type_=JSONB,
+# The due enrolments of campaigns not paused (campaigns.steps.not_paused), oldest first, locked for
+# this transaction (`SKIP LOCKED`: rows another tick holds are left to it). What enrolled each, for
+# the traces: the reason of the last `enrolled`/`re-entered` entry of its history, as JSON text
+# (campaigns.steps.enrolled_because reads the same from an ORM enrolment).
+_LOCK_DUE = (
+    "SELECT e.id, e.account_id, e.campaign_id, e.campaign_version, e.state, e.current_step, "
+    "e.step_started_at, e.entry, e.held_out, (SELECT h.entry -> 'reason' FROM jsonb_array_elements("
+    "CASE WHEN jsonb_typeof(e.history) = 'array' THEN e.history ELSE '[]'::jsonb END) WITH ORDINALITY "
+    "AS h(entry, n) WHERE h.entry ->> 'event' IN ('enrolled', 're-entered') ORDER BY h.n DESC "
+    "LIMIT 1)::text, e.next_run_at FROM enrollments AS e "
+    # constants, as in the partial index ix_enrollments_due, so the planner can use it
+    f"WHERE e.state IN ({', '.join(repr(state.value) for state in RUNNABLE_STATES)}) AND e.next_run_at <= %s "
+    "AND e.campaign_id NOT IN (SELECT c.id FROM campaigns AS c WHERE c.paused IS true) "
+    "ORDER BY e.next_run_at, e.id LIMIT %s FOR UPDATE OF e SKIP LOCKED"
 )
-
-# What the tick sends per ledger row; a row's channel and template are its step's (read from
-# campaign_steps by the INSERT), and created_at = updated_at = the tick's moment (one parameter).
-_MESSAGE_COLUMNS = (
-    ("enrollment_id", "int"),
-    ("step_id", "int"),
-    ("contact_id", "int"),
-    ("status", "varchar"),
-    ("reason", "varchar"),
-    ("dedupe_key", "varchar"),
-    ("not_before", "timestamptz"),
-    ("trace", "jsonb"),
+_ACCOUNTS = "SELECT id, segment, timezone, holdout_group FROM accounts WHERE id = ANY(%s::int[])"
+# The columns rules read as facts, only when some enrolment of the tick evaluates a condition.
+_ACCOUNTS_WITH_FACTS = (
+    "SELECT id, segment, timezone, holdout_group, external_id, plan_tier, lifecycle_stage, traits "
+    "FROM accounts WHERE id = ANY(%s::int[])"
 )
-_MESSAGE_VALUES = operator.itemgetter(*(name for name, _ in _MESSAGE_COLUMNS))
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-# One statement per chunk: write the rows in the tick's order (their ids too); answer with the new
-# queued email ids per step (what the caller enqueues) and the rows whose dedupe key was already in
-# the ledger (normally none).
-_INSERT_MESSAGES = (
-    "WITH v AS MATERIALIZED (SELECT v.*, s.kind AS channel, s.config ->> 'template' AS template_key "
-    f"FROM unnest({', '.join(f'%b::{kind}[]' for _, kind in _MESSAGE_COLUMNS)}) WITH ORDINALITY "
-    f"AS v({', '.join(name for name, _ in _MESSAGE_COLUMNS)}, n) "
-    "JOIN campaign_steps AS s ON s.id = v.step_id), "
-    "ins AS (INSERT INTO messages (enrollment_id, step_id, contact_id, channel, status, reason, dedupe_key, "
-    "template_key, created_at, updated_at, not_before, trace) SELECT enrollment_id, step_id, contact_id, "
-    "channel, status, reason, dedupe_key, template_key, %b::timestamptz, %b::timestamptz, not_before, trace "
-    "FROM v ORDER BY n ON CONFLICT (dedupe_key) DO NOTHING "
-    "RETURNING id, step_id, dedupe_key, status, channel) "
-    "SELECT step_id, array_agg(id ORDER BY id), NULL::varchar[], NULL::varchar[], NULL::varchar[] FROM ins "
-    "WHERE status = 'queued' AND channel = 'email' GROUP BY step_id "
-    "UNION ALL SELECT NULL, NULL, array_agg(v.dedupe_key), array_agg(v.status), array_agg(v.channel) FROM v "
-    "WHERE v.dedupe_key NOT IN (SELECT dedupe_key FROM ins) HAVING count(*) > 0"
+# In the order of ContactRow's fields, and of `Account.contacts` (by id); an empty list of
+# unsubscribed categories comes back as NULL (nothing to decode).
+_CONTACTS = (
+    "SELECT id, account_id, email, role, timezone, unsubscribed_at, bounced_at, spam_reported_at, "
+    "NULLIF(unsubscribed_categories, '[]'::jsonb) FROM contacts WHERE account_id = ANY(%s::int[]) "
+    "ORDER BY account_id, id"
 )
-_UPDATE_ENROLLMENTS = (
-    "UPDATE enrollments AS e SET state = v.state, current_step = v.current_step, "
-    "step_started_at = v.step_started_at, next_run_at = v.next_run_at, finished_at = v.finished_at, "
-    "exited_reason = v.exited_reason, history = e.history || v.history "
-    "FROM unnest(%b::int[], %b::varchar[], %b::int[], %b::timestamptz[], %b::timestamptz[], "
-    "%b::timestamptz[], %b::varchar[], %b::jsonb[]) "
-    "AS v(id, state, current_step, step_started_at, next_run_at, finished_at, exited_reason, history) "
-    "WHERE e.id = v.id"
-)
+_STATES = {state.value: state for state in EnrollmentState}
 _EVENT_COUNTS = (
     "SELECT v.account_id, v.name, v.since, (SELECT count(*) FROM events AS ev WHERE "
     "ev.account_id = v.account_id AND ev.name = v.name AND ev.occurred_at >= v.since) "
@@ -125,6 +103,7 @@ class BulkTick(Tick):
 
     events: dict[tuple[int, str, dt.datetime], int] = field(default_factory=dict)
     erased: set[int] = field(default_factory=set)  # contacts whose email was erased (privacy)
+    ledger: ChunkLedger = field(default_factory=ChunkLedger)  # the chunk's ledger rows, as columns
 
     def facts_for(self, account: AnyAccount) -> dict[str, Any]:
         found = self.facts.get(account.id)
@@ -143,6 +122,12 @@ class BulkTick(Tick):
         if contact.id in self.erased:
             return "erased: privacy request"
         return opted_out(contact, category)
+
+    def add_message(
+        self, enrollment: AnyEnrollment, step: StepSpec, contact: AnyContact, verdict: Verdict
+    ) -> None:
+        assert isinstance(enrollment, EnrollmentRow)
+        self.ledger.add(enrollment, step, contact, verdict)
 
 
 @dataclass(frozen=True)
@@ -208,15 +193,13 @@ def _advance_due(
         events=_event_counts(connection, due, need, now),
         erased={c.id for a in accounts.values() for c in a.contacts if email_erased(session, c.email)},
     )
-    with _LedgerWriter(connection, result) as writer:
+    with LedgerWriter(connection, result, now) as writer:
         for start in range(0, len(due), chunk):
             rows = due[start : start + chunk]
             for row in rows:
                 result.enrollments += 1
                 advance(tick, row)
-            writer.write(tick.new_messages, rows, steps=list(tick.new_queued))
-            tick.new_messages.clear()
-            tick.new_queued.clear()
+            writer.write(tick.ledger, rows)
     _expire_enrollments(session, {row.id for row in due})
     return {step_id: ids for step_id, ids in writer.queued.items() if ids}
 
@@ -231,149 +214,46 @@ def _facts(
     return found
 
 
-class _LedgerWriter:
-    """Sends each chunk's INSERT and UPDATE in psycopg's pipeline mode and reads the answers at the
-    end: PostgreSQL writes chunk k while Python computes chunk k+1 (two cores, not one)."""
-
-    def __init__(self, connection: Connection, result: TickResult) -> None:
-        self.driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
-        self.result = result
-        self.pending: list[psycopg.Cursor[Any]] = []
-        self.queued: dict[int, list[int]] = {}
-
-    def __enter__(self) -> _LedgerWriter:
-        self.pipeline = self.driver.pipeline()
-        self.pipeline.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.pipeline.__exit__(*exc)  # type: ignore[arg-type]  # syncs: every statement has run
-        if exc[0] is None:
-            for cursor in self.pending:
-                self._collect(cursor.fetchall())
-
-    def write(
-        self, messages: list[dict[str, Any]], rows: Sequence[EnrollmentRow], *, steps: list[int]
-    ) -> None:
-        """Send a chunk's writes. `steps`: the steps with queued emails, in the order the tick
-        queued them first (the order of the delivery batches, as on the per-enrolment path)."""
-        for step_id in steps:
-            self.queued.setdefault(step_id, [])
-        if messages:
-            values = map(_MESSAGE_VALUES, messages)
-            columns: list[Any] = [list(column) for column in zip(*values, strict=True)]
-            columns[3] = list(map(str, columns[3]))  # a MessageStatus as its value (psycopg dumps the name)
-            columns[7] = list(map(_dumps, columns[7]))
-            now = messages[0]["created_at"]
-            cursor = self.driver.cursor()
-            cursor.execute(_INSERT_MESSAGES, [*columns, now, now])
-            self.pending.append(cursor)
-        if rows:
-            self.driver.cursor().execute(
-                _UPDATE_ENROLLMENTS,
-                (
-                    [row.id for row in rows],
-                    [row.state.value for row in rows],
-                    [row.current_step for row in rows],
-                    [row.step_started_at for row in rows],
-                    [row.next_run_at for row in rows],
-                    [row.finished_at for row in rows],
-                    [row.exited_reason for row in rows],
-                    [_dumps(row.history) for row in rows],
-                ),
-            )
-
-    def _collect(self, answer: list[tuple[Any, ...]]) -> None:
-        for step_id, ids, existing, statuses, channels in answer:
-            if step_id is not None:
-                self.queued.setdefault(step_id, []).extend(ids)
-            elif existing:
-                self._existing(existing, statuses, channels)
-
-    def _existing(self, keys: list[str], statuses: list[str], channels: list[str]) -> None:
-        result = self.result
-        for status, channel in zip(statuses, channels, strict=True):
-            result.messages_existing += 1
-            if status == "suppressed":
-                result.messages_suppressed -= 1
-            elif status == "deferred":
-                result.messages_deferred -= 1
-            elif channel == StepKind.EMAIL.value:
-                result.messages_queued -= 1
-        log.warning(
-            "%d ledger rows were already written (dedupe keys %s…): left as they are, not sent again",
-            len(keys),
-            ", ".join(keys[:5]),
-        )
-
-
 def _lock_due(connection: Connection, now: dt.datetime, limit: int) -> list[EnrollmentRow]:
-    """The due enrolments of campaigns not paused, oldest first, locked for this transaction
-    (`SKIP LOCKED`: rows another tick holds are left to it)."""
-    stmt: Any = (
-        select(  # in the order of EnrollmentRow's fields
-            Enrollment.id,
-            Enrollment.account_id,
-            Enrollment.campaign_id,
-            Enrollment.campaign_version,
-            Enrollment.state,
-            Enrollment.current_step,
-            Enrollment.step_started_at,
-            Enrollment.entry,
-            Enrollment.held_out,
-            _ENROLLED_BECAUSE,
-            Enrollment.next_run_at,
-        )
-        .where(
-            Enrollment.state.in_(RUNNABLE_STATES),
-            Enrollment.next_run_at <= now,
-            not_paused(Enrollment.campaign_id),  # held while paused: still due when resumed
-        )
-        .order_by(Enrollment.next_run_at, Enrollment.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Enrollment.__table__)
-    )
+    """The due enrolments, locked. Plain psycopg rows: the ORM's or Core's per-row processing cost
+    more than the query at 100,000 rows."""
     nobody = AccountRow(0, "", "UTC", False)  # replaced by its account once the accounts are read
+    states = _STATES
+    rows = _driver(connection).execute(_LOCK_DUE, (now, limit)).fetchall()
     return [
-        EnrollmentRow(*values[:10], account=nobody, next_run_at=values[10])  # type: ignore[misc]
-        for values in connection.execute(stmt)
+        EnrollmentRow(
+            eid, aid, cid, version, states[state], step, started, entry, held, enrolled, nobody, next_run
+        )
+        for eid, aid, cid, version, state, step, started, entry, held, enrolled, next_run in rows
     ]
 
 
 def _load_accounts(connection: Connection, ids: set[int], with_facts: set[int]) -> dict[int, AccountRow]:
-    """The chunk's accounts with their contacts (ordered by id, as `Account.contacts` is); the
-    columns rules read as facts only when some enrolment of the chunk evaluates a condition."""
+    """The tick's accounts with their contacts (ordered by id, as `Account.contacts` is); the columns
+    rules read as facts only when some enrolment evaluates a condition."""
+    driver = _driver(connection)
+    wanted = array_literal(ids)
     accounts: dict[int, AccountRow] = {}
-    columns: list[Any] = [Account.id, Account.segment, Account.timezone, Account.holdout_group]
     if with_facts:
-        columns += [Account.external_id, Account.plan_tier, Account.lifecycle_stage, Account.traits]
-    for values in connection.execute(select(*columns).where(_any(Account.id, ids))):
-        account = AccountRow(values[0], values[1], values[2], values[3])
-        if with_facts:
-            account.external_id, account.plan_tier, account.lifecycle_stage = values[4], values[5], values[6]
-            account.traits = dict(values[7] or {})
-        accounts[account.id] = account
-    contacts: Any = select(  # in the order of ContactRow's fields
-        Contact.id,
-        Contact.account_id,
-        Contact.email,
-        Contact.role,
-        Contact.timezone,
-        Contact.unsubscribed_at,
-        Contact.bounced_at,
-        Contact.spam_reported_at,
-        Contact.unsubscribed_categories,
-    ).where(_any(Contact.account_id, ids))
-    for values in connection.execute(contacts.order_by(Contact.account_id, Contact.id)):
+        for aid, segment, zone, holdout, external_id, tier, stage, traits in driver.execute(
+            _ACCOUNTS_WITH_FACTS, (wanted,)
+        ).fetchall():
+            accounts[aid] = AccountRow(
+                aid, segment, zone, holdout, [], external_id, tier, stage, dict(traits or {})
+            )
+    else:
+        for aid, segment, zone, holdout in driver.execute(_ACCOUNTS, (wanted,)).fetchall():
+            accounts[aid] = AccountRow(aid, segment, zone, holdout, [])
+    for values in driver.execute(_CONTACTS, (wanted,)).fetchall():
         contact = ContactRow(*values)
-        contact.unsubscribed_categories = contact.unsubscribed_categories or []
+        if contact.unsubscribed_categories is None:
+            contact.unsubscribed_categories = []
         accounts[contact.account_id].contacts.append(contact)
     return accounts
 
 
-def _any(column: InstrumentedAttribute[int], ids: Iterable[int]) -> ColumnElement[bool]:
-    """`column = ANY(:ids)`: one array parameter however many ids (engine.db.id_in on PostgreSQL)."""
-    return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+def _driver(connection: Connection) -> psycopg.Connection[Any]:
+    return connection.connection.driver_connection  # type: ignore[return-value]
 
 
 def _event_counts(

@@ -7,6 +7,8 @@ exactly the same steps; they differ only in how they read and write.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,8 @@ from engine.rules.facts import load_facts
 from engine.rules.logic import holds
 
 log = logging.getLogger(__name__)
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 MAX_STEPS_PER_TICK = 50
 EVENT_POLL = dt.timedelta(hours=1)
@@ -68,6 +72,9 @@ class StepSpec:
 
 
 Version = tuple[list[StepSpec], dict[str, Any]]  # a version's steps in order, and its settings
+# One recipient's guards: suppression, holdout detail, account cap, contact cap (None or why), and
+# when the send window opens (None: open now, or not checked because another guard stopped it).
+Verdict = tuple[str | None, str, str | None, str | None, dt.datetime | None]
 
 
 @dataclass(slots=True)
@@ -105,8 +112,9 @@ class AccountRow:
 
 @dataclass(slots=True)
 class EnrollmentRow:
-    """An enrolment of the bulk tick: `history` holds only the entries this tick appends, and
-    `enrolled` what enrolled the account (read from the stored history by the query)."""
+    """An enrolment of the bulk tick: `history` holds only the entries this tick appends (as JSON
+    text), and `enrolled` what enrolled the account (JSON text, read from the stored history by the
+    query; None if nothing did)."""
 
     id: int
     account_id: int
@@ -117,12 +125,12 @@ class EnrollmentRow:
     step_started_at: dt.datetime
     entry: int
     held_out: bool
-    enrolled: Any
+    enrolled: str | None
     account: AccountRow
     next_run_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     exited_reason: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
 
 
 AnyEnrollment = Enrollment | EnrollmentRow
@@ -162,6 +170,30 @@ class Tick:
     def suppression(self, contact: AnyContact, category: str) -> str | None:
         assert isinstance(contact, Contact)
         return suppression(contact, category)
+
+    def add_message(
+        self, enrollment: AnyEnrollment, step: StepSpec, contact: AnyContact, verdict: Verdict
+    ) -> None:
+        """Keep a recipient's ledger row for the write at the end of the tick (campaigns.bulk
+        buffers its chunk's rows as columns instead)."""
+        status, reason, opens, trace = ledger_fields(enrollment, step, verdict, enrolled_because(enrollment))
+        message = {
+            "enrollment_id": enrollment.id,
+            "step_id": step.id,
+            "contact_id": contact.id,
+            "channel": step.kind.value,
+            "status": status,
+            "reason": reason,
+            "dedupe_key": dedupe_key(enrollment, step, contact),
+            "template_key": step.config.get("template"),
+            "created_at": self.now,
+            "updated_at": self.now,
+            "not_before": opens,
+            "trace": trace,
+        }
+        self.new_messages.append(message)
+        if status is MessageStatus.QUEUED and step.kind is StepKind.EMAIL:
+            self.new_queued.setdefault(step.id, []).append(message)
 
 
 def not_paused(campaign_id: Any) -> ColumnElement[bool]:
@@ -326,7 +358,17 @@ def _wait(enrollment: AnyEnrollment, until: dt.datetime) -> None:
 
 
 def _log(enrollment: AnyEnrollment, now: dt.datetime, event: str, **details: Any) -> None:
-    enrollment.history = [*enrollment.history, log_entry(now, event, **details)]
+    if isinstance(enrollment, EnrollmentRow):
+        enrollment.history.append(entry_text(now, event, tuple(details.items())))
+    else:
+        enrollment.history = [*enrollment.history, log_entry(now, event, **details)]
+
+
+@functools.lru_cache(maxsize=4096)
+def entry_text(now: dt.datetime, event: str, details: tuple[tuple[str, Any], ...]) -> str:
+    """A history entry as JSON, for the bulk tick: the same few entries (this moment, this step)
+    repeat across thousands of enrolments, so each is encoded once."""
+    return _dumps(log_entry(now, event, **dict(details)))
 
 
 def _finish(enrollment: AnyEnrollment, now: dt.datetime, state: EnrollmentState, reason: str) -> None:
@@ -340,7 +382,7 @@ def _finish(enrollment: AnyEnrollment, now: dt.datetime, state: EnrollmentState,
 def enrolled_because(enrollment: AnyEnrollment) -> Any:
     """What enrolled the account in its current run (the rule, the trigger, the API call)."""
     if isinstance(enrollment, EnrollmentRow):
-        return enrollment.enrolled
+        return None if enrollment.enrolled is None else json.loads(enrollment.enrolled)
     for entry in reversed(enrollment.history):
         if entry.get("event") in ("enrolled", "re-entered"):
             return entry.get("reason")
@@ -350,6 +392,36 @@ def enrolled_because(enrollment: AnyEnrollment) -> Any:
 def dedupe_key(enrollment: AnyEnrollment, step: StepSpec, contact: AnyContact) -> str:
     entry = "" if enrollment.entry <= 1 else f".{enrollment.entry}"
     return f"{enrollment.id}{entry}:{step.id}:{contact.id}"
+
+
+def ledger_fields(
+    enrollment: AnyEnrollment, step: StepSpec, verdict: Verdict, enrolled: Any
+) -> tuple[MessageStatus, str | None, dt.datetime | None, dict[str, Any]]:
+    """A recipient's ledger row from its guards' results: status, reason, `not_before` and the
+    trace (what enrolled the account, the step, every guard's result). Everything in it follows
+    from the enrolment's run, the step and the verdict, so the bulk tick builds it once per
+    distinct combination."""
+    suppressed, holdout_detail, account_cap, contact_cap, opens = verdict
+    holdout = "holdout" if holdout_detail != "pass" else None
+    reason = suppressed or holdout or account_cap or contact_cap or None
+    guards: list[list[str]] = [
+        ["suppression", suppressed or "pass"],
+        ["holdout", holdout_detail],
+        ["account cap", account_cap or "pass"],
+        ["contact cap", contact_cap or "pass"],
+    ]
+    if reason is None:
+        guards.append(["send window", f"deferred until {opens.isoformat()}" if opens else "pass"])
+    status = MessageStatus.SUPPRESSED if reason else MessageStatus.DEFERRED if opens else MessageStatus.QUEUED
+    trace = {
+        "enrolled": enrolled,
+        "campaign_version": enrollment.campaign_version,
+        "entry": enrollment.entry,
+        "step": step.key,
+        "guards": guards,
+        "result": reason or ("deferred" if opens else "queued"),
+    }
+    return status, reason, opens, trace
 
 
 def write_messages(tick: Tick, enrollment: AnyEnrollment, step: StepSpec, settings: dict[str, Any]) -> None:
@@ -366,11 +438,6 @@ def write_messages(tick: Tick, enrollment: AnyEnrollment, step: StepSpec, settin
         holdout, holdout_detail = "holdout", "in the global holdout group"
     else:
         holdout, holdout_detail = None, "pass"
-    enrolled = enrolled_because(enrollment)
-    entry = "" if enrollment.entry <= 1 else f".{enrollment.entry}"
-    key_prefix = f"{enrollment.id}{entry}:{step.id}:"
-    channel = step.kind.value
-    template = step.config.get("template")
     now = tick.now
     contacts: list[Any] = account.contacts
     sent_any = False
@@ -379,42 +446,13 @@ def write_messages(tick: Tick, enrollment: AnyEnrollment, step: StepSpec, settin
             continue
         suppressed = tick.suppression(contact, category)
         contact_cap = caps.contact_capped(contact.id) if uses_caps else None
-        guards: list[list[str]] = [
-            ["suppression", suppressed or "pass"],
-            ["holdout", holdout_detail],
-            ["account cap", account_cap or "pass"],
-            ["contact cap", contact_cap or "pass"],
-        ]
         reason = suppressed or holdout or account_cap or contact_cap or None
         opens = None
-        if reason is None:
-            opens = window_opens(window, contact_zone(contact, account), now) if window else None
-            guards.append(["send window", f"deferred until {opens.isoformat()}" if opens else "pass"])
-        status = (
-            MessageStatus.SUPPRESSED if reason else MessageStatus.DEFERRED if opens else MessageStatus.QUEUED
+        if reason is None and window:
+            opens = window_opens(window, contact_zone(contact, account), now)
+        tick.add_message(
+            enrollment, step, contact, (suppressed, holdout_detail, account_cap, contact_cap, opens)
         )
-        message = {
-            "enrollment_id": enrollment.id,
-            "step_id": step.id,
-            "contact_id": contact.id,
-            "channel": channel,
-            "status": status,
-            "reason": reason,
-            "dedupe_key": f"{key_prefix}{contact.id}",
-            "template_key": template,
-            "created_at": now,
-            "updated_at": now,
-            "not_before": opens,
-            "trace": {
-                "enrolled": enrolled,
-                "campaign_version": enrollment.campaign_version,
-                "entry": enrollment.entry,
-                "step": step.key,
-                "guards": guards,
-                "result": reason or ("deferred" if opens else "queued"),
-            },
-        }
-        tick.new_messages.append(message)
         if reason:
             tick.result.messages_suppressed += 1
             continue
@@ -424,6 +462,5 @@ def write_messages(tick: Tick, enrollment: AnyEnrollment, step: StepSpec, settin
             tick.result.messages_deferred += 1
         elif step.kind is StepKind.EMAIL:
             tick.result.messages_queued += 1
-            tick.new_queued.setdefault(step.id, []).append(message)
     if sent_any:
         caps.nudges[account.id] += 1
