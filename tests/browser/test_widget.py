@@ -11,81 +11,38 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import re
-import shutil
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import jwt
 import pytest
 import yaml
-from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
-from sqlalchemy import func, select
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from engine.accounts import Account
-from engine.db import Database, utcnow
+from engine.db import Database
 from engine.plans.models import SuccessPlan
 from engine.playbook import import_playbook, resolve_playbook
-from engine.workspaces import ensure_workspace
 from surveys.models import Response, ResponseStatus, SurveyDismissal
-from tests.browser.host_pages import HOSTILE_CSS, HostSite, host_page, serving
-
-ROOT = Path(__file__).resolve().parents[2]
-WIDGET = ROOT / "web" / "static" / "embed" / "widget.js"
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
-DOC_SHOTS = ROOT / "docs" / "screenshots"
-PHONE = {"width": 360, "height": 780}
-DESKTOP = {"width": 1280, "height": 800}
-TITLE = "What does success look like for your team?"
-THANKS = "Thank you! Your success plan is ready."
-# The respondent's clock (key-result due dates are today + days), fixed so the screenshots in docs/
-# stay the same from day to day; later than the server's today, so those dates are in the future.
-BROWSER_NOW = dt.datetime(2030, 3, 2, 9, 30)
-OPEN_SHADOW_ROOTS = """
-(() => {
-  const attach = Element.prototype.attachShadow;
-  Element.prototype.attachShadow = function (init) { return attach.call(this, { ...init, mode: "open" }); };
-})();
-"""
-
-
-@dataclass
-class Embed:
-    """The app, the host site on another origin, and the workspace secret the host signs with."""
-
-    app: str
-    host: HostSite
-    secret: str
-    database: Database
-
-    def token(self, sub: str = "u-1", *, ttl: int = 600, email: str = "sofia@acme.example") -> str:
-        claims = {
-            "sub": sub,
-            "account": "acme",
-            "email": email,
-            "name": "Sofia Varga",
-            "exp": int((utcnow() + dt.timedelta(seconds=ttl)).timestamp()),
-        }
-        return jwt.encode(claims, self.secret, algorithm="HS256")
-
-    def page_url(self, path: str = "/app", *, token: str | None = "", **options: Any) -> str:
-        """Serve a host page at `path`; `token=""` means a fresh token for contact u-1."""
-        return self.host.add(
-            path, host_page(self.app, token=self.token() if token == "" else token, **options)
-        )
-
-    def responses(self) -> list[Response]:
-        with self.database.session() as session:
-            rows = session.scalars(select(Response).order_by(Response.id)).all()
-            for row in rows:
-                _ = (row.contact, row.account)  # loaded before the session closes
-            return list(rows)
-
-    def count(self, model: type) -> int:
-        with self.database.session() as session:
-            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+from tests.browser.host_pages import HOSTILE_CSS, HostSite, serving
+from tests.browser.widget_harness import (
+    BROWSER_NOW,
+    THANKS,
+    TITLE,
+    WIDGET,
+    Embed,
+    complete_survey,
+    finish_after_key_results,
+    in_shadow,
+    make_embed,
+    next_step,
+    open_shadow_page,
+    result,
+    settled,
+    shoot,
+    show_again,
+    survey_dialog,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -94,106 +51,15 @@ def host_site() -> Iterator[HostSite]:
         yield site
 
 
-def _embed(database: Database, live_server: str, host_site: HostSite, origins: list[str]) -> Embed:
-    with database.transaction() as session:
-        secret = ensure_workspace(session, origins=origins).jwt_secret
-    return Embed(app=live_server, host=host_site, secret=secret, database=database)
-
-
 @pytest.fixture
 def embed(database: Database, recruiting: dict[str, int], live_server: str, host_site: HostSite) -> Embed:
     """The recruiting playbook imported, and a workspace that allows the host's origin."""
-    return _embed(database, live_server, host_site, [host_site.origin])
+    return make_embed(database, live_server, host_site, [host_site.origin])
 
 
 @pytest.fixture
 def widget_page(page: Page) -> Page:
-    page.add_init_script(OPEN_SHADOW_ROOTS)
-    page.clock.set_fixed_time(BROWSER_NOW)
-    return page
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, color_scheme="light", is_mobile=True, has_touch=True)
-    context.add_init_script(OPEN_SHADOW_ROOTS)
-    opened = context.new_page()
-    opened.clock.set_fixed_time(BROWSER_NOW)
-    opened.set_default_timeout(10_000)
-    yield opened
-    context.close()
-
-
-def shoot(page: Page, name: str, *, docs: bool = False) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.mouse.move(0, 0)  # no hover state in the picture
-    page.screenshot(path=str(path), animations="disabled")
-    if docs:
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOC_SHOTS / f"{name}.png")
-
-
-def survey_dialog(scope: Page | FrameLocator) -> Locator:
-    return scope.get_by_role("dialog", name=TITLE)
-
-
-def next_step(dialog: Locator, label: str = "Next") -> None:
-    dialog.get_by_role("button", name=label, exact=True).click()
-
-
-def pick_outcome_and_objective(dialog: Locator) -> None:
-    expect(dialog.get_by_text("Step 1 of 5")).to_be_visible()
-    dialog.get_by_role("checkbox", name="Hire faster").check()
-    next_step(dialog)
-    expect(dialog.get_by_text("Step 2 of 5")).to_be_visible()
-    dialog.get_by_role("checkbox", name="Fill open roles sooner").check()
-    next_step(dialog)
-    expect(dialog.get_by_text("Step 3 of 5")).to_be_visible()
-
-
-def finish_after_key_results(dialog: Locator) -> None:
-    next_step(dialog)
-    dialog.get_by_role("radio", name="Recruiting leader").check()
-    next_step(dialog)
-    expect(dialog.get_by_text("Step 5 of 5")).to_be_visible()
-    dialog.get_by_role("radio", name="9", exact=True).click()
-    next_step(dialog, "Submit")
-    expect(dialog.get_by_text(THANKS)).to_be_visible()
-
-
-def complete_survey(dialog: Locator) -> None:
-    pick_outcome_and_objective(dialog)
-    finish_after_key_results(dialog)
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    """The dismissal is posted as the widget closes (fire and forget): wait for its row."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def show_again(page: Page, arguments: str = '"outcomes"') -> None:
-    """Call `Northstar.show(...)` from the host page, as its own code would after some click."""
-    page.evaluate(f"window.result = null; showSurvey({arguments}); 0")
-
-
-def settled(page: Page) -> Any:
-    """Wait for the show() promise, then return what it resolved with."""
-    page.wait_for_function("window.result !== null")
-    return result(page)
-
-
-def result(page: Page) -> Any:
-    """What the host's `Northstar.show()` promise resolved with (None while the survey is open)."""
-    return page.evaluate("window.result")
-
-
-def in_shadow(page: Page, script: str) -> Any:
-    """Evaluate `script` (a function of the widget's shadow root) in the host page."""
-    return page.evaluate(f"(({script}))(document.querySelector('[data-northstar]').shadowRoot)")
+    return open_shadow_page(page)
 
 
 @pytest.mark.browser
@@ -326,142 +192,6 @@ def test_a_strict_content_security_policy_on_the_host_page(widget_page: Page, em
     assert [r.status for r in embed.responses()] == [ResponseStatus.COMPLETED]
 
 
-def focused(page: Page) -> dict[str, Any]:
-    """The element focused inside the widget, and whether its focus outline shows."""
-    found: dict[str, Any] = in_shadow(
-        page,
-        """root => {
-          const e = root.activeElement;
-          if (!e) return {tag: null};
-          const style = getComputedStyle(e);
-          return {tag: e.tagName.toLowerCase(), type: e.getAttribute('role') || e.type,
-                  name: e.getAttribute('aria-label') || e.textContent.trim() || e.value,
-                  outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2};
-        }""",
-    )
-    return found
-
-
-def tab_to(page: Page, name: str, *, limit: int = 30) -> dict[str, Any]:
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        now = focused(page)
-        if now.get("name") == name:
-            return now
-    raise AssertionError(f"Tab never reached {name!r}; focus is on {focused(page)}")
-
-
-@pytest.mark.browser
-def test_keyboard_only(widget_page: Page, embed: Embed) -> None:
-    page = widget_page
-    page.goto(embed.page_url(show=None))
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.id") == "open"
-    page.keyboard.press("Enter")  # the host's own button opens the survey
-    dialog = survey_dialog(page)
-    expect(dialog).to_be_visible()
-
-    # Focus moved into the dialog, onto the question (read out; no answer looks pre-selected).
-    assert focused(page)["tag"] == "legend"
-    page.keyboard.press("Tab")
-    start = focused(page)
-    assert start["type"] == "checkbox" and start["outline"], start
-    page.keyboard.press("Tab")  # second outcome, alphabetically: Hire faster
-    page.keyboard.press("Space")
-    expect(dialog.get_by_role("checkbox", name="Hire faster")).to_be_checked()
-    assert tab_to(page, "Next")["outline"]
-    page.keyboard.press("Enter")
-
-    expect(dialog.get_by_text("Step 2 of 5")).to_be_visible()
-    page.keyboard.press("Tab")
-    page.keyboard.press("Space")  # the first objective offered
-    assert tab_to(page, "Next")["outline"]
-    page.keyboard.press("Enter")
-
-    expect(dialog.get_by_text("Step 3 of 5")).to_be_visible()
-    page.keyboard.press("Tab")
-    assert focused(page)["type"] == "number"
-    page.keyboard.press("Enter")  # submits the step from a field
-
-    expect(dialog.get_by_text("Step 4 of 5")).to_be_visible()
-    page.keyboard.press("Tab")
-    assert focused(page)["type"] == "radio"
-    page.keyboard.press("Space")
-    page.keyboard.press("ArrowDown")  # native radio keys
-    expect(dialog.get_by_role("radio", name="Recruiting leader")).to_be_checked()
-    assert tab_to(page, "Next")["outline"]
-    page.keyboard.press("Enter")
-
-    expect(dialog.get_by_text("Step 5 of 5")).to_be_visible()
-    page.keyboard.press("Tab")
-    assert focused(page) | {"outline": None} == {
-        "tag": "button",
-        "type": "radio",
-        "name": "0",
-        "outline": None,
-    }
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")
-    expect(dialog.get_by_role("radio", name="3", exact=True)).to_have_attribute("aria-checked", "true")
-    # A low score asks one more question (show_if), so the step count grows.
-    expect(dialog.get_by_text("Step 5 of 6")).to_be_visible()
-    page.keyboard.press("End")
-    expect(dialog.get_by_text("Step 5 of 5")).to_be_visible()
-    page.keyboard.press("ArrowLeft")
-    expect(dialog.get_by_role("radio", name="9", exact=True)).to_have_attribute("aria-checked", "true")
-    assert focused(page)["outline"]
-
-    # Tab is trapped in the dialog: from the last control it wraps to the first (the close button).
-    tab_to(page, "Submit")
-    page.keyboard.press("Tab")
-    assert focused(page)["name"] == "Not now"
-    page.keyboard.press("Shift+Tab")
-    assert focused(page)["name"] == "Submit"
-    page.keyboard.press("Enter")
-
-    expect(dialog.get_by_text(THANKS)).to_be_visible()
-    page.keyboard.press("Escape")
-    expect(dialog).to_have_count(0)
-    assert page.evaluate("document.activeElement.id") == "open", "focus goes back where it was"
-    assert result(page) == {"status": "completed"}
-    (response,) = embed.responses()
-    assert response.status == ResponseStatus.COMPLETED and response.answers["nps"] == 9
-    assert embed.count(SurveyDismissal) == 0
-
-
-@pytest.mark.browser
-def test_phone_bottom_sheet_without_horizontal_overflow(phone: Page, embed: Embed) -> None:
-    page = phone
-    page.goto(embed.page_url())
-    dialog = survey_dialog(page)
-    expect(dialog).to_be_visible()
-    dialog.evaluate("e => Promise.all(e.getAnimations().map(a => a.finished))")  # it slides in
-    box = dialog.bounding_box()
-    assert box is not None and box["width"] == PHONE["width"] and box["x"] == 0
-    assert abs(box["y"] + box["height"] - PHONE["height"]) <= 1, "a bottom sheet, flush with the bottom"
-
-    def no_overflow() -> None:
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        assert in_shadow(page, "root => root.querySelector('.bd').scrollWidth") <= PHONE["width"]
-
-    no_overflow()
-    shoot(page, "widget-outcomes-phone")
-    pick_outcome_and_objective(dialog)
-    no_overflow()
-    shoot(page, "widget-key-results-phone", docs=True)
-    next_step(dialog)
-    dialog.get_by_role("radio", name="Recruiting leader").check()
-    next_step(dialog)
-    no_overflow()
-    shoot(page, "widget-nps-phone")
-    dialog.get_by_role("radio", name="10", exact=True).click()
-    next_step(dialog, "Submit")
-    expect(dialog.get_by_text(THANKS)).to_be_visible()
-    no_overflow()
-    shoot(page, "widget-thanks-phone")
-    assert [r.status for r in embed.responses()] == [ResponseStatus.COMPLETED]
-
-
 @pytest.mark.browser
 def test_a_half_answered_survey_resumes_after_a_reload(widget_page: Page, embed: Embed) -> None:
     page = widget_page
@@ -524,7 +254,7 @@ def test_display_rule_once_per_contact_and_paused_after_a_dismissal(widget_page:
 def test_a_disallowed_origin_sees_the_server_message_and_stores_nothing(
     widget_page: Page, database: Database, recruiting: dict[str, int], live_server: str, host_site: HostSite
 ) -> None:
-    embed = _embed(database, live_server, host_site, origins=[])
+    embed = make_embed(database, live_server, host_site, origins=[])
     page = widget_page
     page.goto(embed.page_url())
     alert = page.get_by_role("dialog").get_by_role("alert")
@@ -536,101 +266,6 @@ def test_a_disallowed_origin_sees_the_server_message_and_stores_nothing(
     page.wait_for_function("window.result !== null")
     assert result(page)["status"] == "error"
     assert embed.count(Response) == 0
-
-
-def sized_to_content(page: Page, frame_element: Locator, content: Locator) -> float:
-    """Wait until the host page has sized the iframe to the frame's content (it posts its height
-    after each step), so a click lands where the button now is; return that height."""
-    for _ in range(50):
-        outer, inner = frame_element.bounding_box(), content.bounding_box()
-        if outer and inner and abs(outer["height"] - min(inner["height"], DESKTOP["height"] - 48)) <= 1:
-            return outer["height"]
-        page.wait_for_timeout(50)
-    raise AssertionError(f"the iframe is {outer} for content {inner}")
-
-
-@pytest.mark.browser
-def test_iframe_mode_completes_the_survey(widget_page: Page, embed: Embed) -> None:
-    page = widget_page
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(embed.page_url(show='"outcomes", {mode: "iframe"}'))
-    frame_element = page.locator("iframe")
-    expect(frame_element).to_be_visible()
-    src = frame_element.get_attribute("src") or ""
-    assert src.startswith(f"{embed.app}/embed/v1/frame/outcomes?workspace=default")
-
-    frame = page.frame_locator("iframe")
-    region = frame.get_by_role("region", name=TITLE)
-    expect(region).to_be_visible()
-    expect(page.get_by_role("dialog", name=TITLE)).to_be_visible()  # the host side's modal
-    assert sized_to_content(page, frame_element, region) > 600
-    region.get_by_role("checkbox", name="Hire faster").check()
-    next_step(region)
-    expect(region.get_by_text("Step 2 of 5")).to_be_visible()
-    expect(region.get_by_role("checkbox", name="Keep the people you cannot afford to lose")).to_have_count(0)
-    sized_to_content(page, frame_element, region)
-    region.get_by_role("checkbox", name="Fill open roles sooner").check()
-    next_step(region)
-    expect(region.get_by_text("Step 3 of 5")).to_be_visible()
-    sized_to_content(page, frame_element, region)
-    next_step(region)
-    expect(region.get_by_text("Step 4 of 5")).to_be_visible()
-    sized_to_content(page, frame_element, region)
-    region.get_by_role("radio", name="Recruiting leader").check()
-    next_step(region)
-    expect(region.get_by_text("Step 5 of 5")).to_be_visible()
-    sized_to_content(page, frame_element, region)
-    region.get_by_role("radio", name="9", exact=True).click()
-    next_step(region, "Submit")
-    expect(region.get_by_text(THANKS)).to_be_visible()
-    expect(region.get_by_role("link", name="Open your plan")).to_be_visible()
-    assert sized_to_content(page, frame_element, region) < 400
-    shoot(page, "widget-iframe-thanks")
-    region.get_by_role("button", name="Not now").click()
-    expect(frame_element).to_have_count(0)
-    assert settled(page) == {"status": "completed"}
-
-    (response,) = embed.responses()
-    assert response.status == ResponseStatus.COMPLETED and response.channel.value == "in_app"
-    assert response.contact is not None and response.contact.external_id == "u-1"
-    token_prefix = embed.token().split(".")[0]
-    assert not [url for url in requests if token_prefix in url], "the token never travels in a URL"
-
-
-@pytest.fixture
-def german(browser: Browser) -> Iterator[Page]:
-    """A browser set to German, as a German respondent's would be."""
-    context = browser.new_context(viewport=DESKTOP, color_scheme="light", locale="de-DE")
-    context.add_init_script(OPEN_SHADOW_ROOTS)
-    opened = context.new_page()
-    opened.clock.set_fixed_time(BROWSER_NOW)
-    opened.set_default_timeout(10_000)
-    yield opened
-    context.close()
-
-
-@pytest.mark.browser
-def test_german_locale(german: Page, embed: Embed) -> None:
-    page = german
-    page.goto(embed.page_url(show='"outcomes", {locale: "de"}'))
-    dialog = survey_dialog(page)
-    expect(dialog).to_have_attribute("lang", "de")
-    expect(dialog.get_by_text("Schritt 1 von 5")).to_be_visible()
-    expect(dialog.get_by_role("button", name="Später")).to_be_visible()
-    expect(dialog.get_by_text("Wählen Sie höchstens 2.")).to_be_visible()
-    next_step(dialog, "Weiter")
-    expect(dialog.get_by_text("Bitte beantworten Sie diese Frage.")).to_be_visible()
-    dialog.get_by_role("checkbox", name="Hire faster").check()
-    expect(dialog.get_by_text("Bitte beantworten Sie diese Frage.")).to_have_count(0)
-    next_step(dialog, "Weiter")
-    expect(dialog.get_by_text("Schritt 2 von 5")).to_be_visible()
-    expect(dialog.get_by_role("button", name="Zurück")).to_be_visible()
-    dialog.get_by_role("checkbox", name="Fill open roles sooner").check()
-    next_step(dialog, "Weiter")
-    expect(dialog.get_by_role("spinbutton", name="Heute")).to_have_value("42")
-    expect(dialog.get_by_role("spinbutton", name="Ziel")).to_have_value("30")
-    shoot(page, "widget-key-results-de")
 
 
 @pytest.mark.browser

@@ -21,16 +21,16 @@ from engine.db import Database, utcnow
 from engine.plans.service import create_plan, get_template
 from engine.playbook import import_playbook
 from tests.browser.host_pages import HOSTILE_CSS, HostSite, serving
-from tests.browser.test_widget import (
-    BROWSER_NOW,
-    OPEN_SHADOW_ROOTS,
+from tests.browser.widget_harness import (
     PHONE,
     Embed,
-    _embed,
     focused,
     in_shadow,
+    make_embed,
+    open_shadow_page,
     shoot,
     wait_until,
+    widget_browser,
 )
 from tests.factories import make_account
 from tests.test_inapp import with_campaigns
@@ -71,7 +71,7 @@ def host_site() -> Iterator[HostSite]:
 def embed(database: Database, recruiting: dict[str, int], live_server: str, host_site: HostSite) -> Embed:
     """The recruiting playbook (plus a tips campaign), a workspace that allows the host's origin,
     and one scheduler tick: Sofia, Acme's champion, has two in-app messages."""
-    found = _embed(database, live_server, host_site, [host_site.origin])
+    found = make_embed(database, live_server, host_site, [host_site.origin])
     now = utcnow()
     with database.transaction() as session:
         import_playbook(session, with_campaigns(TIPS, templates=[TIP]))
@@ -88,20 +88,13 @@ def embed(database: Database, recruiting: dict[str, int], live_server: str, host
 
 @pytest.fixture
 def widget_page(page: Page) -> Page:
-    page.add_init_script(OPEN_SHADOW_ROOTS)
-    page.clock.set_fixed_time(BROWSER_NOW)
-    return page
+    return open_shadow_page(page)
 
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, color_scheme="light", is_mobile=True, has_touch=True)
-    context.add_init_script(OPEN_SHADOW_ROOTS)
-    opened = context.new_page()
-    opened.clock.set_fixed_time(BROWSER_NOW)
-    opened.set_default_timeout(10_000)
-    yield opened
-    context.close()
+    with widget_browser(browser, viewport=PHONE, is_mobile=True, has_touch=True) as opened:
+        yield opened
 
 
 def statuses(database: Database) -> dict[str, MessageStatus]:
