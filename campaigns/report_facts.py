@@ -222,7 +222,8 @@ def refresh_enrollment_facts(session: Session, keys: StaleKeys) -> int:
 
 def rebuild_enrollment_facts(session: Session) -> int:
     session.execute(text("DELETE FROM report_enrollment_facts"))
-    return int(session.connection().execute(_facts_insert(None)).rowcount or 0)
+    session.execute(_facts_insert(None))
+    return int(session.scalar(select(func.count()).select_from(EnrollmentFact)) or 0)
 
 
 def register_enrollment_summary() -> None:

@@ -1,6 +1,7 @@
 """A randomized reports world (seeded, so a failure replays): accounts in three segments with
-traits, plans with milestones and key results, responses (some accounts answer twice, some never
-finish), two campaigns with held-out enrolments and messages in every status and skip reason.
+traits, plans with milestones, key results, page views and revisions, responses (some accounts
+answer twice, some never finish), two campaigns with held-out enrolments and messages in every
+status and skip reason.
 
 Used to check that the summary-backed reports equal the raw-row reports (test_reports_summaries).
 """
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign, Enrollment, EnrollmentState, Message, MessageStatus, Step, StepKind
 from engine.accounts import Account, Contact, TraitDefinition, TraitType
-from engine.plans.models import KeyResult, Milestone, MilestoneStatus, SuccessPlan
+from engine.plans.models import KeyResult, Milestone, MilestoneStatus, PlanRevision, SuccessPlan
+from engine.reports.models import record_plan_opened
 from surveys.models import Response, ResponseStatus, Survey, SurveyVersion
 from surveys.reports import refresh_choices
 
@@ -31,6 +33,13 @@ SKIPS = (
     ("bounced", MessageStatus.SUPPRESSED),
     ("frequency cap: 3 per week", MessageStatus.SUPPRESSED),
     ("holdout", MessageStatus.SUPPRESSED),
+)
+REVISIONS = (
+    ("shared", "Measure updated"),
+    ("shared", "Review confirmed; next review soon"),
+    ("admin", "Review confirmed; next review soon"),
+    ("admin", "Milestone edited"),
+    ("rules", "Plan created"),
 )
 SENDS = (
     MessageStatus.QUEUED,
@@ -132,8 +141,21 @@ def add_plan(session: Session, rng: random.Random, account: Account) -> SuccessP
                 due_date=started.date() + dt.timedelta(days=120),
             )
         )
+    add_adoption(session, rng, plan)
     session.flush()
     return plan
+
+
+def add_adoption(session: Session, rng: random.Random, plan: SuccessPlan) -> None:
+    """Shared-page views and revisions: customer updates, confirmed reviews, other changes."""
+    for _ in range(rng.choice((0, 0, 1, 2))):
+        record_plan_opened(session, plan.id, now=plan.started_at + dt.timedelta(days=rng.randint(0, 60)))
+    for _ in range(rng.choice((0, 1, 2))):
+        channel, summary = rng.choice(REVISIONS)
+        when = plan.started_at + dt.timedelta(days=rng.randint(0, 60), hours=rng.randint(0, 23))
+        session.add(
+            PlanRevision(plan_id=plan.id, actor="x", channel=channel, summary=summary, created_at=when)
+        )
 
 
 def _survey(session: Session, rng: random.Random, world: RandomWorld) -> None:

@@ -23,7 +23,14 @@ from engine.db import Database
 from engine.plans.models import KeyResult, Milestone, MilestoneStatus
 from engine.reports import REPORT_NAMES, parse_filters, report_to_dict, run_report
 from engine.reports.summaries import rebuild_summaries, refresh_stale, stale_count
-from tests.reports_random import RandomWorld, add_enrollment, add_plan, add_response, build_random_world
+from tests.reports_random import (
+    RandomWorld,
+    add_adoption,
+    add_enrollment,
+    add_plan,
+    add_response,
+    build_random_world,
+)
 
 TODAY = dt.date(2026, 7, 10)
 HALF_YEAR = {"from": "2026-01-01", "to": "2026-06-30"}
@@ -96,7 +103,7 @@ def test_incremental_refresh_equals_a_full_rebuild(db: Session) -> None:
 
 def _change_everything(db: Session, world: RandomWorld, rng: random.Random) -> None:
     """A new plan, a milestone achieved, a message opened, a segment changed, a KR met, a response
-    completed, an enrolment begun, a global holdout joined."""
+    completed, page views and revisions, an enrolment begun, a global holdout joined."""
     planless = next(a for a in world.accounts if all(p.account_id != a.id for p in world.plans))
     world.plans.append(add_plan(db, rng, planless))
     pending = db.scalars(select(Milestone).where(Milestone.status != MilestoneStatus.ACHIEVED)).first()
@@ -113,6 +120,8 @@ def _change_everything(db: Session, world: RandomWorld, rng: random.Random) -> N
     assert kr is not None
     kr.current = kr.target
     add_response(db, rng, world, world.accounts[3])
+    for plan in world.plans[:3]:
+        add_adoption(db, rng, plan)
     campaign = db.scalars(select(Campaign).where(Campaign.key == "onboard")).one()
     enrolled = {e.account_id for e in world.enrollments if e.campaign_id == campaign.id}
     newcomer = next(a for a in world.accounts if a.id not in enrolled)

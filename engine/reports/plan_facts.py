@@ -1,7 +1,8 @@
-"""Per-plan and per-key-result summary rows (the milestones and outcomes reports read them).
+"""Per-plan and per-key-result summary rows (plan adoption, milestones and outcomes read them).
 
 One `report_plan_facts` row per plan: the account's segment / stage / traits as they are now, the
-plan's dates, its milestone counts by status and its first achieved milestone. One
+plan's dates, its milestone counts by status, its first achieved milestone, and when the customer
+first opened the shared page, first updated the plan and first confirmed a review. One
 `report_kr_facts` row per key result with its plan's start and the same account snapshot. Both are
 rewritten from the source rows by engine.reports.summaries (stale plans and accounts).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, Numeric, String, text
+from sqlalchemy import BigInteger, Date, Index, Integer, Numeric, String, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.db import Base
@@ -41,6 +42,10 @@ class PlanFact(Base):
     behind: Mapped[int] = mapped_column(Integer)
     missed: Mapped[int] = mapped_column(Integer)
     first_achieved_at: Mapped[dt.datetime | None]
+    # Plan adoption: the first shared-page view, customer update and confirmed review (NULL: none).
+    first_opened_on: Mapped[dt.date | None] = mapped_column(Date)
+    first_update_at: Mapped[dt.datetime | None]
+    first_review_at: Mapped[dt.datetime | None]
 
 
 class KrFact(Base):
@@ -64,13 +69,17 @@ class KrFact(Base):
     traits: Mapped[dict[str, Any]]
 
 
-# {plans} / {milestones} / {krs} are "TRUE" for a rebuild, "<column> = ANY(:plans)" for a refresh.
+# {plans} / {milestones} / {krs} are "TRUE" for a rebuild, "<column> = ANY(:plans)" for a refresh
+# ({milestones} filters every per-plan table by its plan_id). The revision conditions are
+# engine.reports.plans' CUSTOMER_CHANNEL and REVIEW_SUMMARY.
 PLAN_FACTS_SQL = """
 INSERT INTO report_plan_facts (plan_id, account_id, created_at, started_at, segment, stage, traits,
-    milestones, achieved, on_track, pending, behind, missed, first_achieved_at)
+    milestones, achieved, on_track, pending, behind, missed, first_achieved_at,
+    first_opened_on, first_update_at, first_review_at)
 SELECT p.id, p.account_id, p.created_at, p.started_at, a.segment, a.lifecycle_stage, a.traits,
        coalesce(m.milestones, 0), coalesce(m.achieved, 0), coalesce(m.on_track, 0),
-       coalesce(m.pending, 0), coalesce(m.behind, 0), coalesce(m.missed, 0), m.first_achieved_at
+       coalesce(m.pending, 0), coalesce(m.behind, 0), coalesce(m.missed, 0), m.first_achieved_at,
+       v.first_opened_on, r.first_update_at, r.first_review_at
 FROM success_plans p
 JOIN accounts a ON a.id = p.account_id
 LEFT JOIN (
@@ -83,6 +92,17 @@ LEFT JOIN (
            min(achieved_at) FILTER (WHERE status = 'achieved') AS first_achieved_at
     FROM milestones WHERE {milestones} GROUP BY plan_id
 ) m ON m.plan_id = p.id
+LEFT JOIN (
+    SELECT plan_id, min(day) AS first_opened_on FROM plan_page_views WHERE {milestones} GROUP BY plan_id
+) v ON v.plan_id = p.id
+LEFT JOIN (
+    SELECT plan_id,
+           min(created_at) FILTER (WHERE channel = 'shared') AS first_update_at,
+           min(created_at) FILTER (WHERE summary LIKE 'Review confirmed%') AS first_review_at
+    FROM plan_revisions
+    WHERE {milestones} AND (channel = 'shared' OR summary LIKE 'Review confirmed%')
+    GROUP BY plan_id
+) r ON r.plan_id = p.id
 WHERE {plans}
 """
 
@@ -151,5 +171,12 @@ def register_plan_summaries() -> None:
         "plans",
         refresh_plan_facts,
         rebuild_plan_facts,
-        watches=("accounts", "success_plans", "milestones", "key_results"),
+        watches=(
+            "accounts",
+            "success_plans",
+            "milestones",
+            "key_results",
+            "plan_revisions",
+            "plan_page_views",
+        ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, case, func, select, true
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, select, true
 from sqlalchemy.orm import Session
 
 from engine.plans.models import Milestone, MilestoneStatus, PlanRevision, SuccessPlan
@@ -57,6 +57,34 @@ def plan_adoption(session: Session, filters: Filters) -> ReportResult:
         filters,
         plan.account_id,
     )
+    return _adoption_report(session, filters, query)
+
+
+def plan_adoption_from_summaries(session: Session, filters: Filters) -> ReportResult:
+    """Plan adoption from report_plan_facts: each plan's first view, update and review dates."""
+    fact = PlanFact
+    query = (
+        grouped_select(
+            filters,
+            snapshot_group(filters, fact),
+            [
+                func.count().label("created"),
+                _count_if(fact.first_opened_on <= filters.end).label("opened"),
+                _count_if(fact.first_update_at < filters.end_before).label("updated"),
+                _count_if(fact.first_review_at < filters.end_before).label("reviewed"),
+            ],
+        )
+        .select_from(fact)
+        .where(
+            fact.created_at >= filters.start_at,
+            fact.created_at < filters.end_before,
+            *snapshot_conditions(filters, fact),
+        )
+    )
+    return _adoption_report(session, filters, query)
+
+
+def _adoption_report(session: Session, filters: Filters, query: Select[Any]) -> ReportResult:
     rows, total = split_total(session, query, filters)
     table = [_adoption_row(r) for r in (rows if filters.group_by else [total])]
     if filters.group_by:
@@ -293,6 +321,7 @@ def register_engine_reports() -> None:
         "Plan adoption",
         "Plans created, shared page opened, customer updates, reviews confirmed",
         plan_adoption,
+        build_from_summaries=plan_adoption_from_summaries,
     )
     register_report(
         "milestones",

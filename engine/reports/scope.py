@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal
@@ -50,11 +51,24 @@ def group_column(
 
 
 def scope_accounts(query: Select[Any], filters: Filters, account_id: Any) -> Select[Any]:
-    """Join Account on `account_id` and apply the filters, only when a filter or grouping needs it
-    (an unfiltered report then never touches the million-row accounts table)."""
-    if not needs_account_join(filters):
+    """Apply the account filters to rows carrying `account_id`. The campaign filter is a list of
+    account ids, applied to the column itself; Account is joined only when a segment, stage, trait
+    or grouping reads it (an unfiltered report then never touches the million-row accounts table)."""
+    if filters.campaign:
+        query = query.where(account_id.in_(campaign_accounts(filters.campaign)))
+    if not _reads_accounts(filters):
         return query
-    return query.join(Account, Account.id == account_id).where(*account_conditions(filters))
+    without_campaign = dataclasses.replace(filters, campaign=None)
+    return query.join(Account, Account.id == account_id).where(*account_conditions(without_campaign))
+
+
+def _reads_accounts(filters: Filters) -> bool:
+    return bool(
+        filters.segment
+        or filters.stage
+        or filters.traits
+        or (filters.group_by and filters.group_by != "channel")
+    )
 
 
 def needs_account_join(filters: Filters) -> bool:

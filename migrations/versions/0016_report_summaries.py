@@ -32,6 +32,9 @@ STATEMENT_TRIGGERS = (
     ("success_plans", "plan", "id", ("INSERT", "DELETE")),
     ("milestones", "plan", "plan_id", ("INSERT", "UPDATE", "DELETE")),
     ("key_results", "plan", "plan_id", ("INSERT", "UPDATE", "DELETE")),
+    ("plan_revisions", "plan", "plan_id", ("INSERT", "UPDATE", "DELETE")),
+    # A view on a day already counted only adds to `views` (ON CONFLICT DO UPDATE): no UPDATE trigger.
+    ("plan_page_views", "plan", "plan_id", ("INSERT", "DELETE")),
     ("enrollments", "enrollment", "id", ("INSERT", "DELETE")),
     ("messages", "enrollment", "enrollment_id", ("INSERT", "UPDATE", "DELETE")),
     ("responses", "response", "id", ("INSERT", "DELETE")),
@@ -97,6 +100,9 @@ def upgrade() -> None:
             for name in ("milestones", "achieved", "on_track", "pending", "behind", "missed")
         ),
         sa.Column("first_achieved_at", WHEN, nullable=True),
+        sa.Column("first_opened_on", sa.Date(), nullable=True),
+        sa.Column("first_update_at", WHEN, nullable=True),
+        sa.Column("first_review_at", WHEN, nullable=True),
         sa.PrimaryKeyConstraint("plan_id", name=op.f("pk_report_plan_facts")),
     )
     op.create_index("ix_report_plan_facts_started_at", "report_plan_facts", ["started_at"])
