@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import render_template
-from sqlalchemy import distinct, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, distinct, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from campaigns.models import Message, MessageStatus, WebhookEvent
 from engine.accounts import Account
@@ -89,19 +89,28 @@ class Tile:
     link_label: str
 
 
-def _split(total_this: Any, total_before: Any) -> tuple[int, int]:
-    return int(total_this or 0), int(total_before or 0)
+def weekly_counts(
+    session: Session,
+    weeks: Weeks,
+    counted: QueryableAttribute[Any],
+    at: QueryableAttribute[Any],
+    *where: ColumnElement[bool],
+) -> tuple[int, int]:
+    """How many `counted` rows matching `where` have `at` in this week and in the week before: one
+    aggregate over the two weeks' range (the shape every dashboard count shares)."""
+    this, before = session.execute(
+        select(
+            func.count(counted).filter(at >= weeks.start),
+            func.count(counted).filter(at < weeks.start),
+        ).where(*where, at >= weeks.previous, at < weeks.end)
+    ).one()
+    return int(this or 0), int(before or 0)
 
 
 def surveys_completed(session: Session, weeks: Weeks) -> Figure:
-    in_window = Response.completed_at >= weeks.previous
-    row = session.execute(
-        select(
-            func.count(Response.id).filter(Response.completed_at >= weeks.start),
-            func.count(Response.id).filter(Response.completed_at < weeks.start),
-        ).where(Response.status == ResponseStatus.COMPLETED, in_window, Response.completed_at < weeks.end)
-    ).one()
-    this, before = _split(*row)
+    this, before = weekly_counts(
+        session, weeks, Response.id, Response.completed_at, Response.status == ResponseStatus.COMPLETED
+    )
     return Figure("surveys_completed", "in the last 7 days", this, before)
 
 
@@ -117,18 +126,14 @@ def plans_at_risk(session: Session, weeks: Weeks) -> tuple[Figure, Figure]:
         or 0
     )
     slipped_status = PlanRevision.change["status"].as_string()
-    row = session.execute(
-        select(
-            func.count(PlanRevision.id).filter(PlanRevision.created_at >= weeks.start),
-            func.count(PlanRevision.id).filter(PlanRevision.created_at < weeks.start),
-        ).where(
-            PlanRevision.created_at >= weeks.previous,
-            PlanRevision.created_at < weeks.end,
-            PlanRevision.change["milestone"].as_string().is_not(None),
-            slipped_status.in_([s.value for s in SLIPPED]),
-        )
-    ).one()
-    this, before = _split(*row)
+    this, before = weekly_counts(
+        session,
+        weeks,
+        PlanRevision.id,
+        PlanRevision.created_at,
+        PlanRevision.change["milestone"].as_string().is_not(None),
+        slipped_status.in_([s.value for s in SLIPPED]),
+    )
     return (
         Figure("plans_at_risk", "active plans behind or missed", at_risk, None, better="down", snapshot=True),
         Figure("milestones_slipped", "milestones slipped this week", this, before, better="down"),
@@ -136,17 +141,9 @@ def plans_at_risk(session: Session, weeks: Weeks) -> tuple[Figure, Figure]:
 
 
 def milestones_achieved(session: Session, weeks: Weeks) -> Figure:
-    row = session.execute(
-        select(
-            func.count(Milestone.id).filter(Milestone.achieved_at >= weeks.start),
-            func.count(Milestone.id).filter(Milestone.achieved_at < weeks.start),
-        ).where(
-            Milestone.status == MilestoneStatus.ACHIEVED,
-            Milestone.achieved_at >= weeks.previous,
-            Milestone.achieved_at < weeks.end,
-        )
-    ).one()
-    this, before = _split(*row)
+    this, before = weekly_counts(
+        session, weeks, Milestone.id, Milestone.achieved_at, Milestone.status == MilestoneStatus.ACHIEVED
+    )
     return Figure("milestones_achieved", "in the last 7 days", this, before)
 
 
@@ -176,30 +173,16 @@ def message_weeks(session: Session, weeks: Weeks) -> tuple[MessageWeek, MessageW
     sent = session.execute(
         select(*sent_cols).where(Message.sent_at >= weeks.previous, Message.sent_at < weeks.end)
     ).one()
-    skipped = session.execute(
-        select(
-            func.count(Message.id).filter(Message.created_at >= weeks.start),
-            func.count(Message.id).filter(Message.created_at < weeks.start),
-        ).where(
-            Message.status == MessageStatus.SUPPRESSED,
-            Message.created_at >= weeks.previous,
-            Message.created_at < weeks.end,
-        )
-    ).one()
-    spam = session.execute(
-        select(
-            func.count(WebhookEvent.id).filter(WebhookEvent.received_at >= weeks.start),
-            func.count(WebhookEvent.id).filter(WebhookEvent.received_at < weeks.start),
-        ).where(
-            WebhookEvent.event == "spamreport",
-            WebhookEvent.received_at >= weeks.previous,
-            WebhookEvent.received_at < weeks.end,
-        )
-    ).one()
+    skipped = weekly_counts(
+        session, weeks, Message.id, Message.created_at, Message.status == MessageStatus.SUPPRESSED
+    )
+    spam = weekly_counts(
+        session, weeks, WebhookEvent.id, WebhookEvent.received_at, WebhookEvent.event == "spamreport"
+    )
     counts = [int(n or 0) for n in sent]
     return (
-        MessageWeek(counts[0], counts[1], counts[2], counts[3], int(skipped[0] or 0), int(spam[0] or 0)),
-        MessageWeek(counts[4], counts[5], counts[6], counts[7], int(skipped[1] or 0), int(spam[1] or 0)),
+        MessageWeek(counts[0], counts[1], counts[2], counts[3], skipped[0], spam[0]),
+        MessageWeek(counts[4], counts[5], counts[6], counts[7], skipped[1], spam[1]),
     )
 
 
