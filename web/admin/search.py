@@ -3,12 +3,13 @@ without JavaScript) and as JSON suggestions for the search box."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import jsonify, render_template, request, url_for
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from campaigns.models import Campaign
 from content.models import ContentItem
@@ -23,6 +24,7 @@ MAX_QUERY = 200
 PAGE_LIMIT = 20  # per kind on the results page
 SUGGEST_LIMIT = 5  # per kind in the box's suggestion list
 KINDS = ("accounts", "contacts", "campaigns", "content")
+Found = TypeVar("Found", Account, Contact, Campaign, ContentItem)
 KIND_LABELS = {"accounts": "Accounts", "contacts": "Contacts", "campaigns": "Campaigns", "content": "Content"}
 
 
@@ -43,58 +45,66 @@ def _starts(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def search_accounts(session: Session, text: str, limit: int) -> list[Account]:
+def _matching(
+    session: Session,
+    model: type[Found],
+    text: str,
+    limit: int,
+    fields: Sequence[QueryableAttribute[Any]],
+    *order: ColumnElement[Any] | QueryableAttribute[Any],
+) -> list[Found]:
+    """At most `limit` rows of `model` with `text` anywhere in one of `fields`, in `order`."""
     pattern = _pattern(text)
-    return list(
-        session.scalars(
-            select(Account)
-            .where(
-                or_(Account.name.ilike(pattern, escape="\\"), Account.external_id.ilike(pattern, escape="\\"))
-            )
-            # Names that start with the text first, then alphabetical; always bounded by `limit`.
-            .order_by(~Account.name.ilike(_starts(text), escape="\\"), Account.name, Account.id)
-            .limit(limit)
-        )
+    matches = or_(*(f.ilike(pattern, escape="\\") for f in fields))
+    return list(session.scalars(select(model).where(matches).order_by(*order).limit(limit)))
+
+
+def _starting_first(column: QueryableAttribute[Any], text: str) -> ColumnElement[bool]:
+    """Orders the rows whose `column` starts with the text before the others."""
+    return ~column.ilike(_starts(text), escape="\\")
+
+
+def search_accounts(session: Session, text: str, limit: int) -> list[Account]:
+    return _matching(
+        session,
+        Account,
+        text,
+        limit,
+        (Account.name, Account.external_id),
+        _starting_first(Account.name, text),
+        Account.name,
+        Account.id,
     )
 
 
 def search_contacts(session: Session, text: str, limit: int) -> list[Contact]:
-    pattern = _pattern(text)
-    return list(
-        session.scalars(
-            select(Contact)
-            .where(or_(Contact.email.ilike(pattern, escape="\\"), Contact.name.ilike(pattern, escape="\\")))
-            .order_by(~Contact.email.ilike(_starts(text), escape="\\"), Contact.email, Contact.id)
-            .limit(limit)
-        )
+    return _matching(
+        session,
+        Contact,
+        text,
+        limit,
+        (Contact.email, Contact.name),
+        _starting_first(Contact.email, text),
+        Contact.email,
+        Contact.id,
     )
 
 
 def search_campaigns(session: Session, text: str, limit: int) -> list[Campaign]:
-    pattern = _pattern(text)
-    return list(
-        session.scalars(
-            select(Campaign)
-            .where(or_(Campaign.name.ilike(pattern, escape="\\"), Campaign.key.ilike(pattern, escape="\\")))
-            .order_by(Campaign.name, Campaign.id)
-            .limit(limit)
-        )
+    return _matching(
+        session, Campaign, text, limit, (Campaign.name, Campaign.key), Campaign.name, Campaign.id
     )
 
 
 def search_content(session: Session, text: str, limit: int) -> list[ContentItem]:
-    pattern = _pattern(text)
-    return list(
-        session.scalars(
-            select(ContentItem)
-            .where(
-                or_(
-                    ContentItem.title.ilike(pattern, escape="\\"), ContentItem.key.ilike(pattern, escape="\\")
-                )
-            )
-            .order_by(ContentItem.title, ContentItem.id)
-            .limit(limit)
-        )
+    return _matching(
+        session,
+        ContentItem,
+        text,
+        limit,
+        (ContentItem.title, ContentItem.key),
+        ContentItem.title,
+        ContentItem.id,
     )
 
 
