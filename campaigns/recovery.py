@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
 
 from campaigns.models import Message, MessageStatus, StepKind
@@ -58,33 +59,32 @@ def recover_stale_deliveries(
     found = Recovered()
     email = Message.channel == StepKind.EMAIL.value
     stuck = (Message.status == MessageStatus.SENDING, email, Message.updated_at < now - sending_after)
-    found.requeued = list(
-        session.scalars(
-            update(Message)
-            .where(*stuck, Message.sent_at.is_(None))
-            .values(status=MessageStatus.QUEUED, reason=REQUEUED_AFTER_CRASH, updated_at=now)
-            .returning(Message.id)
-        )
+    found.requeued = _touched(
+        session,
+        now,
+        *stuck,
+        Message.sent_at.is_(None),
+        status=MessageStatus.QUEUED,
+        reason=REQUEUED_AFTER_CRASH,
     )
-    found.unknown = list(
-        session.scalars(
-            update(Message)
-            .where(*stuck, Message.sent_at.is_not(None))
-            .values(status=MessageStatus.UNKNOWN, reason=UNKNOWN_AFTER_CRASH, updated_at=now)
-            .returning(Message.id)
-        )
+    found.unknown = _touched(
+        session,
+        now,
+        *stuck,
+        Message.sent_at.is_not(None),
+        status=MessageStatus.UNKNOWN,
+        reason=UNKNOWN_AFTER_CRASH,
     )
     # Touching updated_at gives each orphan at most one new job per `queued_after`.
-    found.orphaned = list(
-        session.scalars(
-            update(Message)
-            .where(
-                Message.status == MessageStatus.QUEUED,
-                email,
-                Message.updated_at < now - queued_after,
-            )
-            .values(updated_at=now)
-            .returning(Message.id)
-        )
+    found.orphaned = _touched(
+        session, now, Message.status == MessageStatus.QUEUED, email, Message.updated_at < now - queued_after
     )
     return found
+
+
+def _touched(session: Session, now: dt.datetime, *where: ColumnElement[bool], **values: Any) -> list[int]:
+    """The ids of the messages `where` holds for, now set to `values` and touched at `now` (one
+    conditional UPDATE: a row a live worker moved on meanwhile no longer matches)."""
+    return list(
+        session.scalars(update(Message).where(*where).values(**values, updated_at=now).returning(Message.id))
+    )
