@@ -58,6 +58,18 @@ def later(moment: dt.datetime, stale: dt.timedelta) -> dt.datetime:
     return moment + stale + dt.timedelta(seconds=1)
 
 
+def claimed_batch(database: Database) -> tuple[list[int], list[Message], dt.datetime]:
+    """A tick's first batch claimed by a worker at `now`: its message ids, the messages, and `now`."""
+    enrol(database)
+    batch = tick_once(database).batches[0]
+    now = utcnow()
+    with database.transaction() as session:
+        claim(session, batch, now)
+    with database.session() as session:
+        group = list(session.scalars(select(Message).where(Message.id.in_(batch))))
+    return batch, group, now
+
+
 def test_a_claim_the_worker_died_holding_is_sent_once_by_the_next_tick(
     recruiting: object, database: Database, sink: SendGridSink, run_worker: Worker
 ) -> None:
@@ -76,13 +88,7 @@ def test_a_claim_the_worker_died_holding_is_sent_once_by_the_next_tick(
 def test_an_attempt_the_worker_died_during_becomes_unknown_and_is_never_resent(
     recruiting: object, database: Database, sink: SendGridSink, run_worker: Worker
 ) -> None:
-    enrol(database)
-    batch = tick_once(database).batches[0]
-    now = utcnow()
-    with database.transaction() as session:
-        claim(session, batch, now)
-    with database.session() as session:
-        group = list(session.scalars(select(Message).where(Message.id.in_(batch))))
+    batch, group, now = claimed_batch(database)
     begin_attempt(database, deliver_email_stub(), group, now)  # ...and SIGKILLed during the request
     with database.transaction() as session:
         result = run_tick(session, now=later(utcnow(), STALE_SENDING))
@@ -110,13 +116,7 @@ def test_a_queued_message_whose_job_was_lost_gets_a_new_job(
 def test_a_recovered_claim_is_not_sent_by_the_slow_worker_that_held_it(
     recruiting: object, database: Database, sink: SendGridSink, run_worker: Worker
 ) -> None:
-    enrol(database)
-    batch = tick_once(database).batches[0]
-    now = utcnow()
-    with database.transaction() as session:
-        claim(session, batch, now)
-    with database.session() as session:
-        group = list(session.scalars(select(Message).where(Message.id.in_(batch))))
+    batch, group, now = claimed_batch(database)
     with database.transaction() as session:
         run_tick(session, now=later(utcnow(), STALE_SENDING))  # the slow worker is presumed dead
     run_worker()

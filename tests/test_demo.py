@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from campaigns.sink import SendGridSink
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.conftest import TEST_REDIS_URL
+from tests.scratch_databases import empty_database
 
 SUMMARY = re.compile(
     r"^demo: accounts=(\d+) responses=(\d+) plans=(\d+) messages=(\d+) milestones_achieved=(\d+)$"
@@ -54,16 +53,8 @@ def test_demo_needs_no_services(tmp_path: Path) -> None:
 
 @pytest.fixture
 def demo_database() -> Iterator[str]:
-    url = make_url(TEST_DATABASE_URL)
-    name = f"{url.database}_demo"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with empty_database("demo") as url:
+        yield url
 
 
 @pytest.mark.slow

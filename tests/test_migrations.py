@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, inspect
 
 from engine.db import Base
 from migrations.runner import downgrade, heads, upgrade
-from tests.conftest import TEST_DATABASE_URL
+from tests.scratch_databases import empty_database
 
 
 def test_there_is_exactly_one_head() -> None:
@@ -19,16 +18,8 @@ def test_there_is_exactly_one_head() -> None:
 
 @pytest.fixture
 def scratch_database() -> Iterator[str]:
-    url = make_url(TEST_DATABASE_URL)
-    name = f"{url.database}_migrations"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with empty_database("migrations") as url:
+        yield url
 
 
 def test_upgrade_head_then_downgrade_base_on_postgres(scratch_database: str) -> None:
