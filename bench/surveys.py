@@ -6,6 +6,9 @@ rate. Each request creates a response, runs the rules, creates a one-page plan a
 Latency is measured from each request's *scheduled* start, so a slow server cannot hide its
 queueing delay (no coordinated omission). Baseline in the same run: `GET /healthz` (one
 `SELECT 1` and a Redis ping) at the same rate.
+
+`--inprocess N` measures the cost of one submission instead (bench.surveys_inprocess): CPU time in
+the app and in PostgreSQL, SQL statements and Redis commands, against `GET /healthz`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each phase")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--clients", type=int, default=48, help="client threads (keep-alive connections)")
+    parser.add_argument(
+        "--inprocess",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of gunicorn: N submissions and N GET /healthz through the Flask test client, "
+        "with CPU time (app and PostgreSQL), SQL statements and Redis commands per request",
+    )
+    parser.add_argument(
+        "--limits",
+        choices=("on", "off"),
+        default="on",
+        help="--inprocess: count the rate limiter's Redis round trips (limits raised) or switch it off",
+    )
+    parser.add_argument("--profile", metavar="FILE", help="--inprocess: write a cProfile of the submissions")
 
 
 def widget_sizes() -> tuple[int, int]:
@@ -139,6 +157,11 @@ class Load:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.inprocess:
+        from bench.surveys_inprocess import run_inprocess
+
+        with bench_env(args) as env:
+            return run_inprocess(env, args, answers(utcnow().date()))
     raw, gz = widget_sizes()
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     totals = [int(rate * args.seconds) for rate in rates]
