@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import jwt
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account, Contact, ContactRole, upsert_account
@@ -72,18 +72,28 @@ def verify_identity(workspace: WorkspaceKeys, token: str, *, now: dt.datetime) -
     )
 
 
-def _find(session: Session, identity: Identity) -> tuple[Account | None, Contact | None]:
-    """One query finds both: the account, and its contact by external id (preferred) or by email."""
-    matches = [Contact.external_id == identity.contact_external_id]
-    if identity.email:
-        matches.append(Contact.email == identity.email)
-    row = session.execute(
+def _find_statement(by_email: bool) -> Select[Account, Contact]:
+    by_external_id = Contact.external_id == bindparam("contact")
+    matches = [by_external_id, Contact.email == bindparam("email")] if by_email else [by_external_id]
+    return (
         select(Account, Contact)
         .outerjoin(Contact, and_(Contact.account_id == Account.id, or_(*matches)))
-        .where(Account.external_id == identity.account_external_id)
-        .order_by((Contact.external_id == identity.contact_external_id).desc().nulls_last())
+        .where(Account.external_id == bindparam("account"))
+        .order_by(by_external_id.desc().nulls_last())
         .limit(1)
-    ).first()
+    )
+
+
+# Built once (with and without an email claim): constructing them cost more than running them.
+_FIND = {by_email: _find_statement(by_email) for by_email in (False, True)}
+
+
+def _find(session: Session, identity: Identity) -> tuple[Account | None, Contact | None]:
+    """One query finds both: the account, and its contact by external id (preferred) or by email."""
+    params = {"account": identity.account_external_id, "contact": identity.contact_external_id}
+    if identity.email:
+        params["email"] = identity.email
+    row = session.execute(_FIND[bool(identity.email)], params).first()
     return (row[0], row[1]) if row is not None else (None, None)
 
 
@@ -95,8 +105,11 @@ def known_contact(session: Session, identity: Identity) -> Contact | None:
     return _find(session, identity)[1]
 
 
-def resolve_identity(session: Session, identity: Identity) -> tuple[Account, Contact]:
-    """The account and contact the token names, created on first sight (the host vouches for them)."""
+def resolve_identity(session: Session, identity: Identity, *, flush: bool = True) -> tuple[Account, Contact]:
+    """The account and contact the token names, created on first sight (the host vouches for them).
+
+    `flush=False` leaves a new contact pending, for a caller that flushes it with its own rows
+    (a survey submission stores it together with the response: one flush instead of two)."""
     account, contact = _find(session, identity)
     if account is None:
         account = upsert_account(
@@ -111,5 +124,6 @@ def resolve_identity(session: Session, identity: Identity) -> tuple[Account, Con
         contact.external_id = identity.contact_external_id
     if identity.name and contact.name != identity.name:
         contact.name = identity.name
-    session.flush()
+    if flush:
+        session.flush()
     return account, contact

@@ -6,13 +6,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import signals
 from engine.accounts import Account, Contact, ContactRole, get_account, upsert_contact
 from engine.errors import Conflict, NorthstarError, NotFound, ValidationFailed
 from surveys.answers import objective_choices, validate_answers
+from surveys.cache import VersionSpec, spec_of, version_spec
 from surveys.models import Channel, Response, ResponseStatus, Survey, SurveyVersion
 
 
@@ -38,6 +39,7 @@ class SubmitResult:
     response: Response
     created: bool
     replayed: bool
+    version: int  # the survey version answered
 
 
 def get_survey(session: Session, key: str) -> Survey:
@@ -105,6 +107,61 @@ def respondent_for_account(
     return Respondent(account, found, found.email if found else None)
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a submission needs of its survey, read in one statement (see `submission_target`)."""
+
+    survey_id: int
+    key: str
+    anonymous: bool
+    version: VersionSpec | None
+    existing_id: int | None
+
+
+def _target_statement(pinned: bool) -> Select[int, bool, int, dt.datetime | None, int]:
+    version_match = [SurveyVersion.survey_id == Survey.id, SurveyVersion.published_at.is_not(None)]
+    if pinned:
+        version_match.append(SurveyVersion.version == bindparam("version"))
+    existing = select(Response.id).where(Response.client_response_id == bindparam("client_response_id"))
+    return (
+        select(
+            Survey.id,
+            Survey.anonymous,
+            SurveyVersion.id,
+            SurveyVersion.published_at,
+            existing.scalar_subquery(),
+        )
+        .outerjoin(SurveyVersion, and_(*version_match))
+        .where(Survey.key == bindparam("key"))
+        .order_by(SurveyVersion.version.desc().nulls_last())
+        .limit(1)
+    )
+
+
+# Built once (latest version, or a pinned one): constructing a statement costs more than running it.
+_TARGET = {pinned: _target_statement(pinned) for pinned in (False, True)}
+
+
+def submission_target(
+    session: Session, survey_key: str, version: int | None, client_response_id: str
+) -> Target:
+    """The survey, the published version to answer (the latest, or `version`) and the id of a
+    response already stored under `client_response_id`, in one query; the version's definition
+    comes from the per-process cache (surveys.cache), keyed by what this query read."""
+    params: dict[str, Any] = {"key": survey_key, "client_response_id": client_response_id}
+    if version is not None:
+        params["version"] = version
+    with session.no_autoflush:  # nothing pending (a respondent's new contact) changes these rows
+        row = session.execute(_TARGET[version is not None], params).first()
+        if row is None:
+            raise NotFound(f"no survey {survey_key!r}")
+        survey_id, anonymous, version_id, published_at, existing_id = row
+        spec = None
+        if version_id is not None and published_at is not None:
+            spec = version_spec(session, version_id, published_at)
+    return Target(survey_id, survey_key, bool(anonymous), spec, existing_id)
+
+
 def submit_response(
     session: Session,
     survey_key: str,
@@ -118,22 +175,27 @@ def submit_response(
 
     `respondent` comes from how the caller was identified (widget JWT, signed link); without one,
     `payload.account`/`payload.contact` name the respondent (API-token callers only)."""
-    survey = get_survey(session, survey_key)
-    existing = session.scalar(
-        select(Response).where(Response.client_response_id == payload.client_response_id)
-    )
+    target = submission_target(session, survey_key, payload.version, payload.client_response_id)
+    existing = session.get(Response, target.existing_id) if target.existing_id is not None else None
     if existing is not None:
-        if existing.version.survey_id != survey.id:
+        if existing.version.survey_id != target.survey_id:
             raise Conflict("client_response_id is already used by another survey's response")
         if existing.status == ResponseStatus.COMPLETED:
-            return SubmitResult(existing, created=False, replayed=True)
-    version = existing.version if existing else published_version(survey, payload.version)
+            return SubmitResult(existing, created=False, replayed=True, version=existing.version.version)
+    if existing is not None:
+        version = spec_of(session, existing.version)
+    elif target.version is not None:
+        version = target.version
+    elif payload.version is None:
+        raise NotFound(f"survey {survey_key!r} has no published version")
+    else:
+        raise NotFound(f"survey {survey_key!r} has no published version {payload.version}")
     if respondent is None:
         if payload.account is None:
             raise ValidationFailed({"account": "name the account this response belongs to"})
         respondent = respondent_for_account(session, payload.account, payload.contact)
-    if respondent.account is None and not (survey.anonymous and respondent.email):
-        raise RespondentRequired(f"survey {survey.key!r} needs an identified respondent")
+    if respondent.account is None and not (target.anonymous and respondent.email):
+        raise RespondentRequired(f"survey {survey_key!r} needs an identified respondent")
     if existing is not None and (existing.account_id, existing.contact_id) != (
         respondent.account.id if respondent.account else None,
         respondent.contact.id if respondent.contact else existing.contact_id,
@@ -142,10 +204,8 @@ def submit_response(
     answers = validate_answers(
         session, version.questions, payload.answers, complete=payload.complete, today=now.date()
     )
-    response = existing or Response(
-        survey_version_id=version.id, client_response_id=payload.client_response_id, created_at=now
-    )
-    response.version = version
+    response = existing or Response(client_response_id=payload.client_response_id, created_at=now)
+    response.survey_version_id = version.id
     response.account = respondent.account
     response.contact = respondent.contact or response.contact
     response.respondent_email = respondent.email
@@ -162,12 +222,12 @@ def submit_response(
             session=session,
             response_id=response.id,
             account_id=respondent.account.id,
-            answers={survey.key: answers},
+            answers={survey_key: answers},
             choices=objective_choices(version.questions, answers),
             channel=payload.channel,
             now=now,
         )
-    return SubmitResult(response, created=existing is None, replayed=False)
+    return SubmitResult(response, created=existing is None, replayed=False, version=version.version)
 
 
 def _known_contact(account: Account, email: str) -> Contact | None:
