@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from engine import refcache
 from engine.accounts import Account
@@ -77,8 +79,43 @@ def get_template(session: Session, key: str) -> TemplateSpec:
     return template
 
 
+_NO_ACTIVE_PLAN = "northstar.no_active_plan"
+
+
+def note_active_plans(session: Session, account_ids: Iterable[int], with_plan: Collection[int]) -> None:
+    """Remember, for this transaction, which of `account_ids` were just read to have no active
+    plan, so `active_plan` need not ask again (a live decision reads plan facts, then the plan).
+    Forgotten at any flush or statement that may change plans, and at commit or rollback."""
+    none = {a for a in account_ids if a not in with_plan}
+    session.info.setdefault(_NO_ACTIVE_PLAN, set()).update(none)
+    session.info[_NO_ACTIVE_PLAN].difference_update(with_plan)
+
+
+def _forget_no_plan(session: Session, *_: Any) -> None:
+    session.info.pop(_NO_ACTIVE_PLAN, None)
+
+
+@event.listens_for(Session, "after_flush")
+def _plans_flushed(session: Session, _context: Any) -> None:
+    if _NO_ACTIVE_PLAN in session.info and any(
+        isinstance(o, SuccessPlan) for o in chain(session.new, session.dirty, session.deleted)
+    ):
+        _forget_no_plan(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _statement_run(state: ORMExecuteState) -> None:
+    if not state.is_select and _NO_ACTIVE_PLAN in state.session.info:
+        _forget_no_plan(state.session)  # a bulk UPDATE/INSERT/DELETE or raw SQL may touch plans
+
+
+for _name in ("after_commit", "after_rollback", "after_soft_rollback"):
+    event.listen(Session, _name, _forget_no_plan)
+
+
 def active_plan(session: Session, account_id: int) -> SuccessPlan | None:
-    """The account's active plan; one this session already holds is returned without a query."""
+    """The account's active plan; one this session already holds is returned without a query,
+    and so is "none" when this transaction just read that the account has none."""
     for instance in session.identity_map.values():
         if (
             isinstance(instance, SuccessPlan)
@@ -86,6 +123,10 @@ def active_plan(session: Session, account_id: int) -> SuccessPlan | None:
             and instance.status == PlanStatus.ACTIVE
         ):
             return instance
+    if account_id in session.info.get(_NO_ACTIVE_PLAN, ()) and not any(
+        isinstance(o, SuccessPlan) for o in session.new
+    ):
+        return None
     return session.scalar(
         select(SuccessPlan).where(
             SuccessPlan.account_id == account_id, SuccessPlan.status == PlanStatus.ACTIVE

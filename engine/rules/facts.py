@@ -21,14 +21,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Integer, Select, String, bindparam, case, cast, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account
 from engine.events.models import Event
 from engine.plans.models import Milestone, MilestoneStatus, PlanStatus, SuccessPlan
+from engine.plans.service import note_active_plans
 
 EVENT_WINDOWS: tuple[tuple[str, int], ...] = (("count_7d", 7), ("count_30d", 30), ("count_90d", 90))
+LONGEST_WINDOW = max(days for _, days in EVENT_WINDOWS)
 PLAN_MILESTONE_FIELDS = ("achieved", "on_track", "behind", "missed")
 
 
@@ -73,69 +75,100 @@ def no_plan() -> dict[str, Any]:
     return facts
 
 
-def event_window_counts(
-    session: Session, account_ids: Sequence[int], now: dt.datetime
-) -> dict[int, dict[str, dict[str, int]]]:
-    """`{account_id: {event: {count_7d, count_30d, count_90d}}}` in one grouped query."""
-    if not account_ids:
-        return {}
-    longest = max(days for _, days in EVENT_WINDOWS)
-    columns = [
-        func.sum(case((Event.occurred_at >= now - dt.timedelta(days=days), 1), else_=0))
-        for _, days in EVENT_WINDOWS
+def _event_rows() -> Select[*tuple[Any, ...]]:
+    window = Event.occurred_at.type
+    counts = [
+        func.sum(case((Event.occurred_at >= bindparam(f"since_{label}", type_=window), 1), else_=0))
+        for label, _ in EVENT_WINDOWS
     ]
-    rows = session.execute(
-        select(Event.account_id, Event.name, *columns)
+    return (
+        select(
+            literal("event").label("kind"),
+            Event.account_id,
+            Event.name.label("name"),
+            cast(null(), String).label("plan_status"),
+            cast(null(), String).label("milestone_status"),
+            *counts,
+        )
         .where(
-            Event.account_id.in_(account_ids),
-            Event.occurred_at >= now - dt.timedelta(days=longest),
-            Event.occurred_at <= now,
+            Event.account_id.in_(bindparam("accounts", expanding=True)),
+            Event.occurred_at >= bindparam("since", type_=window),
+            Event.occurred_at <= bindparam("now", type_=window),
         )
         .group_by(Event.account_id, Event.name)
     )
-    result: dict[int, dict[str, dict[str, int]]] = {}
-    for account_id, name, *counts in rows:
-        result.setdefault(account_id, {})[name] = {
-            label: int(n or 0) for (label, _), n in zip(EVENT_WINDOWS, counts, strict=True)
-        }
-    return result
 
 
-def plan_states(session: Session, account_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Plan facts for every account that has an active plan, in two queries."""
+def _plan_rows() -> Select[*tuple[Any, ...]]:
+    """One row per active plan and milestone status (a plan without milestones: one row, count 0)."""
+    return (
+        select(
+            literal("plan").label("kind"),
+            SuccessPlan.account_id,
+            SuccessPlan.template_key,
+            cast(SuccessPlan.status, String),
+            cast(Milestone.status, String),
+            func.count(Milestone.id),
+            cast(null(), Integer),
+            cast(null(), Integer),
+        )
+        .outerjoin(Milestone, Milestone.plan_id == SuccessPlan.id)
+        .where(
+            SuccessPlan.account_id.in_(bindparam("accounts", expanding=True)),
+            SuccessPlan.status == PlanStatus.ACTIVE,
+        )
+        .group_by(
+            SuccessPlan.id,
+            SuccessPlan.account_id,
+            SuccessPlan.template_key,
+            SuccessPlan.status,
+            Milestone.status,
+        )
+    )
+
+
+# Built once: constructing the statement costs more than SQLAlchemy's cached compile of it.
+_ACTIVITY = union_all(_event_rows(), _plan_rows())
+
+
+def account_activity(
+    session: Session, account_ids: Sequence[int], now: dt.datetime
+) -> tuple[dict[int, dict[str, dict[str, int]]], dict[int, dict[str, Any]]]:
+    """Event window counts and active-plan facts of the accounts, read in one statement (a live
+    decision runs on every survey submission: each round trip counts)."""
     if not account_ids:
-        return {}
-    plans = session.execute(
-        select(SuccessPlan.id, SuccessPlan.account_id, SuccessPlan.template_key, SuccessPlan.status).where(
-            SuccessPlan.account_id.in_(account_ids), SuccessPlan.status == PlanStatus.ACTIVE
-        )
-    ).all()
-    by_plan: dict[int, dict[str, Any]] = {}
-    result: dict[int, dict[str, Any]] = {}
-    for plan_id, account_id, template, status in plans:
-        facts = no_plan() | {"exists": True, "template": template, "status": str(status)}
-        by_plan[plan_id] = result[account_id] = facts
-    if by_plan:
-        rows = session.execute(
-            select(Milestone.plan_id, Milestone.status, func.count())
-            .where(Milestone.plan_id.in_(list(by_plan)))
-            .group_by(Milestone.plan_id, Milestone.status)
-        )
-        for plan_id, milestone_status, count in rows:
-            facts = by_plan[plan_id]
-            facts["milestones_total"] += int(count)
-            name = MilestoneStatus(milestone_status).value
-            if name in PLAN_MILESTONE_FIELDS:
-                facts[f"milestones_{name}"] += int(count)
-    return result
+        return {}, {}
+    events: dict[int, dict[str, dict[str, int]]] = {}
+    plans: dict[int, dict[str, Any]] = {}
+    params: dict[str, Any] = {
+        f"since_{label}": now - dt.timedelta(days=days) for label, days in EVENT_WINDOWS
+    }
+    params.update(accounts=list(account_ids), since=now - dt.timedelta(days=LONGEST_WINDOW), now=now)
+    for kind, account_id, name, plan_status, milestone_status, *counts in session.execute(_ACTIVITY, params):
+        if kind == "event":
+            events.setdefault(account_id, {})[name] = {
+                label: int(n or 0) for (label, _), n in zip(EVENT_WINDOWS, counts, strict=True)
+            }
+            continue
+        facts = plans.get(account_id)
+        if facts is None:
+            facts = plans[account_id] = no_plan() | {"exists": True, "template": name, "status": plan_status}
+        if milestone_status is None:
+            continue
+        count = int(counts[0] or 0)
+        facts["milestones_total"] += count
+        status = MilestoneStatus(milestone_status).value
+        if status in PLAN_MILESTONE_FIELDS:
+            facts[f"milestones_{status}"] += count
+    note_active_plans(session, account_ids, set(plans))
+    return events, plans
 
 
 def load_facts(session: Session, accounts: Sequence[Account], now: dt.datetime) -> dict[int, dict[str, Any]]:
     """Facts for many accounts with a fixed number of queries (simulation, previews, re-runs)."""
     ids = [a.id for a in accounts]
     surveys = _answers_provider(session, ids) if _answers_provider is not None else {}
-    events = event_window_counts(session, ids, now)
-    plans = plan_states(session, ids)
+    events, plans = account_activity(session, ids, now)
     return {
         a.id: build_facts(
             a,
