@@ -20,9 +20,10 @@ from engine.plans.service import (
     create_plan,
     get_template,
 )
-from engine.rules import CompiledRules, Decision, compile_rules, decide
+from engine.rules import CompiledRules, Decision, decide
 from engine.rules.facts import load_facts
-from engine.rules.models import Rule, RuleSet, published_ruleset
+from engine.rules.models import Rule, RuleSet
+from engine.rules.published import published_rules
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,9 @@ refcache.watch(RuleSet.__tablename__, Rule.__tablename__)
 
 
 def _published_rules(session: Session) -> CompiledRules | None:
-    """The published ruleset, compiled once per process (edits publish a new version, and the
-    commit that publishes it clears the cache)."""
-
-    def load() -> CompiledRules | None:
-        ruleset = published_ruleset(session)
-        return compile_rules(ruleset.specs()) if ruleset is not None else None
-
-    return refcache.cached(session, "published_rules", load)
+    """The published ruleset, compiled once per process per published version, which every
+    decision reads from the database (engine.rules.published: safe across workers)."""
+    return published_rules(session)
 
 
 @dataclass(frozen=True)
