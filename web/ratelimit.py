@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import jwt
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -14,9 +16,26 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[], strategy="fixe
 
 def init_app(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    # Flask-Limiter's own headers read the window back from Redis on every response (a GET and a
+    # TTL per limited request, on top of the increments); only a refused request gets them here.
+    app.config["RATELIMIT_HEADERS_ENABLED"] = False
     app.config.setdefault("RATELIMIT_ENABLED", settings.rate_limits_enabled)
     limiter.init_app(app)
+    app.after_request(_headers_on_refusal)
+
+
+def _headers_on_refusal(response: Response) -> Response:
+    """A 429 says which limit was hit and when to try again (Retry-After, X-RateLimit-*)."""
+    if response.status_code != 429:
+        return response
+    current = limiter.current_limit
+    if current is not None:
+        reset_at = int(current.reset_at)
+        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+        response.headers["X-RateLimit-Remaining"] = str(current.remaining)
+        response.headers["X-RateLimit-Reset"] = str(reset_at)
+        response.headers["Retry-After"] = str(max(1, reset_at - int(time.time())))
+    return response
 
 
 def respondent_key() -> str:
