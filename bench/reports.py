@@ -3,7 +3,8 @@
 Runs every report over the default range (the last 90 days), over the full two years, and a few
 filtered and grouped variants, each `--repeat` times on a warm cache; prints the best and median
 time per variant and ends with `reports: survey_funnel_s=… …` (the worst variant of each report).
-The database is only read (each report runs in a transaction that is rolled back).
+The database is only read (each report runs in a transaction that is rolled back); the reports read
+the summary rows the seeder builds (engine.reports.summaries), so it refuses to run without them.
 """
 
 from __future__ import annotations
@@ -61,9 +62,19 @@ def run(args: argparse.Namespace) -> int:
     with engine.connect() as conn:
         accounts = conn.scalar(select(func.count()).select_from(text("accounts"))) or 0
         events = conn.scalar(text("SELECT reltuples::bigint FROM pg_class WHERE relname = 'events'")) or 0
+        migrated = conn.scalar(text("SELECT to_regclass('report_dirty') IS NOT NULL"))
+        summarised = migrated and conn.scalar(text("SELECT count(*) FROM report_plan_facts"))
+        stale = conn.scalar(text("SELECT count(*) FROM report_dirty")) if migrated else 0
     if not accounts:
         raise SystemExit(
             f"{args.database_url}: no accounts; run `northstar bench seed --accounts 1000000` first"
+        )
+    if not migrated:
+        raise SystemExit(f"{args.database_url}: migrate it first (northstar db upgrade, migration 0016)")
+    if not summarised or stale:
+        raise SystemExit(
+            f"{args.database_url}: the reports' summary rows are missing or stale ({stale:,} stale keys); "
+            "run `northstar reports rebuild` (or `northstar reports refresh`) on it first"
         )
     load = os.getloadavg()[0]
     # A fixed yardstick measured alongside, so a busy machine's figures can be read as ratios:

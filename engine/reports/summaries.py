@@ -135,6 +135,9 @@ _TAKE_BATCH = text(
 
 def refresh_stale(session: Session, *, batch: int = BATCH_SIZE) -> int:
     """Take up to `batch` stale keys and rewrite their summary rows; returns how many keys were taken."""
+    if uses_summaries(session):
+        # A refresh is index probes for a few thousand keys: JIT compiling would cost more (base.py).
+        session.execute(text("SET LOCAL jit = off"))
     taken: dict[str, set[int]] = {}
     for kind, key in session.execute(_TAKE_BATCH, {"batch": batch}):
         taken.setdefault(str(kind), set()).add(int(key))

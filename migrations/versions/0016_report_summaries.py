@@ -2,9 +2,8 @@
 
 Summary tables the segment reports read (report_plan_facts, report_kr_facts,
 report_enrollment_facts, report_response_facts) and report_dirty, the keys whose rows are stale.
-On PostgreSQL, triggers on the source tables mark those keys in the writing transaction itself
-(engine/reports/summaries.py drains them); the tables start empty: `northstar reports rebuild`
-fills them once.
+On PostgreSQL the tables are filled from the existing rows, then triggers on the source tables
+mark stale keys in the writing transaction itself (engine/reports/summaries.py drains them).
 
 Revision ID: 0016
 Revises: 0015
@@ -70,6 +69,99 @@ BEGIN
     RETURN NULL;
 END $$
 """
+
+# The summaries start filled: a frozen copy of the rebuild statements of this release
+# (engine/reports/plan_facts.py, campaigns/report_facts.py, surveys/report_facts.py), so a database
+# upgraded in place has exact reports at once. Later changes to a summary ship their own rebuild.
+FILL = (
+    """
+    INSERT INTO report_plan_facts (plan_id, account_id, created_at, started_at, segment, stage, traits,
+        milestones, achieved, on_track, pending, behind, missed, first_achieved_at,
+        first_opened_on, first_update_at, first_review_at)
+    SELECT p.id, p.account_id, p.created_at, p.started_at, a.segment, a.lifecycle_stage, a.traits,
+           coalesce(m.milestones, 0), coalesce(m.achieved, 0), coalesce(m.on_track, 0),
+           coalesce(m.pending, 0), coalesce(m.behind, 0), coalesce(m.missed, 0), m.first_achieved_at,
+           v.first_opened_on, r.first_update_at, r.first_review_at
+    FROM success_plans p
+    JOIN accounts a ON a.id = p.account_id
+    LEFT JOIN (
+        SELECT plan_id, count(*) AS milestones,
+               count(*) FILTER (WHERE status = 'achieved') AS achieved,
+               count(*) FILTER (WHERE status = 'on_track') AS on_track,
+               count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'behind') AS behind,
+               count(*) FILTER (WHERE status = 'missed') AS missed,
+               min(achieved_at) FILTER (WHERE status = 'achieved') AS first_achieved_at
+        FROM milestones GROUP BY plan_id
+    ) m ON m.plan_id = p.id
+    LEFT JOIN (SELECT plan_id, min(day) AS first_opened_on FROM plan_page_views GROUP BY plan_id) v
+        ON v.plan_id = p.id
+    LEFT JOIN (
+        SELECT plan_id,
+               min(created_at) FILTER (WHERE channel = 'shared') AS first_update_at,
+               min(created_at) FILTER (WHERE summary LIKE 'Review confirmed%') AS first_review_at
+        FROM plan_revisions
+        WHERE channel = 'shared' OR summary LIKE 'Review confirmed%'
+        GROUP BY plan_id
+    ) r ON r.plan_id = p.id
+    """,
+    """
+    INSERT INTO report_kr_facts (key_result_id, plan_id, account_id, started_at, objective_key, baseline,
+        target, segment, stage, traits)
+    SELECT k.id, k.plan_id, p.account_id, p.started_at, k.objective_key, k.baseline, k.target,
+           a.segment, a.lifecycle_stage, a.traits
+    FROM key_results k
+    JOIN success_plans p ON p.id = k.plan_id
+    JOIN accounts a ON a.id = p.account_id
+    """,
+    """
+    INSERT INTO report_enrollment_facts (enrollment_id, account_id, campaign_id, enrolled_at, segment,
+        stage, traits, held_out, sent, delivered, opened, clicked, suppressed, capped, milestone_at,
+        kr_attained)
+    SELECT e.id, e.account_id, e.campaign_id, e.enrolled_at, a.segment, a.lifecycle_stage, a.traits,
+           e.held_out OR a.holdout_group,
+           coalesce(f.sent, false), coalesce(f.delivered, false), coalesce(f.opened, false),
+           coalesce(f.clicked, false), coalesce(f.suppressed, 0), coalesce(f.capped, 0),
+           (SELECT min(m.achieved_at) FROM milestones m JOIN success_plans p ON p.id = m.plan_id
+            WHERE p.account_id = e.account_id AND m.status = 'achieved' AND m.achieved_at >= e.enrolled_at),
+           EXISTS (SELECT 1 FROM success_plans p JOIN key_results k ON k.plan_id = p.id
+                   WHERE p.account_id = e.account_id
+                     AND (k.target >= k.baseline AND k.current >= k.target
+                          OR k.target < k.baseline AND k.current <= k.target))
+    FROM enrollments e
+    JOIN accounts a ON a.id = e.account_id
+    LEFT JOIN (
+        SELECT enrollment_id,
+               coalesce(bool_or(sent_at IS NOT NULL
+                                OR status IN ('sent', 'delivered', 'opened', 'clicked')), false) AS sent,
+               coalesce(bool_or(delivered_at IS NOT NULL
+                                OR status IN ('delivered', 'opened', 'clicked')), false) AS delivered,
+               coalesce(bool_or(opened_at IS NOT NULL OR status IN ('opened', 'clicked')), false) AS opened,
+               coalesce(bool_or(clicked_at IS NOT NULL OR status = 'clicked'), false) AS clicked,
+               count(*) FILTER (WHERE status = 'suppressed'
+                                AND (reason IN ('unsubscribed', 'bounced', 'spam report')
+                                     OR reason LIKE 'unsubscribed from %')) AS suppressed,
+               count(*) FILTER (WHERE status = 'suppressed' AND reason LIKE 'frequency cap%') AS capped
+        FROM messages GROUP BY enrollment_id
+    ) f ON f.enrollment_id = e.id
+    """,
+    """
+    INSERT INTO report_response_facts (response_id, account_id, completed_at, chosen_at, segment, stage,
+        traits, sole, outcomes, objectives)
+    SELECT r.id, r.account_id, CASE WHEN r.status = 'completed' THEN r.completed_at END, c.chosen_at,
+           a.segment, a.lifecycle_stage, a.traits, count(*) OVER (PARTITION BY r.account_id) = 1,
+           coalesce(c.outcomes, '{}'), coalesce(c.objectives, '{}')
+    FROM responses r
+    JOIN accounts a ON a.id = r.account_id
+    LEFT JOIN (
+        SELECT response_id, min(chosen_at) AS chosen_at,
+               array_agg(item_key ORDER BY item_key) FILTER (WHERE kind = 'outcome') AS outcomes,
+               array_agg(item_key ORDER BY item_key) FILTER (WHERE kind = 'objective') AS objectives
+        FROM survey_choices GROUP BY response_id
+    ) c ON c.response_id = r.id
+    WHERE r.status = 'completed' OR c.response_id IS NOT NULL
+    """,
+)
 
 
 def _snapshot() -> list[sa.Column]:  # type: ignore[type-arg]
@@ -157,6 +249,8 @@ def upgrade() -> None:
     op.create_index("ix_report_response_facts_account_id", "report_response_facts", ["account_id"])
     if op.get_bind().dialect.name != "postgresql":
         return
+    for statement in FILL:
+        op.execute(statement)
     op.execute(MARK_STATEMENT)
     op.execute(MARK_ROW)
     for table, kind, column, events in STATEMENT_TRIGGERS:
