@@ -7,6 +7,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
@@ -128,3 +129,13 @@ def signed_in(client: FlaskClient, database: Database, email: str, role: Role) -
     make_user(database, email, role)
     assert sign_in(client, email).status_code == 303
     return client
+
+
+def console_user(name: str, email: str, role: Role) -> Any:
+    """A fixture called `name`: the test client signed in as a new `role` user, with the recruiting
+    playbook imported (the `editor` and `viewer` of the console's tests)."""
+
+    def fixture(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
+        return signed_in(client, database, email, role)
+
+    return pytest.fixture(name=name)(fixture)

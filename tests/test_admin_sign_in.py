@@ -18,26 +18,19 @@ from tests.admin_client import (
     EDITOR,
     PASSWORD,
     VIEWER,
+    console_user,
     csrf_of,
     editor_fields,
     form_fields,
     make_user,
     sign_in,
-    signed_in,
     survey_versions,
     text_of,
 )
 from web import create_app
 
-
-@pytest.fixture
-def editor(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    return signed_in(client, database, EDITOR, Role.EDITOR)
-
-
-@pytest.fixture
-def viewer(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    return signed_in(client, database, VIEWER, Role.VIEWER)
+editor = console_user("editor", EDITOR, Role.EDITOR)
+viewer = console_user("viewer", VIEWER, Role.VIEWER)
 
 
 # -- sign-in -------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import datetime as dt
 import re
 import uuid
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -24,26 +23,19 @@ from surveys.service import ResponseIn, submit_response
 from tests.admin_client import (
     EDITOR,
     VIEWER,
+    console_user,
     csrf_of,
     editor_fields,
     form_fields,
     make_user,
     sign_in,
-    signed_in,
     survey_versions,
     text_of,
 )
 from tests.factories import make_account, outcomes_answers
 
-
-@pytest.fixture
-def editor(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    return signed_in(client, database, EDITOR, Role.EDITOR)
-
-
-@pytest.fixture
-def viewer(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    return signed_in(client, database, VIEWER, Role.VIEWER)
+editor = console_user("editor", EDITOR, Role.EDITOR)
+viewer = console_user("viewer", VIEWER, Role.VIEWER)
 
 
 def test_saving_the_form_stores_one_draft_and_leaves_the_live_version_alone(

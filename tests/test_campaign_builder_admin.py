@@ -20,7 +20,7 @@ from campaigns.enrollment import enroll_account
 from campaigns.models import Campaign
 from engine.db import Database
 from engine.users import Role
-from tests.admin_client import EDITOR, VIEWER, make_user, sign_in, signed_in, text_of
+from tests.admin_client import EDITOR, VIEWER, console_user, make_user, sign_in, signed_in, text_of
 from tests.factories import make_account
 
 FORM = "campaign-form"
@@ -99,9 +99,7 @@ def post(client: FlaskClient, path: str, fields: list[tuple[str, str]]) -> Any:
     return client.post(path, data=MultiDict(fields))
 
 
-@pytest.fixture
-def editor(client: FlaskClient, database: Database, recruiting: dict[str, int]) -> FlaskClient:
-    return signed_in(client, database, EDITOR, Role.EDITOR)
+editor = console_user("editor", EDITOR, Role.EDITOR)
 
 
 @pytest.fixture
