@@ -1,5 +1,5 @@
 """What every browser test watches: failed requests, console errors and off-site requests (every
-asset must be vendored), and where screenshots go."""
+asset must be vendored), and where screenshots go; and the widget tests' host site and pages."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import Browser, Page
+
+from engine.db import Database
+from tests.browser.host_pages import HostSite, serving
+from tests.browser.widget_harness import PHONE, Embed, make_embed, open_shadow_page, widget_browser
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Page, Response
+    from playwright.sync_api import ConsoleMessage, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -79,3 +84,29 @@ def shoot(page: Page, name: str, *, docs: bool = False) -> Path:
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
     return path
+
+
+# -- the survey widget on a host page of another origin (tests/browser/widget_harness.py) ---------
+
+
+@pytest.fixture
+def host_site() -> Iterator[HostSite]:
+    with serving() as site:
+        yield site
+
+
+@pytest.fixture
+def embed(database: Database, recruiting: dict[str, int], live_server: str, host_site: HostSite) -> Embed:
+    """The recruiting playbook imported, and a workspace that allows the host's origin."""
+    return make_embed(database, live_server, host_site, [host_site.origin])
+
+
+@pytest.fixture
+def widget_page(page: Page) -> Page:
+    return open_shadow_page(page)
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    with widget_browser(browser, viewport=PHONE, is_mobile=True, has_touch=True) as opened:
+        yield opened

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import re
-from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -23,7 +22,7 @@ from engine.db import Database
 from engine.plans.models import SuccessPlan
 from engine.playbook import import_playbook, resolve_playbook
 from surveys.models import Response, ResponseStatus, SurveyDismissal
-from tests.browser.host_pages import HOSTILE_CSS, HostSite, serving
+from tests.browser.host_pages import HOSTILE_CSS, HostSite
 from tests.browser.widget_harness import (
     BROWSER_NOW,
     THANKS,
@@ -35,7 +34,6 @@ from tests.browser.widget_harness import (
     in_shadow,
     make_embed,
     next_step,
-    open_shadow_page,
     result,
     settled,
     shoot,
@@ -43,23 +41,6 @@ from tests.browser.widget_harness import (
     survey_dialog,
     wait_until,
 )
-
-
-@pytest.fixture
-def host_site() -> Iterator[HostSite]:
-    with serving() as site:
-        yield site
-
-
-@pytest.fixture
-def embed(database: Database, recruiting: dict[str, int], live_server: str, host_site: HostSite) -> Embed:
-    """The recruiting playbook imported, and a workspace that allows the host's origin."""
-    return make_embed(database, live_server, host_site, [host_site.origin])
-
-
-@pytest.fixture
-def widget_page(page: Page) -> Page:
-    return open_shadow_page(page)
 
 
 @pytest.mark.browser

@@ -7,10 +7,9 @@ themselves in the widget's shadow root. The app runs on 127.0.0.1, the host page
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
 from campaigns.enrollment import enroll_account
@@ -20,17 +19,15 @@ from campaigns.scheduler import run_tick
 from engine.db import Database, utcnow
 from engine.plans.service import create_plan, get_template
 from engine.playbook import import_playbook
-from tests.browser.host_pages import HOSTILE_CSS, HostSite, serving
+from tests.browser.host_pages import HOSTILE_CSS, HostSite
 from tests.browser.widget_harness import (
     PHONE,
     Embed,
     focused,
     in_shadow,
     make_embed,
-    open_shadow_page,
     shoot,
     wait_until,
-    widget_browser,
 )
 from tests.factories import make_account
 from tests.test_inapp import with_campaigns
@@ -62,12 +59,6 @@ TIP_CARD = "Tip: screen applicants in minutes"
 
 
 @pytest.fixture
-def host_site() -> Iterator[HostSite]:
-    with serving() as site:
-        yield site
-
-
-@pytest.fixture
 def embed(database: Database, recruiting: dict[str, int], live_server: str, host_site: HostSite) -> Embed:
     """The recruiting playbook (plus a tips campaign), a workspace that allows the host's origin,
     and one scheduler tick: Sofia, Acme's champion, has two in-app messages."""
@@ -84,17 +75,6 @@ def embed(database: Database, recruiting: dict[str, int], live_server: str, host
         session.flush()
         run_tick(session, now=now, caps=Caps(0, 0))
     return found
-
-
-@pytest.fixture
-def widget_page(page: Page) -> Page:
-    return open_shadow_page(page)
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    with widget_browser(browser, viewport=PHONE, is_mobile=True, has_touch=True) as opened:
-        yield opened
 
 
 def statuses(database: Database) -> dict[str, MessageStatus]:

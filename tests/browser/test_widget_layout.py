@@ -8,9 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from engine.db import Database
 from surveys.models import ResponseStatus, SurveyDismissal
-from tests.browser.host_pages import HostSite, serving
 from tests.browser.widget_harness import (
     DESKTOP,
     PHONE,
@@ -19,9 +17,7 @@ from tests.browser.widget_harness import (
     Embed,
     focused,
     in_shadow,
-    make_embed,
     next_step,
-    open_shadow_page,
     pick_outcome_and_objective,
     result,
     settled,
@@ -30,29 +26,6 @@ from tests.browser.widget_harness import (
     tab_to,
     widget_browser,
 )
-
-
-@pytest.fixture
-def host_site() -> Iterator[HostSite]:
-    with serving() as site:
-        yield site
-
-
-@pytest.fixture
-def embed(database: Database, recruiting: dict[str, int], live_server: str, host_site: HostSite) -> Embed:
-    """The recruiting playbook imported, and a workspace that allows the host's origin."""
-    return make_embed(database, live_server, host_site, [host_site.origin])
-
-
-@pytest.fixture
-def widget_page(page: Page) -> Page:
-    return open_shadow_page(page)
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    with widget_browser(browser, viewport=PHONE, is_mobile=True, has_touch=True) as opened:
-        yield opened
 
 
 @pytest.mark.browser
