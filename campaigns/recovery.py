@@ -59,21 +59,12 @@ def recover_stale_deliveries(
     found = Recovered()
     email = Message.channel == StepKind.EMAIL.value
     stuck = (Message.status == MessageStatus.SENDING, email, Message.updated_at < now - sending_after)
+    attempted = Message.sent_at.is_not(None)
     found.requeued = _touched(
-        session,
-        now,
-        *stuck,
-        Message.sent_at.is_(None),
-        status=MessageStatus.QUEUED,
-        reason=REQUEUED_AFTER_CRASH,
+        session, now, *stuck, ~attempted, status=MessageStatus.QUEUED, reason=REQUEUED_AFTER_CRASH
     )
     found.unknown = _touched(
-        session,
-        now,
-        *stuck,
-        Message.sent_at.is_not(None),
-        status=MessageStatus.UNKNOWN,
-        reason=UNKNOWN_AFTER_CRASH,
+        session, now, *stuck, attempted, status=MessageStatus.UNKNOWN, reason=UNKNOWN_AFTER_CRASH
     )
     # Touching updated_at gives each orphan at most one new job per `queued_after`.
     found.orphaned = _touched(

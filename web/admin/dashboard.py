@@ -7,6 +7,7 @@ this week and the week before), so the page costs a handful of queries whatever 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,31 +191,47 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def _share_of_emails(
+    key: str,
+    label: str,
+    part: Callable[[MessageWeek], int],
+    this: MessageWeek,
+    before: MessageWeek,
+    *,
+    better: str = "up",
+    detail: str,
+) -> Figure:
+    """`part` of each week's emails, as a rate beside the week before's."""
+    this_rate, before_rate = _rate(part(this), this.emails), _rate(part(before), before.emails)
+    return Figure(key, label, this_rate, before_rate, rate=True, better=better, detail=detail)
+
+
 def deliverability(this: MessageWeek, before: MessageWeek) -> tuple[Figure, ...]:
+    of_emails = f" of {this.emails:,} emails"
     return (
-        Figure(
+        _share_of_emails(
             "delivered_rate",
             "delivered",
-            _rate(this.delivered, this.emails),
-            _rate(before.delivered, before.emails),
-            rate=True,
-            detail=f"{this.delivered:,} of {this.emails:,} emails",
+            lambda week: week.delivered,
+            this,
+            before,
+            detail=f"{this.delivered:,}{of_emails}",
         ),
-        Figure(
+        _share_of_emails(
             "bounced_rate",
             "bounced or dropped",
-            _rate(this.bounced, this.emails),
-            _rate(before.bounced, before.emails),
-            rate=True,
+            lambda week: week.bounced,
+            this,
+            before,
             better="down",
-            detail=f"{this.bounced:,} of {this.emails:,} emails",
+            detail=f"{this.bounced:,}{of_emails}",
         ),
-        Figure(
+        _share_of_emails(
             "spam_rate",
             "reported as spam",
-            _rate(this.spam, this.emails),
-            _rate(before.spam, before.emails),
-            rate=True,
+            lambda week: week.spam,
+            this,
+            before,
             better="down",
             detail=f"{this.spam:,} report{'' if this.spam == 1 else 's'}",
         ),

@@ -51,60 +51,37 @@ def _matching(
     text: str,
     limit: int,
     fields: Sequence[QueryableAttribute[Any]],
-    *order: ColumnElement[Any] | QueryableAttribute[Any],
+    sort: QueryableAttribute[Any],
+    *,
+    starts_first: bool = False,
 ) -> list[Found]:
-    """At most `limit` rows of `model` with `text` anywhere in one of `fields`, in `order`."""
+    """At most `limit` rows of `model` with `text` anywhere in one of `fields`, by `sort` then id;
+    with `starts_first`, those whose `sort` starts with the text come first."""
+    order: list[ColumnElement[Any] | QueryableAttribute[Any]] = [sort, model.id]
+    if starts_first:
+        order.insert(0, ~sort.ilike(_starts(text), escape="\\"))
     pattern = _pattern(text)
     matches = or_(*(f.ilike(pattern, escape="\\") for f in fields))
     return list(session.scalars(select(model).where(matches).order_by(*order).limit(limit)))
 
 
-def _starting_first(column: QueryableAttribute[Any], text: str) -> ColumnElement[bool]:
-    """Orders the rows whose `column` starts with the text before the others."""
-    return ~column.ilike(_starts(text), escape="\\")
-
-
 def search_accounts(session: Session, text: str, limit: int) -> list[Account]:
-    return _matching(
-        session,
-        Account,
-        text,
-        limit,
-        (Account.name, Account.external_id),
-        _starting_first(Account.name, text),
-        Account.name,
-        Account.id,
-    )
+    fields = (Account.name, Account.external_id)
+    return _matching(session, Account, text, limit, fields, Account.name, starts_first=True)
 
 
 def search_contacts(session: Session, text: str, limit: int) -> list[Contact]:
-    return _matching(
-        session,
-        Contact,
-        text,
-        limit,
-        (Contact.email, Contact.name),
-        _starting_first(Contact.email, text),
-        Contact.email,
-        Contact.id,
-    )
+    fields = (Contact.email, Contact.name)
+    return _matching(session, Contact, text, limit, fields, Contact.email, starts_first=True)
 
 
 def search_campaigns(session: Session, text: str, limit: int) -> list[Campaign]:
-    return _matching(
-        session, Campaign, text, limit, (Campaign.name, Campaign.key), Campaign.name, Campaign.id
-    )
+    return _matching(session, Campaign, text, limit, (Campaign.name, Campaign.key), Campaign.name)
 
 
 def search_content(session: Session, text: str, limit: int) -> list[ContentItem]:
     return _matching(
-        session,
-        ContentItem,
-        text,
-        limit,
-        (ContentItem.title, ContentItem.key),
-        ContentItem.title,
-        ContentItem.id,
+        session, ContentItem, text, limit, (ContentItem.title, ContentItem.key), ContentItem.title
     )
 
 
