@@ -19,14 +19,15 @@ from surveys.authoring import create_survey
 from surveys.models import Response as SurveyResponse
 from surveys.models import Survey
 from surveys.service import ResponseIn, submit_response
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
+from tests.browser.console_pages import page_without_javascript, sign_in_console
 from tests.factories import make_account, outcomes_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 README_SHOTS = ROOT / "docs" / "screenshots"
 EMAIL = "erin@northstar.example"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -161,13 +162,8 @@ def test_the_editor_works_without_javascript(
     from playwright.sync_api import Browser
 
     assert isinstance(browser, Browser)
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    try:
-        page.goto(live_server + "/admin/login?next=/admin/surveys/outcomes")
-        page.get_by_label("Email").fill(editor_account)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+    with page_without_javascript(browser) as page:
+        sign_in_console(page, live_server, editor_account, "/admin/surveys/outcomes")
         expect(page).to_have_url(live_server + "/admin/surveys/outcomes")
         questions = page.locator("fieldset[data-question]")
         expect(questions).to_have_count(8)  # six questions and two blank slots
@@ -192,5 +188,3 @@ def test_the_editor_works_without_javascript(
                 "comment",
                 "team_size",
             ]
-    finally:
-        context.close()

@@ -17,12 +17,13 @@ from engine.accounts import ContactRole
 from engine.db import Database
 from engine.plans.service import create_plan, get_template
 from engine.users import Role, create_user
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
+from tests.browser.console_pages import sign_in_console
 from tests.conftest import SECRET
 from tests.factories import make_account
 
 EMAIL = "erin@northstar.example"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -54,10 +55,7 @@ def library(database: Database, recruiting: object) -> None:
 def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
     page: Page, live_server: str, library: None, problems: list[str], sink: SendGridSink, database: Database
 ) -> None:
-    page.goto(live_server + "/admin/login?next=/admin/content")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_console(page, live_server, EMAIL, "/admin/content")
     expect(page).to_have_url(live_server + "/admin/content")
     expect(page.get_by_role("heading", name="Content library", level=1)).to_be_visible()
     expect(page.locator("tr[data-item]")).to_have_count(11)

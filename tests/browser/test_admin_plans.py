@@ -16,14 +16,15 @@ from engine.db import Database
 from engine.plans.models import MilestoneStatus, SuccessPlan
 from engine.plans.service import create_plan, get_template
 from engine.users import Role, create_user
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
+from tests.browser.console_pages import sign_in_console
 from tests.factories import make_account
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 EMAIL = "erin@northstar.example"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -81,10 +82,7 @@ def shoot_dark(browser: Browser, page: Page, name: str) -> None:
 def test_ops_filter_to_plans_behind_edit_a_key_result_and_rotate_the_link(
     browser: Browser, page: Page, live_server: str, plans: None, problems: list[str]
 ) -> None:
-    page.goto(live_server + "/admin/login?next=/admin/plans")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_console(page, live_server, EMAIL, "/admin/plans")
     expect(page).to_have_url(live_server + "/admin/plans")
     expect(page.get_by_role("heading", name="Plans", level=1)).to_be_visible()
     expect(page.locator("tr[data-plan]")).to_have_count(4)

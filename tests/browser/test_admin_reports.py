@@ -16,6 +16,7 @@ from engine.db import Database, utcnow
 from engine.users import Role, create_user
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import Traffic, shoot
+from tests.browser.console_pages import sign_in_console
 from web.admin import reports as admin_reports
 
 EMAIL = "vera@northstar.example"
@@ -47,10 +48,7 @@ def report_data(pg_engine: Engine, database: Database) -> None:
 
 
 def sign_in(page: Page, live_server: str) -> None:
-    page.goto(f"{live_server}/admin/login?next=/admin/reports")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_console(page, live_server, EMAIL, "/admin/reports")
     expect(page).to_have_url(f"{live_server}/admin/reports")
 
 

@@ -17,14 +17,15 @@ from engine.db import Database
 from engine.rules.models import RuleSet, RuleSetStatus, published_ruleset
 from engine.users import Role, create_user
 from surveys.service import ResponseIn, submit_response
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
+from tests.browser.console_pages import page_without_javascript, sign_in_console
 from tests.factories import make_account, outcomes_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 EMAIL = "erin@northstar.example"
-PASSWORD = "correct horse battery"
 EXPECTED = {
     "and": [
         {"or": [{">=": [{"var": "answers.outcomes.nps"}, 9]}]},
@@ -56,10 +57,7 @@ def editor_with_answers(database: Database, recruiting: dict[str, int]) -> str:
 def test_an_editor_builds_a_rule_visually_simulates_and_publishes_it(
     page: Page, live_server: str, editor_with_answers: str, database: Database, problems: list[str]
 ) -> None:
-    page.goto(live_server + "/admin/login?next=/admin/rules")
-    page.get_by_label("Email").fill(editor_with_answers)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_console(page, live_server, editor_with_answers, "/admin/rules")
     expect(page).to_have_url(live_server + "/admin/rules")
     expect(page.get_by_role("heading", name="Published: version 1")).to_be_visible()
     page.get_by_role("button", name="Start a draft").click()
@@ -188,13 +186,8 @@ def test_the_rule_editor_works_without_javascript(
     from playwright.sync_api import Browser
 
     assert isinstance(browser, Browser)
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    try:
-        page.goto(live_server + "/admin/login?next=/admin/rules")
-        page.get_by_label("Email").fill(editor_with_answers)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+    with page_without_javascript(browser) as page:
+        sign_in_console(page, live_server, editor_with_answers, "/admin/rules")
         page.get_by_role("button", name="Start a draft").click()
         page.get_by_role("link", name="Add rule").click()
         expect(page.get_by_role("tab", name="Builder")).to_have_count(0)  # no builder, just JSON
@@ -214,5 +207,3 @@ def test_the_rule_editor_works_without_javascript(
             rule = next(r for r in draft.rules if r.name == "Promoters")
             assert rule.condition == {">=": [{"var": "answers.outcomes.nps"}, 9]}
             assert rule.actions == [{"type": "create_plan", "template": "hire_faster_plan"}]
-    finally:
-        context.close()

@@ -15,11 +15,12 @@ from campaigns.enrollment import enroll_account
 from campaigns.models import Campaign
 from engine.db import Database
 from engine.users import Role, create_user
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
+from tests.browser.console_pages import sign_in_console
 from tests.factories import make_account
 
 EMAIL = "erin@northstar.example"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -42,10 +43,7 @@ def enrol(database: Database, *external_ids: str) -> None:
 def test_an_editor_builds_publishes_and_watches_a_campaign(
     page: Page, live_server: str, editor: str, database: Database, problems: list[str]
 ) -> None:
-    page.goto(live_server + "/admin/login?next=/admin/campaigns")
-    page.get_by_label("Email").fill(editor)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_console(page, live_server, editor, "/admin/campaigns")
     expect(page).to_have_url(live_server + "/admin/campaigns")
     page.get_by_role("link", name="New campaign").click()
     page.get_by_label("Name").fill("First job nudge")

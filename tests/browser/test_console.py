@@ -18,12 +18,13 @@ from engine.db import Database, utcnow
 from engine.plans.models import Milestone, MilestoneStatus
 from engine.users import Role, create_user
 from surveys.models import Channel, Response, ResponseStatus, Survey
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
+from tests.browser.console_pages import sign_in_console
 from tests.factories import make_account
 from tests.test_admin_accounts import Story, build_story
 
 EMAIL = "erin@northstar.example"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -78,10 +79,7 @@ def story(database: Database, recruiting: dict[str, int]) -> Story:
 
 
 def sign_in(page: Page, live_server: str, target: str = "/admin/") -> None:
-    page.goto(f"{live_server}/admin/login?next={target}")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_console(page, live_server, EMAIL, target)
     expect(page).to_have_url(live_server + target)
 
 

@@ -14,11 +14,12 @@ from campaigns.sink import SendGridSink
 from engine.db import Database
 from engine.users import Role, create_user
 from engine.workspaces import ensure_workspace
+from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
+from tests.browser.console_pages import sign_in_console
 from tests.test_privacy import CHAMP, customer_with_history
 
 ADMIN = "ada@northstar.example"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -30,10 +31,7 @@ def champion(database: Database) -> int:
 
 
 def sign_in(page: Page, live_server: str, email: str, target: str) -> None:
-    page.goto(f"{live_server}/admin/login?next={target}")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_console(page, live_server, email, target)
     expect(page).to_have_url(live_server + target)
 
 
