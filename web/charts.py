@@ -142,6 +142,15 @@ def _series_class(index: int) -> str:
     return f"ns-s{index % MAX_SERIES_CLASSES}"
 
 
+def _bar(x: str, y: str, width: str, height: str, series: int, tip: str) -> str:
+    """One bar (vertical or horizontal), coloured by its series, with its hover text."""
+    return (
+        f'<rect x="{x}" y="{y}" width="{width}" height="{height}" rx="2" '
+        f'class="ns-bar {_series_class(series)}" fill="currentColor" '
+        f'fill-opacity="{_fallback_opacity(series)}"><title>{escape(tip)}</title></rect>'
+    )
+
+
 def _fallback_opacity(index: int) -> str:
     return ("0.85", "0.5", "0.3", "0.65", "0.4", "0.2")[index % MAX_SERIES_CLASSES]
 
@@ -254,10 +263,7 @@ def _bars(body: _Svg, chart: ChartLike) -> float:
                 top_y, height = min(y, zero), abs(zero - y)
                 tip = _tip(series.name, label, value, chart.unit)
                 body.add(
-                    f'<rect x="{_n(x + 1)}" y="{_n(top_y)}" width="{_n(max(1.0, bar_w - 2))}" '
-                    f'height="{_n(max(height, 0.5))}" rx="2" class="ns-bar {_series_class(s_index)}" '
-                    f'fill="currentColor" fill-opacity="{_fallback_opacity(s_index)}">'
-                    f"<title>{escape(tip)}</title></rect>"
+                    _bar(_n(x + 1), _n(top_y), _n(max(1.0, bar_w - 2)), _n(max(height, 0.5)), s_index, tip)
                 )
                 if groups == 1 or bar_w >= 30:
                     label_y = top_y - 8 if value >= 0 else zero - 8
@@ -389,11 +395,7 @@ def _horizontal(body: _Svg, chart: ChartLike, *, funnel: bool) -> float:
             x = scale(value)
             bar_x, width = min(x, zero), abs(x - zero)
             tip = _tip(series.name, label, value, chart.unit)
-            body.add(
-                f'<rect x="{_n(bar_x)}" y="{_n(y)}" width="{_n(max(width, 0.5))}" height="{BAR_BAND - 6}" '
-                f'rx="2" class="ns-bar {_series_class(s_index)}" fill="currentColor" '
-                f'fill-opacity="{_fallback_opacity(s_index)}"><title>{escape(tip)}</title></rect>'
-            )
+            body.add(_bar(_n(bar_x), _n(y), _n(max(width, 0.5)), str(BAR_BAND - 6), s_index, tip))
             text = format_value(value, chart.unit)
             if funnel and i > 0:
                 previous = value_at(series.values, i - 1)
