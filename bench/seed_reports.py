@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from campaigns.report_facts import enrollment_facts_sql
 from engine.reports.plan_facts import KR_FACTS_SQL, PLAN_FACTS_SQL
+from surveys.funnel_report import REACH_FACTS_SQL
 from surveys.report_facts import RESPONSE_FACTS_SQL
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_reports"
@@ -260,7 +261,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     (
         "report_summaries",  # statistics first: the summary statements join the fresh tables
         "ANALYZE accounts, success_plans, milestones, key_results, enrollments, messages, responses, "
-        "survey_choices",
+        "survey_choices, survey_reaches",
     ),
     *(
         (name, f"DELETE FROM {name};\n{sql}")
@@ -269,6 +270,7 @@ STEPS: tuple[tuple[str, str], ...] = (
             ("report_kr_facts", KR_FACTS_SQL.format(krs="TRUE")),
             ("report_enrollment_facts", enrollment_facts_sql()),
             ("report_response_facts", RESPONSE_FACTS_SQL.format(responses="TRUE", choices="TRUE")),
+            ("report_reach_facts", REACH_FACTS_SQL.format(reaches="TRUE")),
             ("report_dirty", "SELECT 1"),  # nothing is stale: the rows above were built from everything
         )
     ),

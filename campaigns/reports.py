@@ -40,12 +40,13 @@ from engine.reports.scope import (
     NONE_LABEL,
     group_column,
     needs_account_join,
+    reads_accounts,
     scope_accounts,
     snapshot_conditions,
     snapshot_group,
 )
 from engine.reports.stats import lift_verdict, newcombe_difference, share
-from surveys.reports import register_email_reach
+from surveys.funnel_report import register_email_reach
 
 # Cohorts of enrolments by date (created by migration 0008).
 REPORT_INDEXES = (
@@ -92,6 +93,31 @@ def survey_emails_sent(session: Session, filters: Filters) -> dict[str, int]:
             query.join(Enrollment, Enrollment.id == Message.enrollment_id), filters, Enrollment.account_id
         )
     if filters.group_by and filters.group_by != "channel":
+        query = query.group_by(group)
+    return {str(g): int(n) for g, n in session.execute(query) if n}
+
+
+def survey_emails_sent_from_summaries(session: Session, filters: Filters) -> dict[str, int]:
+    """survey_emails_sent with the account's keys read from report_enrollment_facts (no accounts join)."""
+    if not reads_accounts(filters):
+        return survey_emails_sent(session, filters)
+    fact = EnrollmentFact
+    grouped = bool(filters.group_by and filters.group_by != "channel")
+    group = snapshot_group(filters, fact) if grouped else literal("email")
+    query = (
+        select(group.label("grp"), func.count())
+        .select_from(Message)
+        .join(Step, Step.id == Message.step_id)
+        .join(fact, fact.enrollment_id == Message.enrollment_id)
+        .where(
+            Message.channel == "email",
+            Message.sent_at >= filters.start_at,
+            Message.sent_at < filters.end_before,
+            Step.config["survey"].as_string().is_not(None),
+            *snapshot_conditions(filters, fact),
+        )
+    )
+    if grouped:
         query = query.group_by(group)
     return {str(g): int(n) for g, n in session.execute(query) if n}
 
@@ -443,7 +469,7 @@ def connect() -> None:
     """Called from campaigns.wiring.connect()."""
     register_campaign_options(campaign_keys, enrolled_accounts)
     register_enrollment_summary()
-    register_email_reach(survey_emails_sent)
+    register_email_reach(survey_emails_sent, survey_emails_sent_from_summaries)
     register_report(
         "campaign-funnel",
         "Campaign funnel",

@@ -1,8 +1,8 @@
-"""Per-response summary rows for the outcomes report, and the outcomes queries that read them.
+"""Per-response summary rows for the outcomes report and the survey funnel, and the outcomes queries.
 
-One `report_response_facts` row per completed response (or one with picks in `survey_choices`):
-the respondent's account and its segment / stage / traits as they are now, when it was completed,
-and the outcomes and objectives it picked (from survey_choices, with their date). The rows are
+One `report_response_facts` row per response of an account: the account and its segment / stage /
+traits as they are now, when the response began, on which channel, whether and when it was
+completed, and the outcomes and objectives it picked (from survey_choices, with their date). The rows are
 rewritten by engine.reports.summaries from stale responses and accounts; the outcomes report then
 reads one narrow table instead of joining responses, choices and a million accounts.
 """
@@ -48,10 +48,11 @@ PICKS = JSON().with_variant(ARRAY(String(80)), "postgresql")
 
 
 class ResponseFact(Base):
-    """A completed response (or one with picks) with its account's grouping keys and its picks."""
+    """A response of an account with its account's grouping keys and its picks."""
 
     __tablename__ = "report_response_facts"
     __table_args__ = (
+        Index("ix_report_response_facts_created_at", "created_at"),
         Index("ix_report_response_facts_completed_at", "completed_at"),
         Index("ix_report_response_facts_chosen_at", "chosen_at"),
         Index("ix_report_response_facts_account_id", "account_id"),
@@ -59,12 +60,15 @@ class ResponseFact(Base):
 
     response_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     account_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime]  # the survey funnel's "started"
+    channel: Mapped[str] = mapped_column(String(16))
+    completed: Mapped[bool] = mapped_column(Boolean)
     completed_at: Mapped[dt.datetime | None]  # NULL unless the response is completed
     chosen_at: Mapped[dt.datetime | None]  # the picks' date (survey_choices.chosen_at)
     segment: Mapped[str] = mapped_column(String(80))
     stage: Mapped[str] = mapped_column(String(40))
     traits: Mapped[dict[str, Any]]
-    # The account has no other row here: its picks need no DISTINCT across responses.
+    # The account's only completed-or-picked response: its outcomes need no DISTINCT across responses.
     sole: Mapped[bool] = mapped_column(Boolean)
     outcomes: Mapped[list[str]] = mapped_column(PICKS)
     objectives: Mapped[list[str]] = mapped_column(PICKS)
@@ -73,10 +77,13 @@ class ResponseFact(Base):
 # {responses} / {choices} are "TRUE" for a rebuild, "<column> = ANY(:ids)" for a refresh, which
 # always covers every response of an account (`sole` counts them).
 RESPONSE_FACTS_SQL = """
-INSERT INTO report_response_facts (response_id, account_id, completed_at, chosen_at, segment, stage,
-    traits, sole, outcomes, objectives)
-SELECT r.id, r.account_id, CASE WHEN r.status = 'completed' THEN r.completed_at END, c.chosen_at,
-       a.segment, a.lifecycle_stage, a.traits, count(*) OVER (PARTITION BY r.account_id) = 1,
+INSERT INTO report_response_facts (response_id, account_id, created_at, channel, completed,
+    completed_at, chosen_at, segment, stage, traits, sole, outcomes, objectives)
+SELECT r.id, r.account_id, r.created_at, r.channel, r.status = 'completed',
+       CASE WHEN r.status = 'completed' THEN r.completed_at END, c.chosen_at,
+       a.segment, a.lifecycle_stage, a.traits,
+       count(*) FILTER (WHERE r.status = 'completed' OR c.response_id IS NOT NULL)
+           OVER (PARTITION BY r.account_id) = 1,
        coalesce(c.outcomes, '{{}}'), coalesce(c.objectives, '{{}}')
 FROM responses r
 JOIN accounts a ON a.id = r.account_id
@@ -86,7 +93,7 @@ LEFT JOIN (
            array_agg(item_key ORDER BY item_key) FILTER (WHERE kind = 'objective') AS objectives
     FROM survey_choices WHERE {choices} GROUP BY response_id
 ) c ON c.response_id = r.id
-WHERE (r.status = 'completed' OR c.response_id IS NOT NULL) AND {responses}
+WHERE {responses}
 """
 
 

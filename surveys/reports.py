@@ -7,9 +7,8 @@ summary kept by a `reports`-queue job after each completed response (docs/report
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, ForeignKey, Index, String, delete, func, insert, select, text
@@ -164,130 +163,7 @@ def _on_response_completed(_sender: object, *, session: Session, response_id: in
     enqueue_after_commit(session, "reports", refresh_choices_job, response_id)
 
 
-# --- the email channel's reach comes from the campaigns ledger ------------------------------------
-
-EmailReach = Callable[[Session, Filters], dict[str, int]]
-_email_reach: EmailReach | None = None
-
-
-def register_email_reach(query: EmailReach) -> None:
-    """Campaigns send the survey emails; they count them (grouped like the report) for the funnel."""
-    global _email_reach
-    _email_reach = query
-
-
 # --- reports --------------------------------------------------------------------------------------
-
-
-def _funnel_filters(filters: Filters) -> Filters:
-    return filters if filters.group_by else dataclasses.replace(filters, group_by="channel")
-
-
-def survey_funnel(session: Session, filters: Filters) -> ReportResult:
-    grouped = _funnel_filters(filters)
-    reached: dict[str, int] = {}
-    group = group_column(grouped, channel=SurveyReach.channel)
-    query = (
-        select(group.label("grp"), func.count())
-        .select_from(SurveyReach)
-        .where(SurveyReach.first_at >= filters.start_at, SurveyReach.first_at < filters.end_before)
-        .group_by(group)
-    )
-    query = scope_accounts(query, grouped, SurveyReach.account_id)
-    for grp, n in session.execute(query):
-        reached[str(grp)] = reached.get(str(grp), 0) + int(n)
-    if _email_reach is not None:
-        for grp, n in _email_reach(session, grouped).items():
-            reached[grp] = reached.get(grp, 0) + n
-    group = group_column(grouped, channel=Response.channel)
-    completed = Response.status == ResponseStatus.COMPLETED
-    query = (
-        select(group.label("grp"), func.count(), func.count().filter(completed))
-        .select_from(Response)
-        .where(Response.created_at >= filters.start_at, Response.created_at < filters.end_before)
-        .group_by(group)
-    )
-    query = scope_accounts(query, grouped, Response.account_id)
-    counts: dict[str, tuple[int, int]] = {str(g): (int(s), int(c)) for g, s, c in session.execute(query)}
-    groups = sorted(set(reached) | set(counts), key=_channel_order if grouped.group_by == "channel" else str)
-    rows = [_funnel_row(g, reached.get(g, 0), *counts.get(g, (0, 0)), grouped) for g in groups]
-    total = _funnel_row(
-        "all",
-        sum(reached.values()),
-        sum(s for s, _ in counts.values()),
-        sum(c for _, c in counts.values()),
-        grouped,
-    )
-    total["group"] = "All channels" if grouped.group_by == "channel" else "all"
-    return ReportResult(
-        name="survey-funnel",
-        title="Survey funnel",
-        description=(
-            "Contacts reached by a survey (widget shown, survey email sent, hosted page opened), "
-            "responses started and completed, by channel."
-        ),
-        filters=filters,
-        columns=[
-            Column(
-                "group",
-                "Channel" if grouped.group_by == "channel" else str(grouped.group_by).capitalize(),
-                "text",
-            ),
-            Column("reached", "Reached", "int"),
-            Column("started", "Started", "int"),
-            Column("completed", "Completed", "int"),
-            Column("start_rate", "Started / reached", "pct"),
-            Column("completion_rate", "Completed / started", "pct"),
-        ],
-        rows=[*rows, total],
-        charts=[
-            Chart(
-                "funnel",
-                "Survey funnel",
-                ["Reached", "Started", "Completed"],
-                [
-                    Series(
-                        "contacts",
-                        [float(total["reached"]), float(total["started"]), float(total["completed"])],
-                    )
-                ],
-            ),
-            Chart(
-                "bar",
-                "Completion rate",
-                [r["group"] for r in rows],
-                [Series("completed / started", [r["completion_rate"] for r in rows])],
-                unit="%",
-            ),
-        ],
-        headline={
-            "reached": total["reached"],
-            "started": total["started"],
-            "completed": total["completed"],
-            "completion_rate": total["completion_rate"],
-        },
-        notes=[
-            "Reached counts each contact once per survey and channel, dated by the first time.",
-            "Started and completed count responses begun between the dates; API responses have no reach.",
-        ],
-    )
-
-
-def _channel_order(value: str) -> tuple[int, str]:
-    order = [*REACH_CHANNELS, "api"]
-    return (order.index(value) if value in order else len(order), value)
-
-
-def _funnel_row(group: str, reached: int, started: int, completed: int, filters: Filters) -> dict[str, Any]:
-    label = CHANNEL_LABELS.get(group, group) if filters.group_by == "channel" else group
-    return {
-        "group": label,
-        "reached": reached,
-        "started": started,
-        "completed": completed,
-        "start_rate": share(started, reached),
-        "completion_rate": share(completed, started),
-    }
 
 
 def outcomes(session: Session, filters: Filters) -> ReportResult:
@@ -480,13 +356,9 @@ def _round(value: Any) -> float | None:
 def connect() -> None:
     """Called from surveys.wiring.connect()."""
     signals.response_completed.connect(_on_response_completed)
-    register_report(
-        "survey-funnel",
-        "Survey funnel",
-        "Reached, started and completed by channel (in-app, email, hosted)",
-        survey_funnel,
-        group_by=("channel", "segment", "stage"),
-    )
+    from surveys.funnel_report import register_survey_funnel
+
+    register_survey_funnel()
     register_report(
         "outcomes",
         "Outcomes and objectives",

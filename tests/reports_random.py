@@ -19,7 +19,7 @@ from engine.accounts import Account, Contact, TraitDefinition, TraitType
 from engine.plans.models import KeyResult, Milestone, MilestoneStatus, PlanRevision, SuccessPlan
 from engine.reports.models import record_plan_opened
 from surveys.models import Response, ResponseStatus, Survey, SurveyVersion
-from surveys.reports import refresh_choices
+from surveys.reports import record_reach, refresh_choices
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SEGMENTS = ("smb", "growth", "enterprise")
@@ -59,6 +59,7 @@ class RandomWorld:
     enrollments: list[Enrollment] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     version: SurveyVersion | None = None
+    survey_id: int = 0
 
 
 def day(rng: random.Random, first: int = 0, last: int = 190) -> dt.datetime:
@@ -171,9 +172,19 @@ def _survey(session: Session, rng: random.Random, world: RandomWorld) -> None:
     )
     session.add(world.version)
     session.flush()
+    world.survey_id = survey.id
     for account in world.accounts:
         for _ in range(rng.choice((0, 1, 1, 2))):
             add_response(session, rng, world, account)
+        for _ in range(rng.choice((0, 1, 2))):
+            add_reach(session, rng, world, account)
+
+
+def add_reach(session: Session, rng: random.Random, world: RandomWorld, account: Account) -> None:
+    """The widget or the hosted page showed the survey (again: the first time still dates it)."""
+    channel = rng.choice(("in_app", "hosted"))
+    contact = world.contacts[account.id]
+    record_reach(session, world.survey_id, account.id, contact.id, channel, now=day(rng))
 
 
 def add_response(session: Session, rng: random.Random, world: RandomWorld, account: Account) -> Response:
@@ -207,7 +218,11 @@ def _campaigns(session: Session, rng: random.Random, world: RandomWorld) -> None
         session.add(campaign)
         session.flush()
         for position, kind in enumerate((StepKind.EMAIL, StepKind.IN_APP)):
-            step = Step(campaign_id=campaign.id, position=position, key=f"s{position}", kind=kind, config={})
+            # The onboarding email asks the survey: its sends are the funnel's email reach.
+            config = {"survey": "onboarding"} if key == "onboard" and kind is StepKind.EMAIL else {}
+            step = Step(
+                campaign_id=campaign.id, position=position, key=f"s{position}", kind=kind, config=config
+            )
             session.add(step)
             world.steps.append(step)
         session.flush()

@@ -28,6 +28,7 @@ from tests.reports_random import (
     add_adoption,
     add_enrollment,
     add_plan,
+    add_reach,
     add_response,
     build_random_world,
 )
@@ -46,7 +47,13 @@ VARIANTS: tuple[dict[str, str], ...] = (
     {**HALF_YEAR, "campaign": "onboard"},
     {**HALF_YEAR, "campaign": "nudge", "group_by": "segment"},
 )
-SUMMARY_TABLES = ("report_plan_facts", "report_kr_facts", "report_enrollment_facts", "report_response_facts")
+SUMMARY_TABLES = (
+    "report_plan_facts",
+    "report_kr_facts",
+    "report_enrollment_facts",
+    "report_response_facts",
+    "report_reach_facts",
+)
 
 
 def variants(name: str) -> list[dict[str, str]]:
@@ -103,7 +110,7 @@ def test_incremental_refresh_equals_a_full_rebuild(db: Session) -> None:
 
 def _change_everything(db: Session, world: RandomWorld, rng: random.Random) -> None:
     """A new plan, a milestone achieved, a message opened, a segment changed, a KR met, a response
-    completed, page views and revisions, an enrolment begun, a global holdout joined."""
+    completed, a survey shown, page views and revisions, an enrolment begun, a global holdout joined."""
     planless = next(a for a in world.accounts if all(p.account_id != a.id for p in world.plans))
     world.plans.append(add_plan(db, rng, planless))
     pending = db.scalars(select(Milestone).where(Milestone.status != MilestoneStatus.ACHIEVED)).first()
@@ -120,6 +127,7 @@ def _change_everything(db: Session, world: RandomWorld, rng: random.Random) -> N
     assert kr is not None
     kr.current = kr.target
     add_response(db, rng, world, world.accounts[3])
+    add_reach(db, rng, world, world.accounts[4])
     for plan in world.plans[:3]:
         add_adoption(db, rng, plan)
     campaign = db.scalars(select(Campaign).where(Campaign.key == "onboard")).one()

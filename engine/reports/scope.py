@@ -56,13 +56,14 @@ def scope_accounts(query: Select[Any], filters: Filters, account_id: Any) -> Sel
     or grouping reads it (an unfiltered report then never touches the million-row accounts table)."""
     if filters.campaign:
         query = query.where(account_id.in_(campaign_accounts(filters.campaign)))
-    if not _reads_accounts(filters):
+    if not reads_accounts(filters):
         return query
     without_campaign = dataclasses.replace(filters, campaign=None)
     return query.join(Account, Account.id == account_id).where(*account_conditions(without_campaign))
 
 
-def _reads_accounts(filters: Filters) -> bool:
+def reads_accounts(filters: Filters) -> bool:
+    """A segment, stage or trait filter, or a grouping other than channel, reads the accounts."""
     return bool(
         filters.segment
         or filters.stage

@@ -1,7 +1,8 @@
 """reports: per-plan and per-enrolment summary rows maintained by reports-queue jobs
 
 Summary tables the segment reports read (report_plan_facts, report_kr_facts,
-report_enrollment_facts, report_response_facts) and report_dirty, the keys whose rows are stale.
+report_enrollment_facts, report_response_facts, report_reach_facts) and report_dirty, the keys
+whose rows are stale.
 On PostgreSQL the tables are filled from the existing rows, then triggers on the source tables
 mark stale keys in the writing transaction itself (engine/reports/summaries.py drains them).
 
@@ -38,6 +39,7 @@ STATEMENT_TRIGGERS = (
     ("messages", "enrollment", "enrollment_id", ("INSERT", "UPDATE", "DELETE")),
     ("responses", "response", "id", ("INSERT", "DELETE")),
     ("survey_choices", "response", "response_id", ("INSERT", "UPDATE", "DELETE")),
+    ("survey_reaches", "reach", "id", ("INSERT", "DELETE")),
 )
 # Row-level UPDATE triggers where most updates touch nothing a summary reads (the tick moves
 # enrolments along, plans get edited): the WHEN clause filters without calling the function.
@@ -45,7 +47,9 @@ ROW_TRIGGERS = (
     ("accounts", "account", ("segment", "lifecycle_stage", "traits", "holdout_group")),
     ("success_plans", "plan", ("account_id", "started_at", "created_at")),
     ("enrollments", "enrollment", ("account_id", "campaign_id", "enrolled_at", "held_out")),
-    ("responses", "response", ("account_id", "status", "completed_at")),
+    ("responses", "response", ("account_id", "status", "completed_at", "created_at", "channel")),
+    # Showing a survey again only moves last_at and times.
+    ("survey_reaches", "reach", ("account_id", "channel", "first_at")),
 )
 
 MARK_STATEMENT = """
@@ -71,7 +75,8 @@ END $$
 """
 
 # The summaries start filled: a frozen copy of the rebuild statements of this release
-# (engine/reports/plan_facts.py, campaigns/report_facts.py, surveys/report_facts.py), so a database
+# (engine/reports/plan_facts.py, campaigns/report_facts.py, surveys/report_facts.py,
+# surveys/funnel_report.py), so a database
 # upgraded in place has exact reports at once. Later changes to a summary ship their own rebuild.
 FILL = (
     """
@@ -146,10 +151,13 @@ FILL = (
     ) f ON f.enrollment_id = e.id
     """,
     """
-    INSERT INTO report_response_facts (response_id, account_id, completed_at, chosen_at, segment, stage,
-        traits, sole, outcomes, objectives)
-    SELECT r.id, r.account_id, CASE WHEN r.status = 'completed' THEN r.completed_at END, c.chosen_at,
-           a.segment, a.lifecycle_stage, a.traits, count(*) OVER (PARTITION BY r.account_id) = 1,
+    INSERT INTO report_response_facts (response_id, account_id, created_at, channel, completed,
+        completed_at, chosen_at, segment, stage, traits, sole, outcomes, objectives)
+    SELECT r.id, r.account_id, r.created_at, r.channel, r.status = 'completed',
+           CASE WHEN r.status = 'completed' THEN r.completed_at END, c.chosen_at,
+           a.segment, a.lifecycle_stage, a.traits,
+           count(*) FILTER (WHERE r.status = 'completed' OR c.response_id IS NOT NULL)
+               OVER (PARTITION BY r.account_id) = 1,
            coalesce(c.outcomes, '{}'), coalesce(c.objectives, '{}')
     FROM responses r
     JOIN accounts a ON a.id = r.account_id
@@ -159,7 +167,12 @@ FILL = (
                array_agg(item_key ORDER BY item_key) FILTER (WHERE kind = 'objective') AS objectives
         FROM survey_choices GROUP BY response_id
     ) c ON c.response_id = r.id
-    WHERE r.status = 'completed' OR c.response_id IS NOT NULL
+    """,
+    """
+    INSERT INTO report_reach_facts (reach_id, account_id, channel, first_at, segment, stage, traits)
+    SELECT r.id, r.account_id, r.channel, r.first_at, a.segment, a.lifecycle_stage, a.traits
+    FROM survey_reaches r
+    JOIN accounts a ON a.id = r.account_id
     """,
 )
 
@@ -236,6 +249,9 @@ def upgrade() -> None:
         "report_response_facts",
         sa.Column("response_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", WHEN, nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("completed", sa.Boolean(), nullable=False),
         sa.Column("completed_at", WHEN, nullable=True),
         sa.Column("chosen_at", WHEN, nullable=True),
         *_snapshot(),
@@ -244,9 +260,21 @@ def upgrade() -> None:
         sa.Column("objectives", PICKS, nullable=False),
         sa.PrimaryKeyConstraint("response_id", name=op.f("pk_report_response_facts")),
     )
+    op.create_index("ix_report_response_facts_created_at", "report_response_facts", ["created_at"])
     op.create_index("ix_report_response_facts_completed_at", "report_response_facts", ["completed_at"])
     op.create_index("ix_report_response_facts_chosen_at", "report_response_facts", ["chosen_at"])
     op.create_index("ix_report_response_facts_account_id", "report_response_facts", ["account_id"])
+    op.create_table(
+        "report_reach_facts",
+        sa.Column("reach_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("first_at", WHEN, nullable=False),
+        *_snapshot(),
+        sa.PrimaryKeyConstraint("reach_id", name=op.f("pk_report_reach_facts")),
+    )
+    op.create_index("ix_report_reach_facts_first_at", "report_reach_facts", ["first_at"])
+    op.create_index("ix_report_reach_facts_account_id", "report_reach_facts", ["account_id"])
     if op.get_bind().dialect.name != "postgresql":
         return
     for statement in FILL:
@@ -278,6 +306,12 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS report_stale_row_update ON {table}")
         op.execute("DROP FUNCTION IF EXISTS report_mark_stale()")
         op.execute("DROP FUNCTION IF EXISTS report_mark_row_stale()")
-    for table in ("report_response_facts", "report_enrollment_facts", "report_kr_facts", "report_plan_facts"):
+    for table in (
+        "report_reach_facts",
+        "report_response_facts",
+        "report_enrollment_facts",
+        "report_kr_facts",
+        "report_plan_facts",
+    ):
         op.drop_table(table)
     op.drop_table("report_dirty")
