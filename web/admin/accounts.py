@@ -28,7 +28,7 @@ from engine.plans.views import progress
 from surveys.models import Response, Survey, SurveyVersion
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, role_required
-from web.admin.contacts import STATUS_TONE
+from web.admin.contacts import STATUS_TONE, audit_time
 from web.context import db_session
 from web.plans_api import share_url
 
@@ -328,15 +328,6 @@ def _events_page_number() -> int:
     return int(typed)
 
 
-def _when(text: str | None) -> str:
-    if not text:
-        return ""
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC)
-    return f"{moment:%b} {moment.day}, {moment.year} {moment:%H:%M} UTC"
-
-
 def render_account(account: Account, problem: Problem | None = None, status: int = 200) -> Any:
     session = db_session()
     plan = latest_plan(session, account.id)
@@ -386,7 +377,7 @@ def render_account(account: Account, problem: Problem | None = None, status: int
             notes_total=count_notes(session, account.id),
             max_note=MAX_NOTE,
             tone=STATUS_TONE,
-            when=_when,
+            when=audit_time,
             problem=problem or Problem(),
             can_edit=current_user.can_edit,
         ),

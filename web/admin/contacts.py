@@ -44,11 +44,11 @@ def contact_audit_page(contact_id: int) -> Any:
         audit=audit,
         plan=plan,
         tone=STATUS_TONE,
-        when=_when,
+        when=audit_time,
     )
 
 
-def _when(text: str | None) -> str:
+def audit_time(text: str | None) -> str:
     """An ISO moment from the audit as the console writes times: "Mar 2, 2026 09:30 UTC"."""
     if not text:
         return ""
