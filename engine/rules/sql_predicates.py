@@ -51,11 +51,11 @@ _SQL_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "===": "===", "!==": "!=="}
+FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "===": "===", "!==": "!=="}
 
 
 @dataclass(frozen=True, eq=False)
-class _Pred:
+class Pred:
     """A tri-state predicate: TRUE, FALSE, or NULL for "SQL cannot decide this account".
 
     `exact` means it is never NULL; `const` is its value when it is the same for every account.
@@ -66,51 +66,51 @@ class _Pred:
     const: bool | None = None
 
 
-_TRUE = _Pred(true(), True, True)
-_FALSE = _Pred(false(), True, False)
-_UNDECIDED = _Pred(cast(null(), Boolean), False)  # typed: a CASE of NULLs alone would be text
+TRUE = Pred(true(), True, True)
+FALSE = Pred(false(), True, False)
+UNDECIDED = Pred(cast(null(), Boolean), False)  # typed: a CASE of NULLs alone would be text
 
 
-def _const(value: bool) -> _Pred:
-    return _TRUE if value else _FALSE
+def always(value: bool) -> Pred:
+    return TRUE if value else FALSE
 
 
-def _exact(sql: ColumnElement[Any]) -> _Pred:
-    return _Pred(sql, True)
+def decided(sql: ColumnElement[Any]) -> Pred:
+    return Pred(sql, True)
 
 
-def _not(p: _Pred) -> _Pred:
+def negation(p: Pred) -> Pred:
     if p.const is not None:
-        return _const(not p.const)
-    if p is _UNDECIDED:
+        return always(not p.const)
+    if p is UNDECIDED:
         return p
-    return _Pred(not_(p.sql), p.exact)
+    return Pred(not_(p.sql), p.exact)
 
 
-def _and(a: _Pred, b: _Pred) -> _Pred:
+def conjunction(a: Pred, b: Pred) -> Pred:
     """JsonLogic `and` in a boolean context: `a` falsy stops before `b` is evaluated."""
     if a.const is not None:
-        return b if a.const else _FALSE
+        return b if a.const else FALSE
     if a.exact:
         # a decided: FALSE AND x is FALSE, TRUE AND x is x, exactly the short-circuit.
-        return _FALSE if b.const is False else _Pred(a.sql if b.const else and_(a.sql, b.sql), b.exact)
+        return FALSE if b.const is False else Pred(a.sql if b.const else and_(a.sql, b.sql), b.exact)
     # a undecided may mean "raises", which b being false must not hide: SQL's AND would.
-    return _Pred(case((a.sql, b.sql), (not_(a.sql), false()), else_=null()), False)
+    return Pred(case((a.sql, b.sql), (not_(a.sql), false()), else_=null()), False)
 
 
-def _or(a: _Pred, b: _Pred) -> _Pred:
+def disjunction(a: Pred, b: Pred) -> Pred:
     if a.const is not None:
-        return _TRUE if a.const else b
+        return TRUE if a.const else b
     if a.exact:
-        return _TRUE if b.const is True else _Pred(a.sql if b.const is False else or_(a.sql, b.sql), b.exact)
-    return _Pred(case((a.sql, true()), (not_(a.sql), b.sql), else_=null()), False)
+        return TRUE if b.const is True else Pred(a.sql if b.const is False else or_(a.sql, b.sql), b.exact)
+    return Pred(case((a.sql, true()), (not_(a.sql), b.sql), else_=null()), False)
 
 
 # -- values: what a `var` reads, per JSON type ----------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Branch:
+class Branch:
     """Accounts that read a value of one JSON type: those for which `when` holds (after earlier
     branches), or whose value's `selector` equals `key`; the last branch takes the rest.
 
@@ -131,17 +131,17 @@ class _Branch:
 
 
 @dataclass(frozen=True)
-class _Value:
-    branches: list[_Branch]
+class Value:
+    branches: list[Branch]
     selector: ColumnElement[Any] | None = None  # CASE selector WHEN key ...: computed once per row
 
 
-Leaf = Callable[[_Branch], _Pred]
+Leaf = Callable[[Branch], Pred]
 
 
-def _per_branch(value: _Value, leaf: Leaf, constant: Callable[[Any], _Pred]) -> _Pred:
+def per_branch(value: Value, leaf: Leaf, constant: Callable[[Any], Pred]) -> Pred:
     branches = value.branches
-    preds: list[tuple[_Branch, _Pred]] = []
+    preds: list[tuple[Branch, Pred]] = []
     for i, branch in enumerate(branches):
         pred = constant(branch.value) if branch.kind == "const" else _guarded(branch, leaf(branch))
         if branch.zero_like and i + 1 < len(branches) and constant(0) is pred:
@@ -153,106 +153,106 @@ def _per_branch(value: _Value, leaf: Leaf, constant: Callable[[Any], _Pred]) -> 
     exact = all(p.exact for _, p in preds)
     if value.selector is not None:
         keyed = {b.key: p.sql for b, p in preds[:-1] if b.key is not None}
-        return _Pred(case(keyed, value=value.selector, else_=last.sql), exact)
+        return Pred(case(keyed, value=value.selector, else_=last.sql), exact)
     whens = [(b.when, p.sql) for b, p in preds[:-1] if b.when is not None]
-    return _Pred(case(*whens, else_=last.sql), exact)
+    return Pred(case(*whens, else_=last.sql), exact)
 
 
-def _guarded(b: _Branch, pred: _Pred) -> _Pred:
+def _guarded(b: Branch, pred: Pred) -> Pred:
     """Undecided where the branch's guard holds (once per branch, however many comparisons)."""
-    if b.guard is None or pred.const is not None or pred is _UNDECIDED:
+    if b.guard is None or pred.const is not None or pred is UNDECIDED:
         return pred
-    return _Pred(case((b.guard, null()), else_=pred.sql), False)
+    return Pred(case((b.guard, null()), else_=pred.sql), False)
 
 
-def _evaluated(condition: Any) -> _Pred:
+def by_datalogic(condition: Any) -> Pred:
     """A condition over constants only, decided by datalogic itself (NULL if it raises)."""
     try:
-        return _const(truthy(evaluate(condition, {})))
+        return always(truthy(evaluate(condition, {})))
     except datalogic_py.DataLogicError:
-        return _UNDECIDED
+        return UNDECIDED
 
 
 # -- leaves per JSON type ---------------------------------------------------------------------------
 
 
-def _compare(b: _Branch, op: str, other: Any, spelled: Callable[[Any], Any]) -> _Pred:
+def compare(b: Branch, op: str, other: Any, spelled: Callable[[Any], Any]) -> Pred:
     """`b`'s value `op` the literal `other`, the value on the left (`spelled(value)` is the
     comparison as the condition wrote it, for datalogic to evaluate on constants)."""
     if b.kind == "boolean":
         assert b.sql is not None
         return _boolean_leaf(b.sql, spelled)
     if b.kind == "undecided" or b.sql is None:
-        return _UNDECIDED
+        return UNDECIDED
     strict = op in ("===", "!==")
     if b.kind in ("array", "object"):
-        return _const(op == "!==") if strict else _UNDECIDED
+        return always(op == "!==") if strict else UNDECIDED
     if b.kind == "number":
         if strict:
-            if not _is_number(other):
-                return _const(op == "!==")
-            return _exact(_sql_compare(b.sql, op, other))
+            if not is_number(other):
+                return always(op == "!==")
+            return decided(_sql_compare(b.sql, op, other))
         number = _as_number(other)
-        return _UNDECIDED if number is None else _exact(_sql_compare(b.sql, op, _bind_number(number)))
+        return UNDECIDED if number is None else decided(_sql_compare(b.sql, op, _bind_number(number)))
     # string
     if isinstance(other, str):
         if op in ("<", "<=", ">", ">="):
             # datalogic orders text by code point, as PostgreSQL's "C" collation does.
-            return _exact(_sql_compare(b.sql.collate("C"), op, other))
-        return _exact(_sql_compare(b.sql, op, other))
+            return decided(_sql_compare(b.sql.collate("C"), op, other))
+        return decided(_sql_compare(b.sql, op, other))
     if strict:
-        return _const(op == "!==")
+        return always(op == "!==")
     if other is None and op in ("==", "!="):
-        return _exact(_sql_compare(b.sql, op, ""))  # datalogic: only "" equals null
+        return decided(_sql_compare(b.sql, op, ""))  # datalogic: only "" equals null
     if isinstance(other, bool):
-        return _UNDECIDED  # "true" == true holds, "1" == true does not: left to datalogic
+        return UNDECIDED  # "true" == true holds, "1" == true does not: left to datalogic
     number = 0.0 if other is None else float(other)
     as_number = case((b.sql.regexp_match(DECIMAL_TEXT), cast(b.sql, Float)), else_=null())
-    return _Pred(_sql_compare(as_number, op, number), False)
+    return Pred(_sql_compare(as_number, op, number), False)
 
 
-def _one_of(b: _Branch, values: list[Any]) -> _Pred:
+def one_of(b: Branch, values: list[Any]) -> Pred:
     """`{"in": [value, [literals]]}`: strict membership (1.0 is in [1], true is not)."""
     if b.kind == "boolean":
         assert b.sql is not None
         return _boolean_leaf(b.sql, lambda v: {"in": [v, values]})
     if b.sql is None or b.kind not in ("string", "number"):
-        return _UNDECIDED
+        return UNDECIDED
     if b.kind == "number":
-        numbers = [float(v) for v in values if _is_number(v)]
-        if any(not _exact_number(v) for v in values if _is_number(v)):
-            return _UNDECIDED
-        return _exact(b.sql.in_(numbers)) if numbers else _FALSE
+        numbers = [float(v) for v in values if is_number(v)]
+        if any(not exact_number(v) for v in values if is_number(v)):
+            return UNDECIDED
+        return decided(b.sql.in_(numbers)) if numbers else FALSE
     texts = [v for v in values if isinstance(v, str)]
-    return _exact(b.sql.in_(texts)) if texts else _FALSE
+    return decided(b.sql.in_(texts)) if texts else FALSE
 
 
-def _contains(b: _Branch, needle: str) -> _Pred:
+def contains(b: Branch, needle: str) -> Pred:
     """`{"in": ["text", value]}`: an element of a list, or a substring of text."""
     if b.kind == "boolean":
         assert b.sql is not None
         return _boolean_leaf(b.sql, lambda v: {"in": [needle, v]})
     if b.kind in ("number", "object"):
-        return _FALSE  # datalogic looks inside text and lists only
+        return FALSE  # datalogic looks inside text and lists only
     if b.sql is None or b.kind not in ("string", "array"):
-        return _UNDECIDED
+        return UNDECIDED
     if b.kind == "array":
         # Top-level element equality, exactly: '[["a"]]' does not contain '["a"]'.
-        return _exact(b.sql.op("@>")(cast(literal(json.dumps([needle])), JSONB)))
+        return decided(b.sql.op("@>")(cast(literal(json.dumps([needle])), JSONB)))
     if needle == "":
-        return _TRUE
-    return _exact(func.strpos(b.sql, literal(needle, String)) > 0)
+        return TRUE
+    return decided(func.strpos(b.sql, literal(needle, String)) > 0)
 
 
-def _boolean_leaf(sql: ColumnElement[Any], condition: Callable[[bool], Any]) -> _Pred:
-    when_true, when_false = _evaluated(condition(True)), _evaluated(condition(False))
+def _boolean_leaf(sql: ColumnElement[Any], condition: Callable[[bool], Any]) -> Pred:
+    when_true, when_false = by_datalogic(condition(True)), by_datalogic(condition(False))
     if when_true is when_false:
         return when_true
     if when_true.const is True and when_false.const is False:
-        return _exact(sql)
+        return decided(sql)
     if when_true.const is False and when_false.const is True:
-        return _exact(not_(sql))
-    return _Pred(case((sql, when_true.sql), else_=when_false.sql), False)
+        return decided(not_(sql))
+    return Pred(case((sql, when_true.sql), else_=when_false.sql), False)
 
 
 def _sql_compare(left: ColumnElement[Any], op: str, right: Any) -> ColumnElement[bool]:
@@ -278,23 +278,23 @@ def _bind_number(number: float) -> int | float:
     return int(number) if number.is_integer() else number
 
 
-def _is_literal(node: Any) -> bool:
+def is_literal(node: Any) -> bool:
     return node is None or isinstance(node, bool | int | float | str)
 
 
-def _is_number(node: Any) -> bool:
+def is_number(node: Any) -> bool:
     return isinstance(node, int | float) and not isinstance(node, bool)
 
 
-def _exact_number(node: Any) -> bool:
+def exact_number(node: Any) -> bool:
     return math.isfinite(node) and abs(node) < EXACT_INTEGER
 
 
-def _is_var(node: Any) -> bool:
+def is_var(node: Any) -> bool:
     return isinstance(node, dict) and len(node) == 1 and "var" in node
 
 
-def _escape(key: str) -> str:
+def escape_pointer(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 

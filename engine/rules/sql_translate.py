@@ -31,28 +31,28 @@ from engine.plans.models import PlanStatus, SuccessPlan
 from engine.rules.facts import EVENT_WINDOWS
 from engine.rules.logic import truthy
 from engine.rules.sql_predicates import (
-    _FLIPPED,
-    _UNDECIDED,
     COMPARISONS,
     EXACT_INTEGER,
-    _and,
-    _Branch,
-    _compare,
-    _const,
-    _contains,
-    _escape,
-    _evaluated,
-    _exact,
-    _exact_number,
-    _is_literal,
-    _is_number,
-    _is_var,
-    _not,
-    _one_of,
-    _or,
-    _per_branch,
-    _Pred,
-    _Value,
+    FLIPPED,
+    UNDECIDED,
+    Branch,
+    Pred,
+    Value,
+    always,
+    by_datalogic,
+    compare,
+    conjunction,
+    contains,
+    decided,
+    disjunction,
+    escape_pointer,
+    exact_number,
+    is_literal,
+    is_number,
+    is_var,
+    negation,
+    one_of,
+    per_branch,
 )
 
 COLUMNS = ("external_id", "segment", "lifecycle_stage")
@@ -98,18 +98,18 @@ class _Translator:
 
     # -- boolean context -------------------------------------------------------------------------
 
-    def truth(self, node: Any, pointer: str) -> _Pred:
-        if _is_literal(node):
-            return _const(truthy(node))
+    def truth(self, node: Any, pointer: str) -> Pred:
+        if is_literal(node):
+            return always(truthy(node))
         if not isinstance(node, dict) or len(node) != 1:
             raise Untranslatable(pointer, "only operators and literals can be translated here")
         ((op, args),) = node.items()
-        here = f"{pointer}/{_escape(op)}"
+        here = f"{pointer}/{escape_pointer(op)}"
         if op in ("and", "or"):
             if not isinstance(args, list) or not args:
                 raise Untranslatable(here, f"{op!r} needs a list of conditions")
             parts = [self.truth(arg, f"{here}/{i}") for i, arg in enumerate(args)]
-            combine = _and if op == "and" else _or
+            combine = conjunction if op == "and" else disjunction
             result = parts[-1]
             for part in reversed(parts[:-1]):
                 result = combine(part, result)
@@ -121,7 +121,7 @@ class _Translator:
                 inner = self.truth(args[0], f"{here}/0")
             else:
                 inner = self.truth(args, here)
-            return _not(inner) if op == "!" else inner
+            return negation(inner) if op == "!" else inner
         if op == "var":
             return self.var_truth(node, pointer)
         if op in COMPARISONS:
@@ -130,33 +130,33 @@ class _Translator:
             return self.membership(args, here)
         raise Untranslatable(here, f"operator {op!r} has no SQL translation")
 
-    def var_truth(self, node: dict[str, Any], pointer: str) -> _Pred:
-        def leaf(b: _Branch) -> _Pred:
+    def var_truth(self, node: dict[str, Any], pointer: str) -> Pred:
+        def leaf(b: Branch) -> Pred:
             if b.sql is None:
-                return _UNDECIDED
+                return UNDECIDED
             if b.kind == "boolean":
-                return _exact(b.sql)
+                return decided(b.sql)
             if b.kind == "number":
-                return _exact(b.sql != 0)
+                return decided(b.sql != 0)
             if b.kind == "string":
-                return _exact(b.sql != "")
+                return decided(b.sql != "")
             if b.kind == "array":
-                return _exact(func.jsonb_array_length(b.sql) > 0)
-            return _exact(b.sql != cast(literal("{}"), JSONB))
+                return decided(func.jsonb_array_length(b.sql) > 0)
+            return decided(b.sql != cast(literal("{}"), JSONB))
 
-        return _per_branch(self.value(node, pointer), leaf, lambda v: _const(truthy(v)))
+        return per_branch(self.value(node, pointer), leaf, lambda v: always(truthy(v)))
 
     # -- comparisons -----------------------------------------------------------------------------
 
-    def comparison(self, op: str, args: Any, pointer: str) -> _Pred:
+    def comparison(self, op: str, args: Any, pointer: str) -> Pred:
         if not isinstance(args, list) or len(args) not in (2, 3):
             raise Untranslatable(pointer, f"{op!r} needs two arguments (or three for between)")
-        variables = [i for i, a in enumerate(args) if _is_var(a)]
+        variables = [i for i, a in enumerate(args) if is_var(a)]
         for i, arg in enumerate(args):
-            if i not in variables and not _is_literal(arg):
+            if i not in variables and not is_literal(arg):
                 raise Untranslatable(f"{pointer}/{i}", "only fields and literal values can be compared")
         if not variables:
-            return _evaluated({op: args})
+            return by_datalogic({op: args})
         if len(variables) > 1:
             raise Untranslatable(f"{pointer}/{variables[1]}", "comparing two fields is not translated")
         (at,) = variables
@@ -165,64 +165,64 @@ class _Translator:
             if (
                 op not in ("<", "<=")
                 or at != 1
-                or not all(_is_number(n) and _exact_number(n) for n in (low, high))
+                or not all(is_number(n) and exact_number(n) for n in (low, high))
             ):
                 raise Untranslatable(pointer, "between needs the form [number, field, number]")
             branches = self.value(args[1], f"{pointer}/1")
-            return _per_branch(
+            return per_branch(
                 branches,
-                lambda b: _and(
-                    _compare(b, _FLIPPED[op], low, lambda v: {op: [low, v]}),
-                    _compare(b, op, high, lambda v: {op: [v, high]}),
+                lambda b: conjunction(
+                    compare(b, FLIPPED[op], low, lambda v: {op: [low, v]}),
+                    compare(b, op, high, lambda v: {op: [v, high]}),
                 ),
-                lambda v: _evaluated({op: [low, v, high]}),
+                lambda v: by_datalogic({op: [low, v, high]}),
             )
         other = args[1 - at]
-        oriented = op if at == 0 else _FLIPPED[op]
-        if _is_number(other) and not _exact_number(other):
+        oriented = op if at == 0 else FLIPPED[op]
+        if is_number(other) and not exact_number(other):
             raise Untranslatable(f"{pointer}/{1 - at}", "numbers beyond 2**53 are not translated")
         branches = self.value(args[at], f"{pointer}/{at}")
 
         def spelled(v: Any) -> Any:
             return {op: [v, other] if at == 0 else [other, v]}
 
-        return _per_branch(
-            branches, lambda b: _compare(b, oriented, other, spelled), lambda v: _evaluated(spelled(v))
+        return per_branch(
+            branches, lambda b: compare(b, oriented, other, spelled), lambda v: by_datalogic(spelled(v))
         )
 
     # -- membership ------------------------------------------------------------------------------
 
-    def membership(self, args: Any, pointer: str) -> _Pred:
+    def membership(self, args: Any, pointer: str) -> Pred:
         if not isinstance(args, list) or len(args) != 2:
             raise Untranslatable(pointer, "'in' needs two arguments")
         needle, haystack = args
-        if _is_var(needle) and isinstance(haystack, list):
-            if not all(_is_literal(v) for v in haystack):
+        if is_var(needle) and isinstance(haystack, list):
+            if not all(is_literal(v) for v in haystack):
                 raise Untranslatable(f"{pointer}/1", "the list must hold literal values only")
             branches = self.value(needle, f"{pointer}/0")
-            return _per_branch(
+            return per_branch(
                 branches,
-                lambda b: _one_of(b, haystack),
-                lambda v: _evaluated({"in": [v, haystack]}),
+                lambda b: one_of(b, haystack),
+                lambda v: by_datalogic({"in": [v, haystack]}),
             )
-        if isinstance(needle, str) and _is_var(haystack):
+        if isinstance(needle, str) and is_var(haystack):
             branches = self.value(haystack, f"{pointer}/1")
-            return _per_branch(
+            return per_branch(
                 branches,
-                lambda b: _contains(b, needle),
-                lambda v: _evaluated({"in": [needle, v]}),
+                lambda b: contains(b, needle),
+                lambda v: by_datalogic({"in": [needle, v]}),
             )
-        if _is_literal(needle) and (_is_literal(haystack) or isinstance(haystack, list)):
-            if isinstance(haystack, list) and not all(_is_literal(v) for v in haystack):
+        if is_literal(needle) and (is_literal(haystack) or isinstance(haystack, list)):
+            if isinstance(haystack, list) and not all(is_literal(v) for v in haystack):
                 raise Untranslatable(f"{pointer}/1", "the list must hold literal values only")
-            return _evaluated({"in": args})
+            return by_datalogic({"in": args})
         raise Untranslatable(
             pointer, "'in' is translated for a field in a list of literals, or a text literal in a field"
         )
 
     # -- fields ----------------------------------------------------------------------------------
 
-    def value(self, node: Any, pointer: str) -> _Value:
+    def value(self, node: Any, pointer: str) -> Value:
         args = node["var"]
         here = f"{pointer}/var"
         default: Any = _MISSING
@@ -231,7 +231,7 @@ class _Translator:
                 raise Untranslatable(here, "var takes a path and an optional default")
             if len(args) == 2:
                 default = args[1]
-                if not _is_literal(default):
+                if not is_literal(default):
                     raise Untranslatable(f"{here}/1", "only a literal default is translated")
             path = args[0]
         else:
@@ -250,26 +250,26 @@ class _Translator:
             raise Untranslatable(here, f"{parts[0]} come from survey answers, which SQL does not read")
         raise Untranslatable(here, f"field {path!r} has no SQL translation")
 
-    def account_field(self, parts: list[str], missing: Any, pointer: str) -> _Value:
+    def account_field(self, parts: list[str], missing: Any, pointer: str) -> Value:
         if len(parts) == 1 and parts[0] in COLUMNS:
-            return _Value([_Branch("string", sql=getattr(Account, parts[0]))])
+            return Value([Branch("string", sql=getattr(Account, parts[0]))])
         if parts == ["plan_tier"]:
             tier = Account.plan_tier.expression
-            return _Value([_Branch("const", tier.is_(None)), _Branch("string", sql=tier)])
+            return Value([Branch("const", tier.is_(None)), Branch("string", sql=tier)])
         if len(parts) == 2 and parts[0] == "traits" and parts[1]:
             return _trait(parts[1], missing)
         raise Untranslatable(pointer, f"account field {'.'.join(parts)!r} has no SQL translation")
 
-    def event_count(self, name: str, window: str, missing: Any, pointer: str) -> _Value:
+    def event_count(self, name: str, window: str, missing: Any, pointer: str) -> Value:
         if window not in dict(EVENT_WINDOWS):
             windows = ", ".join(w for w, _ in EVENT_WINDOWS)
             raise Untranslatable(pointer, f"event counts are {windows}, not {window!r}")
         counts = self._event_counts(name)
-        return _Value(
+        return Value(
             [
                 # No event of that name in the longest window: the facts have no `events.<name>`.
-                _Branch("const", counts.c.account_id.is_(None), value=missing, zero_like=True),
-                _Branch("number", sql=func.coalesce(counts.c[window], 0)),
+                Branch("const", counts.c.account_id.is_(None), value=missing, zero_like=True),
+                Branch("number", sql=func.coalesce(counts.c[window], 0)),
             ]
         )
 
@@ -301,7 +301,7 @@ class _Translator:
         assert isinstance(found, Subquery)
         return found
 
-    def plan_field(self, name: str, pointer: str) -> _Value:
+    def plan_field(self, name: str, pointer: str) -> Value:
         if name not in ("exists", "status", "template"):
             raise Untranslatable(pointer, f"plan field {name!r} has no SQL translation")
         if "plan" not in self.joins:
@@ -312,35 +312,35 @@ class _Translator:
         plan = self.joins["plan"][0]
         has_plan = plan.c.id.is_not(None)
         if name == "exists":
-            return _Value([_Branch("boolean", sql=has_plan)])
+            return Value([Branch("boolean", sql=has_plan)])
         if name == "status":
-            return _Value(
-                [_Branch("const", has_plan, value=str(PlanStatus.ACTIVE)), _Branch("const", value=None)]
+            return Value(
+                [Branch("const", has_plan, value=str(PlanStatus.ACTIVE)), Branch("const", value=None)]
             )
         template = plan.c.template_key
-        return _Value([_Branch("const", template.is_(None)), _Branch("string", sql=template)])
+        return Value([Branch("const", template.is_(None)), Branch("string", sql=template)])
 
 
-def _trait(key: str, missing: Any) -> _Value:
+def _trait(key: str, missing: Any) -> Value:
     traits = type_coerce(Account.traits, JSONB)
     node = traits.op("->", return_type=JSONB)(literal(key, String))
     text_value = traits.op("->>", return_type=Text)(literal(key, String))
     # CASE jsonb_typeof(...) WHEN ...: the type is computed once and the casts only ever see
     # values of their type; a missing key has no type and takes the last branch.
-    return _Value(
+    return Value(
         [
-            _Branch("const", key="null", value=None),
-            _Branch("string", key="string", sql=text_value),
-            _Branch(
+            Branch("const", key="null", value=None),
+            Branch("string", key="string", sql=text_value),
+            Branch(
                 "number",
                 key="number",
                 sql=cast(text_value, Float),
                 guard=func.abs(cast(text_value, Numeric)) >= EXACT_INTEGER,
             ),
-            _Branch("boolean", key="boolean", sql=cast(text_value, Boolean)),
-            _Branch("array", key="array", sql=node),
-            _Branch("object", key="object", sql=node),
-            _Branch("const", value=missing),
+            Branch("boolean", key="boolean", sql=cast(text_value, Boolean)),
+            Branch("array", key="array", sql=node),
+            Branch("object", key="object", sql=node),
+            Branch("const", value=missing),
         ],
         selector=func.jsonb_typeof(node),
     )
@@ -369,7 +369,7 @@ def translate(
     for joined, on in translator.joins.values():
         accounts = accounts.outerjoin(joined, on)
     if up_to_account is not None:
-        pred = _and(_exact(Account.id <= up_to_account), pred)
+        pred = conjunction(decided(Account.id <= up_to_account), pred)
     if pred.exact:
         return Translation(pred.sql, from_=accounts, state=pred.sql)
     grouped = Grouping(pred.sql)  # `NOT CASE ... END IS TRUE` would bind IS before NOT
