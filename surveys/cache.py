@@ -29,12 +29,12 @@ MAX_ENTRIES = 1024
 
 @dataclass(frozen=True)
 class VersionSpec:
-    """A published survey version: what validation, facts and the widget read of it."""
+    """A survey version: what validation and the rules' facts read of it."""
 
     id: int
     survey_id: int
     version: int
-    published_at: dt.datetime
+    published_at: dt.datetime | None
     definition: Mapping[str, Any]
     questions: list[dict[str, Any]]
 
@@ -67,7 +67,8 @@ def version_specs(session: Session, stamps: Mapping[int, dt.datetime]) -> dict[i
             if len(_versions) + len(loaded) > MAX_ENTRIES:
                 _versions.clear()
             for spec in loaded:
-                _versions[(database, spec.id, spec.published_at)] = spec
+                if spec.published_at is not None:  # always: _load reads published versions only
+                    _versions[(database, spec.id, spec.published_at)] = spec
         # What the caller read and what was loaded belong together only if the stamps agree.
         found.update({s.id: s for s in loaded if stamps.get(s.id) == s.published_at})
     return found
@@ -78,11 +79,10 @@ def version_spec(session: Session, version_id: int, published_at: dt.datetime) -
 
 
 def spec_of(session: Session, version: SurveyVersion) -> VersionSpec:
-    """The cached spec of a published version the session already holds."""
-    if version.published_at is None:
-        raise ValueError(f"survey version {version.id} is not published")
-    spec = version_spec(session, version.id, version.published_at)
-    if spec is None:  # pragma: no cover - the row was just read; only a concurrent delete gets here
+    """The spec of a version the session already holds: cached if published (immutable), else
+    built from the row every time (a draft can still change)."""
+    spec = version_spec(session, version.id, version.published_at) if version.published_at else None
+    if spec is None:
         return _spec(version.id, version.survey_id, version.version, version.published_at, version.definition)
     return spec
 
@@ -103,7 +103,6 @@ def _load(session: Session, version_ids: Iterable[int]) -> list[VersionSpec]:
 def _spec(
     version_id: int, survey_id: int, number: int, published_at: dt.datetime | None, definition: Any
 ) -> VersionSpec:
-    assert published_at is not None
     definition = dict(definition or {})
     return VersionSpec(
         version_id, survey_id, number, published_at, definition, list(definition.get("questions", []))
