@@ -22,17 +22,19 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
-import math
 import os
 import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, text
+import psycopg
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from bench.common import (
@@ -164,14 +166,7 @@ def _timed_tick(
 ) -> tuple[float, int, TickResult]:
     """One tick over every due enrolment in its transaction: committed (and its jobs enqueued) when
     `keep`, else rolled back so the next run finds the same rows due."""
-    queries = 0
-
-    def count(*_: Any) -> None:
-        nonlocal queries
-        queries += 1
-
-    event.listen(env.database.engine, "before_cursor_execute", count)
-    try:
+    with _counting_statements() as counted:
         started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
@@ -187,11 +182,25 @@ def _timed_tick(
         if profiler is not None:
             profiler.disable()
         seconds = time.perf_counter() - started
+    return seconds, counted[0], result
+
+
+@contextmanager
+def _counting_statements() -> Iterator[list[int]]:
+    """Count every statement sent to PostgreSQL: the bulk tick sends most of its own through psycopg
+    (plain reads, pipelined writes), past the engine's events, so count at psycopg's cursor."""
+    counted = [0]
+    execute = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor[Any], *args: Any, **kwargs: Any) -> Any:
+        counted[0] += 1
+        return execute(self, *args, **kwargs)
+
+    psycopg.Cursor.execute = counting  # type: ignore[method-assign]
+    try:
+        yield counted
     finally:
-        event.remove(env.database.engine, "before_cursor_execute", count)
-    if bulk:  # each chunk's INSERT and UPDATE go through psycopg's pipeline, not the engine
-        queries += 2 * math.ceil(result.enrollments / args.chunk)
-    return seconds, queries, result
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
 
 
 def _vacuum(env: BenchEnv) -> None:

@@ -35,9 +35,9 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from campaigns.bulk_ledger import ChunkLedger, LedgerWriter, array_literal
-from campaigns.guards import CapLedger, Caps, opted_out
+from campaigns.guards import CapReads, Caps, opted_out
 from campaigns.models import RUNNABLE_STATES, Enrollment, EnrollmentState, StepKind
-from campaigns.planstate import plan_states, waited_on
+from campaigns.planstate import PlanStateReads, waited_on
 from campaigns.steps import (
     AccountRow,
     AnyAccount,
@@ -179,15 +179,26 @@ def _advance_due(
     need = [needs[(row.campaign_id, row.campaign_version)] for row in due]
     with_facts = {row.account_id for row, n in zip(due, need, strict=True) if n.facts}
     account_ids = {row.account_id for row in due}
-    accounts = _load_accounts(connection, account_ids, with_facts)
+    driver = _driver(connection)
+    wanted = array_literal(account_ids)
+    # Sent together: PostgreSQL runs each query while Python turns the rows of the previous one
+    # into objects (the reads before the first step are the part of the tick nothing overlaps).
+    with driver.pipeline():
+        accounts_query = driver.cursor().execute(_ACCOUNTS_WITH_FACTS if with_facts else _ACCOUNTS, (wanted,))
+        contacts_query = driver.cursor().execute(_CONTACTS, (wanted,))
+        plans_query = PlanStateReads(driver, wanted, *waited_on(versions))
+        caps_query = CapReads(driver, caps, wanted, now)
+        accounts = _accounts(accounts_query.fetchall(), contacts_query.fetchall(), bool(with_facts))
+        plans = plans_query.collect()
+        cap_ledger = caps_query.collect()
     for row in due:
         row.account = accounts[row.account_id]
     tick = BulkTick(
         session=session,
         now=now,
         result=result,
-        caps=CapLedger.load(session, caps, account_ids, now),
-        plans=plan_states(session, account_ids, *waited_on(versions)),
+        caps=cap_ledger,
+        plans=plans,
         versions=versions,
         facts=_facts(session, [accounts[i] for i in with_facts], now, chunk),
         events=_event_counts(connection, due, need, now),
@@ -228,23 +239,21 @@ def _lock_due(connection: Connection, now: dt.datetime, limit: int) -> list[Enro
     ]
 
 
-def _load_accounts(connection: Connection, ids: set[int], with_facts: set[int]) -> dict[int, AccountRow]:
+def _accounts(
+    account_rows: list[tuple[Any, ...]], contact_rows: list[tuple[Any, ...]], with_facts: bool
+) -> dict[int, AccountRow]:
     """The tick's accounts with their contacts (ordered by id, as `Account.contacts` is); the columns
     rules read as facts only when some enrolment evaluates a condition."""
-    driver = _driver(connection)
-    wanted = array_literal(ids)
     accounts: dict[int, AccountRow] = {}
     if with_facts:
-        for aid, segment, zone, holdout, external_id, tier, stage, traits in driver.execute(
-            _ACCOUNTS_WITH_FACTS, (wanted,)
-        ).fetchall():
+        for aid, segment, zone, holdout, external_id, tier, stage, traits in account_rows:
             accounts[aid] = AccountRow(
                 aid, segment, zone, holdout, [], external_id, tier, stage, dict(traits or {})
             )
     else:
-        for aid, segment, zone, holdout in driver.execute(_ACCOUNTS, (wanted,)).fetchall():
+        for aid, segment, zone, holdout in account_rows:
             accounts[aid] = AccountRow(aid, segment, zone, holdout, [])
-    for values in driver.execute(_CONTACTS, (wanted,)).fetchall():
+    for values in contact_rows:
         contact = ContactRow(*values)
         if contact.unsubscribed_categories is None:
             contact.unsubscribed_categories = []

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
@@ -92,11 +93,24 @@ class CapLedger:
     messages: Counter[int] = field(default_factory=Counter)  # contact id → messages
 
     @classmethod
-    def load(cls, session: Session, caps: Caps, account_ids: Iterable[int], now: dt.datetime) -> CapLedger:
+    def load(
+        cls,
+        session: Session,
+        caps: Caps,
+        account_ids: Iterable[int],
+        now: dt.datetime,
+        *,
+        portable: bool = False,
+    ) -> CapLedger:
+        """On PostgreSQL as plain rows (CapReads) unless `portable` (the ORM's queries, as on
+        SQLite: the reference tests/test_tick_reads.py compares them with)."""
         ledger = cls(caps)
         ids = list(account_ids)
         if not ids or (caps.account_per_week <= 0 and caps.contact_per_week <= 0):
             return ledger
+        if session.get_bind().dialect.name == "postgresql" and not portable:
+            driver = session.connection().connection.driver_connection
+            return CapReads(driver, caps, "{" + ",".join(map(str, ids)) + "}", now).collect()  # type: ignore[arg-type]
         since = now - CAP_WINDOW
         recent = (
             select(Enrollment.account_id, Message.enrollment_id, Message.step_id, Message.contact_id)
@@ -130,6 +144,38 @@ class CapLedger:
         if cap > 0 and self.messages[contact_id] >= cap:
             return f"frequency cap: {cap} messages per contact per week"
         return None
+
+
+# The trailing week's counted messages of the tick's accounts: campaign steps per account ('a') and
+# messages per contact ('c'), in one statement.
+_RECENT = (
+    "WITH recent AS (SELECT e.account_id, m.enrollment_id, m.step_id, m.contact_id FROM messages AS m "
+    "JOIN enrollments AS e ON e.id = m.enrollment_id WHERE e.account_id = ANY(%s::int[]) "
+    "AND m.created_at >= %s AND m.status = ANY(%s::varchar[])) "
+    "SELECT 'a', account_id, count(*) FROM (SELECT DISTINCT account_id, enrollment_id, step_id FROM recent) "
+    "AS s GROUP BY account_id UNION ALL SELECT 'c', contact_id, count(*) FROM recent GROUP BY contact_id"
+)
+
+
+class CapReads:
+    """CapLedger.load on PostgreSQL, as plain psycopg rows; the query is sent when this is built and
+    read by `collect()` (in psycopg's pipeline mode, campaigns.bulk sends it with its other reads)."""
+
+    def __init__(
+        self, driver: psycopg.Connection[Any], caps: Caps, account_ids: str, now: dt.datetime
+    ) -> None:
+        self.caps = caps
+        self.counting = caps.account_per_week > 0 or caps.contact_per_week > 0
+        if self.counting:
+            statuses = [status.value for status in COUNTED]
+            self.cursor = driver.cursor().execute(_RECENT, (account_ids, now - CAP_WINDOW, statuses))
+
+    def collect(self) -> CapLedger:
+        ledger = CapLedger(self.caps)
+        if self.counting:
+            for what, key, n in self.cursor.fetchall():
+                (ledger.nudges if what == "a" else ledger.messages)[key] = int(n)
+        return ledger
 
 
 class Zoned(Protocol):

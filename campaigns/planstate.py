@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,15 +46,24 @@ def waited_on(
 
 
 def plan_states(
-    session: Session, account_ids: set[int], milestone_keys: set[str], kr_keys: set[str]
+    session: Session,
+    account_ids: set[int],
+    milestone_keys: set[str],
+    kr_keys: set[str],
+    *,
+    portable: bool = False,
 ) -> dict[int, PlanState]:
     """Every account's active plan status, and the milestones and key results that the steps wait
-    on (only those: a tick over 100k plans would otherwise read every milestone of every plan)."""
+    on (only those: a tick over 100k plans would otherwise read every milestone of every plan).
+    On PostgreSQL as plain rows (PlanStateReads) unless `portable` (the ORM's queries, as on SQLite:
+    the reference tests/test_tick_reads.py compares them with)."""
     states: dict[int, PlanState] = {}
     if not account_ids:
         return states
-    if session.get_bind().dialect.name == "postgresql":
-        return _plan_states_pg(session, account_ids, milestone_keys, kr_keys)
+    if session.get_bind().dialect.name == "postgresql" and not portable:
+        driver = session.connection().connection.driver_connection
+        ids = "{" + ",".join(map(str, account_ids)) + "}"
+        return PlanStateReads(driver, ids, milestone_keys, kr_keys).collect()  # type: ignore[arg-type]
     plan_of: dict[int, int] = {}
     for plan_id, account_id, status in session.execute(
         select(SuccessPlan.id, SuccessPlan.account_id, SuccessPlan.status).where(
@@ -83,41 +93,56 @@ def plan_states(
     return states
 
 
-_PLANS = "SELECT id, account_id, status FROM success_plans WHERE account_id = ANY(%s::int[]) AND status <> %s"
-_MILESTONES = (
-    "SELECT plan_id, key, status, due_date FROM milestones WHERE plan_id = ANY(%s::int[]) AND key = ANY(%s)"
+# Each plan that is not cancelled, with the waited-on milestones (one query: no plan ids to wait for).
+_PLANS = (
+    "SELECT p.id, p.account_id, p.status, m.key, m.status, m.due_date FROM success_plans AS p "
+    "LEFT JOIN milestones AS m ON m.plan_id = p.id AND m.key = ANY(%s::varchar[]) "
+    "WHERE p.account_id = ANY(%s::int[]) AND p.status <> %s"
 )
 _KEY_RESULTS = (
-    "SELECT plan_id, objective_key, baseline, current, target FROM key_results "
-    "WHERE plan_id = ANY(%s::int[]) AND objective_key = ANY(%s)"
+    "SELECT k.plan_id, k.objective_key, k.baseline, k.current, k.target FROM key_results AS k "
+    "JOIN success_plans AS p ON p.id = k.plan_id "
+    "WHERE p.account_id = ANY(%s::int[]) AND p.status <> %s AND k.objective_key = ANY(%s::varchar[])"
 )
 _PLAN_STATUSES = {status.value: status for status in PlanStatus}
 _MILESTONE_STATUSES = {status.value: status for status in MilestoneStatus}
 
 
-def _plan_states_pg(
-    session: Session, account_ids: set[int], milestone_keys: set[str], kr_keys: set[str]
-) -> dict[int, PlanState]:
-    """plan_states as plain psycopg rows: a tick over 100,000 accounts reads 100,000 plans and as
-    many milestones, and the ORM's per-row processing cost more than the queries."""
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    states: dict[int, PlanState] = {}
-    plan_of: dict[int, int] = {}
-    statuses = _PLAN_STATUSES
-    ids = "{" + ",".join(map(str, account_ids)) + "}"
-    for plan_id, account_id, status in cursor.execute(_PLANS, (ids, PlanStatus.CANCELLED.value)).fetchall():
-        plan_of[plan_id] = account_id
-        states[account_id] = PlanState(status=statuses[status])
-    plans = "{" + ",".join(map(str, plan_of)) + "}"
-    if plan_of and milestone_keys:
-        milestone_statuses = _MILESTONE_STATUSES
-        for plan_id, key, status, due in cursor.execute(
-            _MILESTONES, (plans, list(milestone_keys))
-        ).fetchall():
-            states[plan_of[plan_id]].milestones[key] = (milestone_statuses[status], due)
-    if plan_of and kr_keys:
-        for plan_id, objective, baseline, current, target in cursor.execute(
-            _KEY_RESULTS, (plans, list(kr_keys))
-        ).fetchall():
-            states[plan_of[plan_id]].key_results[objective] = (float(baseline), float(current), float(target))
-    return states
+class PlanStateReads:
+    """plan_states on PostgreSQL as plain psycopg rows: a tick over 100,000 accounts reads 100,000
+    plans and as many milestones, and the ORM's per-row processing cost more than the queries.
+    The queries are sent when it is built and read by `collect()`, so in psycopg's pipeline mode
+    (campaigns.bulk) PostgreSQL runs them while Python reads the answers to earlier ones."""
+
+    def __init__(
+        self, driver: psycopg.Connection[Any], account_ids: str, milestone_keys: set[str], kr_keys: set[str]
+    ) -> None:
+        cancelled = PlanStatus.CANCELLED.value
+        self.plans = driver.cursor().execute(_PLANS, (sorted(milestone_keys), account_ids, cancelled))
+        self.key_results = (
+            driver.cursor().execute(_KEY_RESULTS, (account_ids, cancelled, sorted(kr_keys)))
+            if kr_keys
+            else None
+        )
+
+    def collect(self) -> dict[int, PlanState]:
+        states: dict[int, PlanState] = {}
+        plan_of: dict[int, int] = {}
+        plan_statuses, milestone_statuses = _PLAN_STATUSES, _MILESTONE_STATUSES
+        for plan_id, account_id, status, key, milestone_status, due in self.plans.fetchall():
+            state = states.get(account_id)
+            if state is None:
+                state = states[account_id] = PlanState()
+            if plan_id not in plan_of:  # an account's plans share one state, as plan_states does
+                plan_of[plan_id] = account_id
+                state.status = plan_statuses[status]
+            if key is not None:
+                state.milestones[key] = (milestone_statuses[milestone_status], due)
+        if self.key_results is not None:
+            for plan_id, objective, baseline, current, target in self.key_results.fetchall():
+                states[plan_of[plan_id]].key_results[objective] = (
+                    float(baseline),
+                    float(current),
+                    float(target),
+                )
+        return states
