@@ -93,6 +93,8 @@ class TickRun:
     tick_s: float = 0.0  # the median of the bulk runs
     runs_s: list[float] = field(default_factory=list)  # every bulk run, in order
     baseline_s: float | None = None  # the per-enrolment tick on the same rows
+    # CPU seconds of each bulk run: this process, and its PostgreSQL backend (None if not local)
+    cpu_s: list[tuple[float, float | None]] = field(default_factory=list)
     queries: int = 0
     result: TickResult = field(default_factory=TickResult)
     profile: Path | None = None
@@ -136,14 +138,15 @@ def run_the_tick(env: BenchEnv, args: argparse.Namespace, workdir: Path) -> Tick
     _vacuum(env)
     run.setup_s = time.perf_counter() - started
     if args.baseline:
-        run.baseline_s, _, _ = _timed_tick(env, args, now, bulk=False, keep=False)
+        run.baseline_s, _, _, _ = _timed_tick(env, args, now, bulk=False, keep=False)
         _vacuum(env)
     repeat = max(1, args.repeat)
     for i in range(repeat):
         last = i == repeat - 1
         profiler = cProfile.Profile() if args.profile and last else None
-        seconds, queries, result = _timed_tick(env, args, now, bulk=True, keep=last, profiler=profiler)
+        seconds, queries, result, cpu = _timed_tick(env, args, now, bulk=True, keep=last, profiler=profiler)
         run.runs_s.append(seconds)
+        run.cpu_s.append(cpu)
         if last:
             run.queries, run.result = queries, result
         else:
@@ -163,16 +166,20 @@ def _timed_tick(
     bulk: bool,
     keep: bool,
     profiler: cProfile.Profile | None = None,
-) -> tuple[float, int, TickResult]:
+) -> tuple[float, int, TickResult, tuple[float, float | None]]:
     """One tick over every due enrolment in its transaction: committed (and its jobs enqueued) when
-    `keep`, else rolled back so the next run finds the same rows due."""
+    `keep`, else rolled back so the next run finds the same rows due. Also the CPU seconds it took
+    here and in its PostgreSQL backend (a figure a busy machine disturbs less than the wall clock)."""
+    session = env.database.session()
+    backend = int(session.scalar(text("SELECT pg_backend_pid()")) or 0)
     with _counting_statements() as counted:
         started = time.perf_counter()
+        client_started, server_started = time.process_time(), _backend_cpu_s(backend)
         if profiler is not None:
             profiler.enable()
-        session = env.database.session()
         try:
             result = run_tick(session, now=now, limit=args.enrollments + 1, bulk=bulk, chunk=args.chunk)
+            client_s, server_ended = time.process_time() - client_started, _backend_cpu_s(backend)
             if keep:
                 session.commit()
             else:
@@ -182,7 +189,19 @@ def _timed_tick(
         if profiler is not None:
             profiler.disable()
         seconds = time.perf_counter() - started
-    return seconds, counted[0], result
+    server_s = (
+        server_ended - server_started if server_ended is not None and server_started is not None else None
+    )
+    return seconds, counted[0], result, (client_s, server_s)
+
+
+def _backend_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a local PostgreSQL backend, from /proc (None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -289,6 +308,8 @@ def report_the_tick(tick: TickRun, load: str) -> dict[str, Any]:
           f"{tick.enrollments / tick.tick_s:,.0f}", baseline, f"{ratio:.1f}" if ratio else "-",
           r.messages_queued, r.steps_run, len(r.batches), tick.queries]],
     )  # fmt: skip
+    cpu = ", ".join(f"{c:.2f} / {'-' if s is None else f'{s:.2f}'}" for c, s in tick.cpu_s)
+    print(f"CPU s per bulk run, this process / its PostgreSQL backend: {cpu}")
     met = tick.tick_s < TARGET_TICK_S
     print(
         f"target: {tick.enrollments:,} due enrolments in < {TARGET_TICK_S:.0f} s "
@@ -302,6 +323,10 @@ def report_the_tick(tick: TickRun, load: str) -> dict[str, Any]:
     if tick.baseline_s is not None and ratio is not None:
         values["baseline_tick_s"] = round(tick.baseline_s, 2)
         values["ratio"] = round(ratio, 1)
+    values["client_cpu_s"] = round(statistics.median(c for c, _ in tick.cpu_s), 2)
+    servers = [s for _, s in tick.cpu_s if s is not None]
+    if servers:
+        values["server_cpu_s"] = round(statistics.median(servers), 2)
     values["messages"] = r.messages_queued
     values["queries"] = tick.queries
     return values
