@@ -7,17 +7,16 @@ a unit-of-work flush); 100,000 due enrolments took 47-80 s. Here the same steps
 1. one `SELECT … FOR UPDATE SKIP LOCKED` takes the due enrolments (the tick's row locks; a second
    scheduler skips them), with what enrolled each one read from its history in SQL;
 2. then everything a step can ask, each in one query (array parameters): accounts and contacts,
-   plan states, the caps ledger (counted forward in memory as the tick writes, as before), and
-   only where a version needs them facts (branch and exit conditions), event counts
-   (`wait_until: event`) and erased emails;
+   plan states, the caps ledger (counted forward in memory as the tick writes, as before) — these
+   four sent together in pipeline mode, as plain psycopg rows — and only where a version needs
+   them facts (branch and exit conditions), event counts (`wait_until: event`) and erased emails;
 3. per chunk of `CHUNK` enrolments, in psycopg's pipeline mode (chunk k is written while chunk
    k+1 is computed): the ledger rows in one `INSERT … SELECT FROM unnest(…) ON CONFLICT
    (dedupe_key) DO NOTHING` (a row whose dedupe key exists is never written, counted or enqueued
    twice), and the enrolments in one `UPDATE … FROM unnest(…)` that appends this tick's
-   transitions to `history` (`history || new`: the stored history is never read back).
+   transitions to `history` (`history || new`: the stored history is never read back); how those
+   are built cheaply (rows by kind, array literals) is campaigns.bulk_ledger.
 
-Arrays (`unnest`) rather than a `VALUES` list: one bind parameter per column instead of one per
-value (PostgreSQL allows 65,535 per statement), dumped by psycopg in binary (`%b`) in one go.
 docs/scheduler.md has the whole picture.
 """
 

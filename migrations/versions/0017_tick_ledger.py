@@ -1,4 +1,10 @@
-"""scheduler tick: ledger write path (indexes, columns) for the bulk tick
+"""scheduler tick: ledger write path (indexes, columns) for the bulk tick — no schema change
+
+The slot was kept for dropping indexes on `messages` that the bulk tick's INSERT maintains. None
+was dropped: `ix_messages_status` costs the tick no measurable time (within the noise of a
+200,000-row insert), and `ix_messages_contact_id` / `ix_messages_enrollment_id` serve the
+`ON DELETE CASCADE` of contacts and enrolments, the in-app inbox and the cap ledger
+(docs/scheduler.md, "What a tick costs"). The revision stays, empty, so the chain is unchanged.
 
 Revision ID: 0017
 Revises: 0016
@@ -14,8 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    """Nothing to change (see the module docstring)."""
 
 
 def downgrade() -> None:
-    pass
+    """Nothing to undo."""
