@@ -56,6 +56,7 @@ class Cost:
     sql_s: float = 0.0
     by_statement: Counter[str] = dataclasses.field(default_factory=Counter)
     time_by_statement: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
+    pg_by_statement: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
 
     def per(self, total: float, scale: float = 1.0) -> float:
         return scale * total / self.n if self.n else 0.0
@@ -66,15 +67,28 @@ class Counters:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.statements: list[tuple[str, float]] = []
+        self.statements: list[tuple[str, float, float]] = []
         self.redis_commands = 0
+        # Also read the backend's CPU clock around every statement (costs this process CPU, so
+        # only for the profiled run): clock ticks are coarse, but summed over many statements of
+        # one shape they estimate PostgreSQL's own time per statement.
+        self.backend_clock = False
         self._started: float = 0.0
+        self._ticks: float = 0.0
 
-    def _before(self, *_: Any) -> None:
+    def _before(self, conn: Any, *_: Any) -> None:
+        if self.backend_clock:
+            self._ticks = _backend_ticks(conn.connection.dbapi_connection.info.backend_pid)
         self._started = time.perf_counter()
 
-    def _after(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        self.statements.append((_shape(statement), time.perf_counter() - self._started))
+    def _after(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        wall = time.perf_counter() - self._started
+        pg = 0.0
+        if self.backend_clock:
+            pg = (
+                _backend_ticks(conn.connection.dbapi_connection.info.backend_pid) - self._ticks
+            ) / CLOCK_TICKS
+        self.statements.append((_shape(statement), wall, pg))
 
     @contextmanager
     def installed(self) -> Iterator[Counters]:
@@ -108,6 +122,14 @@ def _shape(statement: str) -> str:
     shape = re.sub(r"\s+", " ", statement).strip()
     shape = re.sub(r"__\[POSTCOMPILE_\w+\]", "(…)", shape)
     return shape[:150]
+
+
+def _backend_ticks(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # PostgreSQL on another machine: no per-statement server time
+    return float(int(fields[11]) + int(fields[12]))
 
 
 def backend_cpu(env: BenchEnv) -> float:
@@ -160,9 +182,10 @@ def measure(
     cost.pg_cpu_s = backend_cpu(env) - pg_before
     cost.statements = len(statements)
     cost.redis_commands = counters.redis_commands
-    for shape, seconds in statements:
+    for shape, seconds, pg_seconds in statements:
         cost.by_statement[shape] += 1
         cost.time_by_statement[shape] += seconds
+        cost.pg_by_statement[shape] += pg_seconds
         cost.sql_s += seconds
     return cost
 
@@ -228,8 +251,10 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
             health(i)
         submission = measure(env, counters, n, lambda i: submit(WARMUP + i))
         healthz = measure(env, counters, n, health)
+        profiled_cost = None
         if profile is not None:  # a separate run: the profiler's own cost must not count above
-            measure(env, counters, profiled, lambda i: submit(WARMUP + n + i), profile)
+            counters.backend_clock = True
+            profiled_cost = measure(env, counters, profiled, lambda i: submit(WARMUP + n + i), profile)
     rows = [
         [
             name,
@@ -267,6 +292,13 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
         submission.by_statement.items(), key=lambda kv: -submission.time_by_statement[kv[0]]
     ):
         print(f"  {count / n:4.1f}  {1000 * submission.time_by_statement[shape] / n:6.2f}  {shape}")
+    if profiled_cost is not None:
+        c = profiled_cost
+        print(f"PostgreSQL CPU per submission by statement (profiled run, {c.n} submissions):")
+        for shape, seconds in sorted(c.pg_by_statement.items(), key=lambda kv: -kv[1]):
+            print(f"  {1000 * seconds / c.n:6.2f}  {shape}")
+        outside = c.pg_cpu_s - sum(c.pg_by_statement.values())
+        print(f"  {1000 * outside / c.n:6.2f}  (outside statements: COMMIT…)")
     if profile is not None:
         profile.dump_stats(args.profile)
         print(profile_report([Path(args.profile)], focus=r"northstar|engine|surveys|campaigns|web", top=25))
