@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from engine.accounts import Account
 from engine.db import Database
 from engine.plans.models import KeyResult, Milestone, MilestoneStatus
 from engine.reports import REPORT_NAMES, parse_filters, report_to_dict, run_report
-from engine.reports.summaries import rebuild_summaries, refresh_stale, stale_count
+from engine.reports.summaries import rebuild_summaries, refresh_stale, refresh_summaries_job, stale_count
 from tests.reports_random import (
     RandomWorld,
     add_adoption,
@@ -170,6 +171,29 @@ def test_refreshing_twice_changes_nothing(db: Session) -> None:
     db.execute(text("INSERT INTO report_dirty (kind, id) SELECT 'account', id FROM accounts"))
     refresh_all(db)
     assert summary_rows(db) == before
+
+
+def test_two_refresh_jobs_at_once_share_the_work(database: Database) -> None:
+    with database.transaction() as session:
+        build_random_world(session, 9, accounts=30)
+        session.execute(text("INSERT INTO report_dirty (kind, id) SELECT 'account', id FROM accounts"))
+    failures: list[Exception] = []
+
+    def work() -> None:
+        try:
+            refresh_summaries_job(batch=7)  # plans and their accounts land in different batches
+        except Exception as exc:  # asserted below, in the test's own thread
+            failures.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert failures == []
+    with database.transaction() as session:
+        assert stale_count(session) == 0
+        assert differences(session) == []
 
 
 def test_a_commit_queues_the_refresh_job_and_the_worker_applies_it(

@@ -4,9 +4,10 @@ PostgreSQL triggers (migration 0016) write the key of every changed row that a s
 into `report_dirty` (kind, id) in the changing transaction itself, so no write path (ORM, bulk
 UPDATE, raw SQL) can be missed and a lost job loses nothing. After a commit that wrote a watched
 table, `refresh_summaries_job` is enqueued on the `reports` queue; it takes a batch of stale keys
-(`FOR UPDATE SKIP LOCKED`, so workers never wait on each other or on writers), recomputes exactly
-those summary rows from the source tables and deletes the keys, all in one transaction: running it
-twice, or concurrently, is harmless. `northstar reports rebuild` recomputes everything.
+(`FOR UPDATE SKIP LOCKED`: it never waits for a writer still holding a key), recomputes exactly
+those summary rows from the source tables and deletes the keys, all in one transaction; batches
+run one at a time (an advisory lock), so running the job twice, or two at once, is harmless.
+`northstar reports rebuild` recomputes everything.
 
 Packages register their summaries here (engine owns the framework; docs/adr/0002): a refresher
 (stale keys -> rows rewritten), a full rebuild, and the tables whose writes should wake the job.
@@ -42,6 +43,9 @@ from engine.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
+# Refreshes run one at a time (a transaction-scoped advisory lock): two batches holding a plan and
+# its account would otherwise rewrite the same summary rows at once (a duplicate key or deadlock).
+REFRESH_LOCK = 7_310_016
 MAX_BATCHES_PER_JOB = 200  # a backlog larger than 1M keys is left to the next job (or a rebuild)
 _WAKE_KEY = "northstar.report_summaries_wake"
 
@@ -136,6 +140,7 @@ _TAKE_BATCH = text(
 def refresh_stale(session: Session, *, batch: int = BATCH_SIZE) -> int:
     """Take up to `batch` stale keys and rewrite their summary rows; returns how many keys were taken."""
     if uses_summaries(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": REFRESH_LOCK})
         # A refresh is index probes for a few thousand keys: JIT compiling would cost more (base.py).
         session.execute(text("SET LOCAL jit = off"))
     taken: dict[str, set[int]] = {}
@@ -153,7 +158,7 @@ def refresh_stale(session: Session, *, batch: int = BATCH_SIZE) -> int:
     return sum(len(v) for v in taken.values())
 
 
-def refresh_summaries_job() -> int:
+def refresh_summaries_job(batch: int = BATCH_SIZE) -> int:
     """RQ entry point (queue `reports`): refresh every stale key, one batch per transaction.
 
     Takes no arguments because the keys are already in `report_dirty`, written by the same
@@ -162,7 +167,7 @@ def refresh_summaries_job() -> int:
     total = 0
     for _ in range(MAX_BATCHES_PER_JOB):
         with db.current().transaction() as session:
-            done = refresh_stale(session)
+            done = refresh_stale(session, batch=batch)
         total += done
         if done == 0:
             break
@@ -175,6 +180,8 @@ def stale_count(session: Session) -> int:
 
 def rebuild_summaries(session: Session) -> dict[str, int]:
     """Recompute every summary from the source tables (after a restore or a bulk load)."""
+    if uses_summaries(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": REFRESH_LOCK})
     session.execute(delete(ReportDirty))
     return {summary.name: summary.rebuild(session) for summary in summaries()}
 
