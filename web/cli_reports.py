@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from engine.db import Database
 
 
 def register(cli: click.Group) -> None:
@@ -52,9 +54,10 @@ def register(cli: click.Group) -> None:
 
     @reports.command(
         "rebuild",
-        help="Rebuild the reports' summary tables from the source rows: the outcomes/objectives picks "
-        "(survey_choices), then the per-plan, per-key-result, per-enrolment and per-response summary "
-        "rows (after a restore or a bulk load; the reports queue keeps them current otherwise).",
+        help="Rebuild the reports' summary tables from the source rows, in one transaction: the "
+        "outcomes/objectives picks (survey_choices), then the per-plan, per-key-result, per-enrolment, "
+        "per-response and per-reach summary rows (after a restore or a bulk load; the reports queue "
+        "keeps them current otherwise).",
     )
     def reports_rebuild() -> None:
         import time
@@ -62,12 +65,14 @@ def register(cli: click.Group) -> None:
         from engine.reports.summaries import rebuild_summaries
         from surveys.reports import rebuild_choices
 
-        with _postgres_session() as session:
-            started = time.perf_counter()
-            count = rebuild_choices(session)
-            click.echo(f"survey_choices rebuilt: {count:,} rows ({time.perf_counter() - started:.1f} s)")
-        for name, rows in _rebuild_each(rebuild_summaries):
+        started = time.perf_counter()
+        with _postgres() as database, database.transaction() as session:
+            choices = rebuild_choices(session)
+            counts = rebuild_summaries(session)  # also clears the keys the choices just marked
+        click.echo(f"survey_choices rebuilt: {choices:,} rows")
+        for name, rows in counts.items():
             click.echo(f"{name} summary rebuilt: {rows:,} rows")
+        click.echo(f"in {time.perf_counter() - started:.1f} s")
 
     @reports.command(
         "refresh",
@@ -78,29 +83,22 @@ def register(cli: click.Group) -> None:
         from engine.reports.summaries import refresh_stale
 
         total = 0
-        while True:
-            with _postgres_session() as session:
-                done = refresh_stale(session)
-            total += done
-            if not done:
-                break
+        with _postgres() as database:
+            while True:
+                with database.transaction() as session:
+                    done = refresh_stale(session)
+                total += done
+                if not done:
+                    break
         click.echo(f"refreshed {total:,} stale keys")
 
-    def _rebuild_each(rebuild: Any) -> Iterator[tuple[str, int]]:
-        # One transaction for every summary: readers never see one rebuilt and another empty.
-        with _postgres_session() as session:
-            yield from rebuild(session).items()
-
     @contextlib.contextmanager
-    def _postgres_session() -> Iterator[Session]:
+    def _postgres() -> Iterator[Database]:
         from web.cli import _app
 
         app = _app()
         with app.app_context():
-            database = app.extensions["northstar.db"]
-            with database.transaction() as session:
-                if session.get_bind().dialect.name != "postgresql":
-                    raise click.ClickException(
-                        "summaries need PostgreSQL (the demo's SQLite reads the raw rows)"
-                    )
-                yield session
+            database: Database = app.extensions["northstar.db"]
+            if database.engine.dialect.name != "postgresql":
+                raise click.ClickException("summaries need PostgreSQL (the demo's SQLite reads the raw rows)")
+            yield database
