@@ -1,4 +1,4 @@
-"""Survey reports: the funnel (reached → started → completed by channel) and the outcomes chosen.
+"""Survey reports: the outcomes chosen (the funnel is in surveys/funnel_report.py), and what they record.
 
 Two report-only tables live here: `survey_reaches` (a contact was shown / sent / opened a survey)
 and `survey_choices` (the outcomes and objectives each completed response picked), the latter a
