@@ -90,6 +90,7 @@ class _Registry:
     # kind -> how to find the accounts a stale key of that kind belongs to (a plan's account, say),
     # so summaries keyed by account-related rows (enrolments) refresh too.
     owners: dict[str, AccountsOf] = field(default_factory=dict)
+    watched: frozenset[str] = frozenset()  # every summary's source tables (checked on each flush)
 
 
 _registry = _Registry()
@@ -100,6 +101,7 @@ def register_summary(
 ) -> None:
     """Add (or replace: wiring twice is harmless) one summary; `watches` are the source tables."""
     _registry.summaries[name] = Summary(name, refresh, rebuild, watches)
+    _registry.watched = frozenset(t for s in _registry.summaries.values() for t in s.watches)
 
 
 def register_owner(kind: str, accounts_of: AccountsOf) -> None:
@@ -111,7 +113,7 @@ def summaries() -> list[Summary]:
 
 
 def watched_tables() -> frozenset[str]:
-    return frozenset(t for s in _registry.summaries.values() for t in s.watches)
+    return _registry.watched
 
 
 def any_of(column: Any, ids: list[int]) -> ColumnElement[bool]:
