@@ -268,7 +268,10 @@ STEPS: tuple[tuple[str, str], ...] = (
         for name, sql in (
             ("report_plan_facts", PLAN_FACTS_SQL.format(plans="TRUE", milestones="TRUE")),
             ("report_kr_facts", KR_FACTS_SQL.format(krs="TRUE")),
-            ("report_enrollment_facts", enrollment_facts_sql()),
+            (
+                "report_enrollment_facts",
+                "DELETE FROM report_enrollment_channel_facts;\n" + enrollment_facts_sql(),
+            ),
             ("report_response_facts", RESPONSE_FACTS_SQL.format(responses="TRUE", choices="TRUE")),
             ("report_reach_facts", REACH_FACTS_SQL.format(reaches="TRUE")),
             ("report_dirty", "SELECT 1"),  # nothing is stale: the rows above were built from everything

@@ -3,7 +3,8 @@
 The definitions (what counts as sent, delivered, held out, a milestone after enrolling, a key result
 attained) are used both by the raw-row queries in campaigns/reports.py and by the rows of
 `report_enrollment_facts` (one per enrolment: campaign, start, the account's grouping keys, the
-message funnel, the first milestone achieved after enrolling, KR attainment), which
+message funnel, the first milestone achieved after enrolling, KR attainment) and of
+`report_enrollment_channel_facts` (the message funnel per enrolment and channel), which
 engine.reports.summaries keeps current from stale enrolments and accounts.
 """
 
@@ -133,6 +134,21 @@ class EnrollmentFact(Base):
     kr_attained: Mapped[bool] = mapped_column(Boolean)
 
 
+class EnrollmentChannelFact(Base):
+    """An enrolment's messages on one channel (the campaign funnel grouped by channel)."""
+
+    __tablename__ = "report_enrollment_channel_facts"
+
+    enrollment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sent: Mapped[bool] = mapped_column(Boolean)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    opened: Mapped[bool] = mapped_column(Boolean)
+    clicked: Mapped[bool] = mapped_column(Boolean)
+    suppressed: Mapped[int] = mapped_column(Integer)
+    capped: Mapped[int] = mapped_column(Integer)
+
+
 _COLUMNS = (
     "enrollment_id",
     "account_id",
@@ -195,10 +211,31 @@ def _facts_insert(enrollment_ids: list[int] | None) -> Any:
     return insert(EnrollmentFact).from_select(list(_COLUMNS), facts)
 
 
+def _channel_facts_insert(enrollment_ids: list[int] | None) -> Any:
+    """INSERT … SELECT of the per-channel message funnel of these enrolments (all when None)."""
+    funnel = select(
+        Message.enrollment_id,
+        Message.channel,
+        any_message(SENT),
+        any_message(WAS_DELIVERED),
+        any_message(WAS_OPENED),
+        any_message(WAS_CLICKED),
+        func.count().filter(SUPPRESSED),
+        func.count().filter(CAPPED),
+    ).group_by(Message.enrollment_id, Message.channel)
+    if enrollment_ids is not None:
+        funnel = funnel.where(any_of(Message.enrollment_id, enrollment_ids))
+    columns = ["enrollment_id", "channel", "sent", "delivered", "opened", "clicked", "suppressed", "capped"]
+    return insert(EnrollmentChannelFact).from_select(columns, funnel)
+
+
 def enrollment_facts_sql() -> str:
-    """The full rebuild as one SQL statement (the benchmark seeder runs it on a raw connection)."""
+    """The full rebuild as SQL statements (the benchmark seeder runs them on a raw connection)."""
     dialect = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
-    return str(_facts_insert(None).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    return ";\n".join(
+        str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for statement in (_facts_insert(None), _channel_facts_insert(None))
+    )
 
 
 def refresh_enrollment_facts(session: Session, keys: StaleKeys) -> int:
@@ -216,13 +253,17 @@ def refresh_enrollment_facts(session: Session, keys: StaleKeys) -> int:
         return 0
     ids = sorted(wanted)
     session.execute(delete(EnrollmentFact).where(any_of(EnrollmentFact.enrollment_id, ids)))
+    session.execute(delete(EnrollmentChannelFact).where(any_of(EnrollmentChannelFact.enrollment_id, ids)))
     session.execute(_facts_insert(ids))
+    session.execute(_channel_facts_insert(ids))
     return len(ids)
 
 
 def rebuild_enrollment_facts(session: Session) -> int:
     session.execute(text("DELETE FROM report_enrollment_facts"))
+    session.execute(text("DELETE FROM report_enrollment_channel_facts"))
     session.execute(_facts_insert(None))
+    session.execute(_channel_facts_insert(None))
     return int(session.scalar(select(func.count()).select_from(EnrollmentFact)) or 0)
 
 

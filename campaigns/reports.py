@@ -1,7 +1,7 @@
 """Campaign reports: the funnel (enrolled → sent → … → milestone achieved) and holdout lift.
 
-Also tells engine.reports which campaigns exist (filter options, the `campaign` filter) and counts
-survey emails sent for the survey funnel's email channel.
+Also registers what campaigns/report_sources.py tells the other reports (the campaigns, the
+`campaign` filter, the survey funnel's email reach).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Select, Subquery, and_, false, func, literal, select, text
+from sqlalchemy import ColumnElement, Index, Select, Subquery, and_, false, func, select, text
 from sqlalchemy.orm import Session
 
-from campaigns.models import Campaign, Enrollment, Message, Step, WebhookEvent
+from campaigns.models import Campaign, Enrollment, Message, WebhookEvent
 from campaigns.report_facts import (
     CAPPED,
     SENT,
@@ -20,12 +20,19 @@ from campaigns.report_facts import (
     WAS_CLICKED,
     WAS_DELIVERED,
     WAS_OPENED,
+    EnrollmentChannelFact,
     EnrollmentFact,
     any_message,
     held_out,
     kr_attained,
     milestone_after_enrolling,
     register_enrollment_summary,
+)
+from campaigns.report_sources import (
+    campaign_keys,
+    enrolled_accounts,
+    survey_emails_sent,
+    survey_emails_sent_from_summaries,
 )
 from engine.reports import (
     Chart,
@@ -39,8 +46,6 @@ from engine.reports import (
 from engine.reports.scope import (
     NONE_LABEL,
     group_column,
-    needs_account_join,
-    reads_accounts,
     scope_accounts,
     snapshot_conditions,
     snapshot_group,
@@ -59,67 +64,6 @@ DASHBOARD_INDEXES = (
     Index("ix_messages_suppressed_at", Message.created_at, postgresql_where=text("status = 'suppressed'")),
     Index("ix_webhook_events_spam", WebhookEvent.received_at, postgresql_where=text("event = 'spamreport'")),
 )
-
-
-def campaign_keys(session: Session) -> list[str]:
-    return list(session.scalars(select(Campaign.key).order_by(Campaign.key)))
-
-
-def enrolled_accounts(campaign_key: str) -> Select[Any]:
-    """Ids of the accounts enrolled in the campaign (the reports' `campaign` filter)."""
-    return (
-        select(Enrollment.account_id)
-        .join(Campaign, Campaign.id == Enrollment.campaign_id)
-        .where(Campaign.key == campaign_key)
-    )
-
-
-def survey_emails_sent(session: Session, filters: Filters) -> dict[str, int]:
-    """Survey emails sent between the dates (a step with a `survey`), grouped like the funnel."""
-    group = group_column(filters, channel=literal("email"))
-    query = (
-        select(group.label("grp"), func.count())
-        .select_from(Message)
-        .join(Step, Step.id == Message.step_id)
-        .where(
-            Message.channel == "email",
-            Message.sent_at >= filters.start_at,
-            Message.sent_at < filters.end_before,
-            Step.config["survey"].as_string().is_not(None),
-        )
-    )
-    if needs_account_join(filters):
-        query = scope_accounts(
-            query.join(Enrollment, Enrollment.id == Message.enrollment_id), filters, Enrollment.account_id
-        )
-    if filters.group_by and filters.group_by != "channel":
-        query = query.group_by(group)
-    return {str(g): int(n) for g, n in session.execute(query) if n}
-
-
-def survey_emails_sent_from_summaries(session: Session, filters: Filters) -> dict[str, int]:
-    """survey_emails_sent with the account's keys read from report_enrollment_facts (no accounts join)."""
-    if not reads_accounts(filters):
-        return survey_emails_sent(session, filters)
-    fact = EnrollmentFact
-    grouped = bool(filters.group_by and filters.group_by != "channel")
-    group = snapshot_group(filters, fact) if grouped else literal("email")
-    query = (
-        select(group.label("grp"), func.count())
-        .select_from(Message)
-        .join(Step, Step.id == Message.step_id)
-        .join(fact, fact.enrollment_id == Message.enrollment_id)
-        .where(
-            Message.channel == "email",
-            Message.sent_at >= filters.start_at,
-            Message.sent_at < filters.end_before,
-            Step.config["survey"].as_string().is_not(None),
-            *snapshot_conditions(filters, fact),
-        )
-    )
-    if grouped:
-        query = query.group_by(group)
-    return {str(g): int(n) for g, n in session.execute(query) if n}
 
 
 def _scoped(query: Select[Any], filters: Filters) -> Select[Any]:
@@ -167,10 +111,26 @@ def campaign_funnel(session: Session, filters: Filters) -> ReportResult:
 
 
 def campaign_funnel_from_summaries(session: Session, filters: Filters) -> ReportResult:
-    """The funnel from report_enrollment_facts (by channel it needs the messages: raw rows)."""
-    if filters.group_by == "channel":
-        return campaign_funnel(session, filters)
+    """The funnel from report_enrollment_facts; by channel, one row per enrolment and channel from
+    report_enrollment_channel_facts ('(none)' for an enrolment without messages), as the raw query."""
     fact = EnrollmentFact
+    if filters.group_by == "channel":
+        per_channel = EnrollmentChannelFact
+        query = select(
+            fact.enrollment_id,
+            func.coalesce(per_channel.channel, NONE_LABEL).label("grp"),
+            fact.held_out,
+            *(
+                func.coalesce(getattr(per_channel, k), false()).label(k)
+                for k in ("sent", "delivered", "opened", "clicked")
+            ),
+            *(func.coalesce(getattr(per_channel, k), 0).label(k) for k in ("suppressed", "capped")),
+            _facts_milestone(filters).label("milestone"),
+        )
+        query = _facts_scoped(query, filters).outerjoin(
+            per_channel, per_channel.enrollment_id == fact.enrollment_id
+        )
+        return _funnel_report(session, filters, query.subquery())
     per_enrollment = _facts_scoped(
         select(
             fact.enrollment_id,

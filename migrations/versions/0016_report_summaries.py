@@ -1,8 +1,8 @@
 """reports: per-plan and per-enrolment summary rows maintained by reports-queue jobs
 
 Summary tables the segment reports read (report_plan_facts, report_kr_facts,
-report_enrollment_facts, report_response_facts, report_reach_facts) and report_dirty, the keys
-whose rows are stale.
+report_enrollment_facts, report_enrollment_channel_facts, report_response_facts,
+report_reach_facts) and report_dirty, the keys whose rows are stale.
 On PostgreSQL the tables are filled from the existing rows, then triggers on the source tables
 mark stale keys in the writing transaction itself (engine/reports/summaries.py drains them).
 
@@ -151,6 +151,21 @@ FILL = (
     ) f ON f.enrollment_id = e.id
     """,
     """
+    INSERT INTO report_enrollment_channel_facts (enrollment_id, channel, sent, delivered, opened, clicked,
+        suppressed, capped)
+    SELECT enrollment_id, channel,
+           coalesce(bool_or(sent_at IS NOT NULL
+                            OR status IN ('sent', 'delivered', 'opened', 'clicked')), false),
+           coalesce(bool_or(delivered_at IS NOT NULL OR status IN ('delivered', 'opened', 'clicked')), false),
+           coalesce(bool_or(opened_at IS NOT NULL OR status IN ('opened', 'clicked')), false),
+           coalesce(bool_or(clicked_at IS NOT NULL OR status = 'clicked'), false),
+           count(*) FILTER (WHERE status = 'suppressed'
+                            AND (reason IN ('unsubscribed', 'bounced', 'spam report')
+                                 OR reason LIKE 'unsubscribed from %')),
+           count(*) FILTER (WHERE status = 'suppressed' AND reason LIKE 'frequency cap%')
+    FROM messages GROUP BY enrollment_id, channel
+    """,
+    """
     INSERT INTO report_response_facts (response_id, account_id, created_at, channel, completed,
         completed_at, chosen_at, segment, stage, traits, sole, outcomes, objectives)
     SELECT r.id, r.account_id, r.created_at, r.channel, r.status = 'completed',
@@ -246,6 +261,18 @@ def upgrade() -> None:
     op.create_index("ix_report_enrollment_facts_enrolled_at", "report_enrollment_facts", ["enrolled_at"])
     op.create_index("ix_report_enrollment_facts_account_id", "report_enrollment_facts", ["account_id"])
     op.create_table(
+        "report_enrollment_channel_facts",
+        sa.Column("enrollment_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        *(
+            sa.Column(name, sa.Boolean(), nullable=False)
+            for name in ("sent", "delivered", "opened", "clicked")
+        ),
+        sa.Column("suppressed", sa.Integer(), nullable=False),
+        sa.Column("capped", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("enrollment_id", "channel", name=op.f("pk_report_enrollment_channel_facts")),
+    )
+    op.create_table(
         "report_response_facts",
         sa.Column("response_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
@@ -307,6 +334,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS report_mark_stale()")
         op.execute("DROP FUNCTION IF EXISTS report_mark_row_stale()")
     for table in (
+        "report_enrollment_channel_facts",
         "report_reach_facts",
         "report_response_facts",
         "report_enrollment_facts",
