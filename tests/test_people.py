@@ -17,22 +17,12 @@ from engine.apitokens import ApiToken, create_token, verify_token
 from engine.db import Database
 from engine.users import Invitation, Role, User, create_user
 from engine.workspaces import Workspace, ensure_workspace
+from tests.admin_client import PASSWORD, csrf_of, text_of
 from tests.conftest import TEST_DATABASE_URL
 from tests.test_config_and_cli import northstar
 from web.cli import cli
 
-PASSWORD = "correct horse battery"
 ADMIN = "admin@northstar.example"
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "the page has no CSRF token"
-    return match.group(1)
-
-
-def text_of(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
 
 
 def sign_in_as(client: FlaskClient, database: Database, email: str, role: Role) -> FlaskClient:

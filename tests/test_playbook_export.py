@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from engine.db import make_engine
 from engine.playbook import export_playbook, import_playbook, read_playbook, resolve_playbook
 from engine.rules import service as rules
 from migrations.runner import upgrade
-from tests.conftest import TEST_DATABASE_URL
+from tests.scratch_databases import empty_database
 
 RECRUITING = resolve_playbook("recruiting")[1]
 
@@ -25,18 +23,9 @@ RECRUITING = resolve_playbook("recruiting")[1]
 @pytest.fixture
 def second_workspace() -> Iterator[str]:
     """Another, empty database: the workspace the playbook is shared with."""
-    url = make_url(TEST_DATABASE_URL)
-    name = f"{url.database}_export"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    target = url.set(database=name).render_as_string(hide_password=False)
-    upgrade(target)
-    yield target
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with empty_database("export") as target:
+        upgrade(target)
+        yield target
 
 
 def by_key(items: list[dict], key: str = "key") -> dict:
