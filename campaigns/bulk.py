@@ -53,6 +53,7 @@ from campaigns.steps import (
     load_versions,
 )
 from engine.privacy import email_erased
+from engine.reports.summaries import wake_refresh
 from engine.rules.facts import load_facts
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ def _advance_due(
                 advance(tick, row)
             writer.write(tick.ledger, rows)
     _expire_enrollments(session, {row.id for row in due})
+    wake_refresh(session)  # the ledger went in through the driver, which no ORM listener sees
     return {step_id: ids for step_id, ids in writer.queued.items() if ids}
 
 

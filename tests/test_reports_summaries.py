@@ -52,6 +52,7 @@ SUMMARY_TABLES = (
     "report_plan_facts",
     "report_kr_facts",
     "report_enrollment_facts",
+    "report_enrollment_channel_facts",
     "report_response_facts",
     "report_reach_facts",
 )
@@ -160,6 +161,13 @@ def test_deleting_source_rows_removes_their_summary_rows(db: Session) -> None:
     db.flush()
     refresh_all(db)
     for table in SUMMARY_TABLES:
+        if table == "report_enrollment_channel_facts":  # keyed by enrolment only: no row may outlive it
+            orphans = (
+                f"SELECT count(*) FROM {table} f"
+                " WHERE NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.id = f.enrollment_id)"
+            )
+            assert db.scalar(text(orphans)) == 0
+            continue
         assert db.scalar(text(f"SELECT count(*) FROM {table} WHERE account_id = :a"), {"a": gone.id}) == 0
     assert differences(db) == []
 

@@ -7,10 +7,13 @@ already exists is never written or enqueued twice, and a second tick skips rows 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
+from redis import Redis
+from rq import Queue
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -24,7 +27,9 @@ from engine.events.service import EventIn, ingest_events
 from engine.plans.models import Milestone, MilestoneStatus
 from engine.plans.service import create_plan, get_template
 from engine.playbook import import_playbook, resolve_playbook
+from engine.reports.summaries import rebuild_summaries, stale_count
 from tests.factories import make_account
+from tests.test_reports_summaries import summary_rows
 
 NOW = dt.datetime(2026, 11, 30, 15, tzinfo=dt.UTC)  # a Monday, 15:00 UTC
 CAPS = Caps(account_per_week=3, contact_per_week=2)
@@ -291,3 +296,29 @@ def test_a_second_tick_skips_the_enrolments_the_first_holds(pg_engine: Engine) -
     with Session(pg_engine) as check:
         keys = check.scalars(select(Message.dedupe_key)).all()
         assert len(keys) == len(set(keys)) == 12  # 6 welcome emails and 6 in-app cards, once each
+
+
+def test_the_bulk_tick_wakes_the_reports_refresh(
+    pg_engine: Engine, redis_conn: Redis, run_worker: Callable[[], bool]
+) -> None:
+    """Its ledger rows go in through the driver, which no ORM listener sees: the tick itself queues
+    the summary refresh, and the worker leaves no stale key behind."""
+    with Session(pg_engine) as setup, setup.begin():
+        import_playbook(setup, resolve_playbook("recruiting")[1])
+        for i in range(3):
+            account = make_account(setup, f"acct{i}", contacts=((f"c@{i}.example", ContactRole.CHAMPION),))
+            enroll_account(setup, account.id, "nurture", now=NOW, reason="test")
+    run_worker()
+    reports = Queue("reports", connection=redis_conn)
+    assert reports.count == 0
+    with Session(pg_engine) as tick, tick.begin():
+        assert run_tick(tick, now=NOW, caps=Caps(0, 0), bulk=True).enrollments == 3
+    assert reports.count == 1
+    run_worker()
+    with Session(pg_engine) as check:
+        assert stale_count(check) == 0
+        refreshed = summary_rows(check)
+        assert refreshed["report_enrollment_channel_facts"]  # the tick's email and in-app rows
+        rebuild_summaries(check)
+        assert summary_rows(check) == refreshed
+        check.rollback()

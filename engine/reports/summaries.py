@@ -191,7 +191,10 @@ def rebuild_summaries(session: Session) -> dict[str, int]:
 # --- waking the job after a commit that wrote a watched table -------------------------------------
 
 
-def _wake(session: Session) -> None:
+def wake_refresh(session: Session) -> None:
+    """Queue the refresh job for when `session` commits (once per transaction). The listeners below
+    call it for ORM writes; a path writing watched tables through the driver (the bulk tick) calls it
+    itself, or its stale keys would wait for the next ORM write."""
     if session.info.get(_WAKE_KEY) or not uses_summaries(session):
         return
     try:
@@ -208,7 +211,7 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     watched = watched_tables()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if getattr(type(obj), "__tablename__", None) in watched:
-            _wake(session)
+            wake_refresh(session)
             return
 
 
@@ -217,7 +220,7 @@ def _on_execute(state: ORMExecuteState) -> None:
         return
     table: Any = getattr(state.statement, "table", None)
     if getattr(table, "name", None) in watched_tables():
-        _wake(state.session)
+        wake_refresh(state.session)
 
 
 def _forget(session: Session, *_: Any) -> None:
