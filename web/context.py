@@ -64,7 +64,7 @@ def json_body() -> dict[str, Any]:
         raise NorthstarError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise NorthstarError("the request body must be a JSON object")
-    if _has_nul(body):
+    if has_nul(body):
         raise NorthstarError("the request body must not contain NUL (\\u0000) characters")
     return body
 
@@ -73,7 +73,8 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _has_nul(body: Any) -> bool:
+def has_nul(body: Any) -> bool:
+    """Whether a parsed JSON value holds a NUL character anywhere (PostgreSQL text refuses it)."""
     pending = [body]  # a loop, not recursion: the body may be nested as deep as the parser allows
     while pending:
         value = pending.pop()

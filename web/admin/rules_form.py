@@ -18,6 +18,7 @@ from engine.plans.models import PlanTemplate
 from engine.rules.actions import ACTION_PARAMS
 from engine.rules.models import Rule
 from web.admin.form_fields import unix_newlines
+from web.context import has_nul
 
 ACTION_LABELS = {
     "create_plan": "Create a success plan",
@@ -129,7 +130,7 @@ def parse_rule_form(posted: MultiDict[str, str]) -> tuple[RuleForm, dict[str, An
         document["condition"] = None
     if document["condition"] is None and "/condition" not in errors:
         errors["/condition"] = "a rule needs a condition"
-    elif _has_nul(document["condition"]):
+    elif has_nul(document["condition"]):
         errors["/condition"] = "must not contain NUL (\\u0000) characters"
     actions = []
     for i, row in enumerate(form.actions):
@@ -148,27 +149,13 @@ def parse_rule_form(posted: MultiDict[str, str]) -> tuple[RuleForm, dict[str, An
                 except (ValueError, RecursionError) as exc:
                     errors[f"/actions/{i}/{name}"] = f"not valid JSON: {exc}"
                 else:
-                    if _has_nul(action[name]):
+                    if has_nul(action[name]):
                         errors[f"/actions/{i}/{name}"] = "must not contain NUL (\\u0000) characters"
             else:
                 action[name] = typed
         actions.append(action)
     document["actions"] = actions
     return form, document, errors
-
-
-def _has_nul(value: Any) -> bool:
-    pending = [value]  # a loop, not recursion: parsed JSON may nest as deep as the parser allows
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str) and "\x00" in item:
-            return True
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
 
 
 def _action_rows(posted: MultiDict[str, str]) -> list[ActionRow]:
