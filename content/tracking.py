@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from content.models import ContentClick, ContentItem, ContentSend
@@ -81,13 +83,19 @@ def record_click(
 
 
 def record_sends(session: Session, sends: list[tuple[int, int, int]], *, now: dt.datetime) -> None:
-    """(message_id, content_item_id, contact_id) that went out; a repeat of a pair is ignored."""
-    seen: set[tuple[int, int]] = set()
+    """(message_id, content_item_id, contact_id) that went out; a repeat of a pair is ignored.
+
+    One `INSERT … ON CONFLICT DO NOTHING` for the whole batch (a delivery job records ~3 items per
+    message for up to 1,000 messages: a lookup and an insert each cost more than the send)."""
+    rows: dict[tuple[int, int], dict[str, Any]] = {}
     for message_id, item_id, contact_id in sends:
-        if (message_id, item_id) in seen or session.get(ContentSend, (message_id, item_id)) is not None:
-            continue
-        seen.add((message_id, item_id))
-        session.add(
-            ContentSend(message_id=message_id, content_item_id=item_id, contact_id=contact_id, sent_at=now)
+        rows.setdefault(
+            (message_id, item_id),
+            {"message_id": message_id, "content_item_id": item_id, "contact_id": contact_id, "sent_at": now},
         )
+    if not rows:
+        return
     session.flush()
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(ContentSend).on_conflict_do_nothing(index_elements=["message_id", "content_item_id"])
+    session.execute(stmt, list(rows.values()))

@@ -21,7 +21,7 @@ from content.emails import personalise
 from content.library import save_item
 from content.models import ContentClick, ContentItem, ContentSend
 from content.schemas import ContentItemSchema
-from content.tracking import click_token
+from content.tracking import click_token, record_sends
 from engine.db import Database
 from engine.playbook import import_playbook, resolve_playbook
 from tests.conftest import SECRET
@@ -77,6 +77,12 @@ def test_emails_carry_tracked_links_and_a_click_is_recorded_then_redirected(
             session.scalars(select(ContentSend.content_item_id).where(ContentSend.message_id == email.id))
         )
         assert len(sent_items) == 4
+    with database.transaction() as session:  # a retried job records the same pairs again: ignored
+        again = [(email.id, item, email.contact_id) for item in sorted(sent_items)]
+        record_sends(session, again + again[:1], now=dt.datetime.now(dt.UTC))
+    with database.session() as session:
+        recorded = select(func.count()).select_from(ContentSend).where(ContentSend.message_id == email.id)
+        assert session.scalar(recorded) == 4
     response = client.get(f"/t/{tokens[0]}?next=https://evil.example/")  # extra parameters change nothing
     assert response.status_code == 302
     with database.session() as session:
