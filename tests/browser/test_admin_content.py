@@ -111,6 +111,11 @@ def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
     page.get_by_role("button", name="Send test").click()
     expect(page.get_by_role("status")).to_contain_text("Test sent to qa@northstar.example")
     assert sink.messages()[-1].to == "qa@northstar.example"
+    # the page came back with both previews loading again: let them finish before navigating away,
+    # or the browser aborts their requests (which the traffic check rightly reports)
+    expect(desktop.locator("body")).to_contain_text("Hi Sofia")
+    expect(page.frame_locator("iframe[title='Mobile preview']").locator("body")).to_contain_text("Hi Sofia")
+    page.wait_for_load_state("load")
 
     link = desktop.locator("a[href*='/t/']").first.get_attribute("href")
     assert link is not None
