@@ -2,6 +2,13 @@
 
 In the zero-setup demo there may be no Redis; then (and only when the settings allow it) jobs run
 in-process right after commit, and the log says so once.
+
+A job whose input is durable state rather than its arguments (the reports' summary refresh reads
+its keys from a table) can be *coalesced*: `enqueue_after_commit(..., coalesce="name")` queues it
+only when no job of that name is waiting (`SET … NX EX` in Redis), and the job calls
+`release_coalesced("name")` as it starts, so a commit after that start queues the next one. A
+burst of commits then costs one job, not one per transaction; the expiry bounds how long a lost
+job can hold the name.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("default", "delivery", "reports")
 _PENDING_KEY = "northstar.jobs_after_commit"
+COALESCE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class PendingJob:
     func: Callable[..., Any]
     args: tuple[Any, ...]
     retry: Retry | None
+    coalesce: str | None = None
 
 
 class JobRunner:
@@ -60,9 +69,12 @@ class JobRunner:
             for job in jobs:
                 self.enqueue(job.queue, job.func, *job.args)
             return
+        jobs = self._uncoalesced(jobs)
         by_queue: dict[str, list[PendingJob]] = {}
         for job in jobs:
             by_queue.setdefault(job.queue, []).append(job)
+        if not by_queue:
+            return
         with self.redis.pipeline() as pipe:
             for name, queued in by_queue.items():
                 queue = self.queues[name]
@@ -71,6 +83,34 @@ class JobRunner:
                     pipeline=pipe,
                 )
             pipe.execute()
+
+    def _uncoalesced(self, jobs: list[PendingJob]) -> list[PendingJob]:
+        """`jobs` without the coalesced ones whose name is already taken by a waiting job."""
+        names = list(dict.fromkeys(job.coalesce for job in jobs if job.coalesce))
+        if not names:
+            return jobs
+        assert self.redis is not None
+        with self.redis.pipeline() as pipe:
+            for name in names:
+                pipe.set(_coalesce_key(name), 1, nx=True, ex=COALESCE_SECONDS)
+            taken = {name for name, ok in zip(names, pipe.execute(), strict=True) if ok}
+        kept = []
+        for job in jobs:
+            if job.coalesce is None:
+                kept.append(job)
+            elif job.coalesce in taken:
+                kept.append(job)
+                taken.discard(job.coalesce)  # one job per name, however many commits asked
+        return kept
+
+    def release_coalesced(self, name: str) -> None:
+        """Called by a coalesced job as it starts: the next commit queues a new one."""
+        if self.redis is not None:
+            self.redis.delete(_coalesce_key(name))
+
+
+def _coalesce_key(name: str) -> str:
+    return f"northstar:coalesce:{name}"
 
 
 def connect_redis(url: str, *, timeout: float = 2.0) -> Redis:
@@ -121,10 +161,16 @@ def current() -> JobRunner:
 
 
 def enqueue_after_commit(
-    session: Session, queue: str, func: Callable[..., Any], *args: Any, retry: Retry | None = None
+    session: Session,
+    queue: str,
+    func: Callable[..., Any],
+    *args: Any,
+    retry: Retry | None = None,
+    coalesce: str | None = None,
 ) -> None:
-    """Queue `func(*args)` to run once `session` commits; dropped if it rolls back."""
-    session.info.setdefault(_PENDING_KEY, []).append(PendingJob(queue, func, args, retry))
+    """Queue `func(*args)` to run once `session` commits; dropped if it rolls back. With
+    `coalesce`, not queued while a job of that name waits (see the module's docstring)."""
+    session.info.setdefault(_PENDING_KEY, []).append(PendingJob(queue, func, args, retry, coalesce))
 
 
 @event.listens_for(Session, "after_commit")

@@ -22,9 +22,10 @@ from campaigns.models import Campaign, Message, MessageStatus
 from engine.accounts import Account
 from engine.db import Database
 from engine.plans.models import KeyResult, Milestone, MilestoneStatus
-from engine.reports import REPORT_NAMES, parse_filters, report_to_dict, run_report
+from engine.reports import REPORT_NAMES, parse_filters, report_to_dict, run_report, summaries
 from engine.reports.summaries import rebuild_summaries, refresh_stale, refresh_summaries_job, stale_count
 from tests.reports_random import (
+    SEGMENTS,
     RandomWorld,
     add_adoption,
     add_enrollment,
@@ -229,3 +230,47 @@ def test_a_commit_queues_the_refresh_job_and_the_worker_applies_it(
             text("SELECT segment FROM report_enrollment_facts WHERE account_id = :a"), {"a": account_id}
         ).all()
         assert segments and set(segments) == {"strategic"}
+
+
+def test_a_burst_of_commits_queues_one_refresh_job(
+    database: Database, redis_conn: Redis, run_worker: Callable[[], bool]
+) -> None:
+    """The refresh reads its keys from report_dirty, so one waiting job serves every commit before it
+    starts (engine.queue's coalescing); a commit after it started queues the next one."""
+    with database.transaction() as session:
+        world = build_random_world(session, 9, accounts=6)
+        ids = [a.id for a in world.accounts]
+    reports = Queue("reports", connection=redis_conn)
+    for n, account_id in enumerate(ids):
+        with database.transaction() as session:
+            account = session.get(Account, account_id)
+            assert account is not None
+            account.segment = SEGMENTS[n % len(SEGMENTS)]
+    assert reports.count == 1
+    run_worker()
+    with database.transaction() as session:
+        assert stale_count(session) == 0
+        assert differences(session) == []
+        account = session.get(Account, ids[0])
+        assert account is not None
+        account.segment = SEGMENTS[-1] if account.segment != SEGMENTS[-1] else SEGMENTS[0]
+    assert reports.count == 1
+    run_worker()
+    with database.session() as session:
+        assert stale_count(session) == 0
+        assert differences(session) == []
+
+
+def test_a_job_that_leaves_a_backlog_queues_the_next_one(
+    database: Database, redis_conn: Redis, run_worker: Callable[[], bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with database.transaction() as session:
+        build_random_world(session, 10, accounts=4)
+    redis_conn.flushdb()  # the commit's own job: this test runs the refresh itself
+    monkeypatch.setattr(summaries, "MAX_BATCHES_PER_JOB", 1)
+    assert refresh_summaries_job(batch=1) == 1
+    assert Queue("reports", connection=redis_conn).count == 1
+    monkeypatch.undo()
+    run_worker()
+    with database.session() as session:
+        assert stale_count(session) == 0

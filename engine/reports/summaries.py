@@ -46,6 +46,7 @@ BATCH_SIZE = 5000
 # Refreshes run one at a time (a transaction-scoped advisory lock): two batches holding a plan and
 # its account would otherwise rewrite the same summary rows at once (a duplicate key or deadlock).
 REFRESH_LOCK = 7_310_016
+REFRESH_JOB = "reports-refresh"  # the coalescing name: one refresh job waits at a time
 MAX_BATCHES_PER_JOB = 200  # a backlog larger than 1M keys is left to the next job (or a rebuild)
 _WAKE_KEY = "northstar.report_summaries_wake"
 
@@ -164,15 +165,24 @@ def refresh_summaries_job(batch: int = BATCH_SIZE) -> int:
     """RQ entry point (queue `reports`): refresh every stale key, one batch per transaction.
 
     Takes no arguments because the keys are already in `report_dirty`, written by the same
-    transactions that changed the rows; two of these running at once split the work.
+    transactions that changed the rows; two of these running at once split the work. Coalesced
+    (engine.queue): one waits at a time, and it frees its name as it starts.
     """
-    total = 0
+    try:
+        runner: queue.JobRunner | None = queue.current()
+    except ConfigurationError:
+        runner = None  # run by hand (northstar reports refresh): no job runner, nothing to release
+    if runner is not None:
+        runner.release_coalesced(REFRESH_JOB)  # before the first batch: later commits queue a new job
+    total = done = 0
     for _ in range(MAX_BATCHES_PER_JOB):
         with db.current().transaction() as session:
             done = refresh_stale(session, batch=batch)
         total += done
         if done == 0:
             break
+    if done and runner is not None and runner.redis is not None:  # a backlog left: the next job takes it
+        runner.enqueue_many([queue.PendingJob("reports", refresh_summaries_job, (batch,), None, REFRESH_JOB)])
     return total
 
 
@@ -204,7 +214,7 @@ def wake_refresh(session: Session) -> None:
     if runner.refuse_reason:
         return
     session.info[_WAKE_KEY] = True
-    queue.enqueue_after_commit(session, "reports", refresh_summaries_job)
+    queue.enqueue_after_commit(session, "reports", refresh_summaries_job, coalesce=REFRESH_JOB)
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
