@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.admin_client import PASSWORD
 
@@ -26,3 +26,11 @@ def page_without_javascript(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+def live_checks_settled(page: Page) -> None:
+    """Wait until no condition editor on the page has a live check due or on its way (its status
+    drops `aria-busy`), so leaving the page aborts no request the traffic check would report."""
+    statuses = page.locator("[data-live-status]")
+    for n in range(statuses.count()):
+        expect(statuses.nth(n)).not_to_have_attribute("aria-busy", "true")

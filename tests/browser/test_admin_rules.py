@@ -19,7 +19,7 @@ from engine.users import Role, create_user
 from surveys.service import ResponseIn, submit_response
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
-from tests.browser.console_pages import page_without_javascript, sign_in_console
+from tests.browser.console_pages import live_checks_settled, page_without_javascript, sign_in_console
 from tests.factories import make_account, outcomes_answers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +102,7 @@ def test_an_editor_builds_a_rule_visually_simulates_and_publishes_it(
     expect(rows.nth(0).get_by_label("Field")).to_have_attribute("aria-invalid", "true")
 
     # Saving anyway: the server's errors come back at the same builder row and at the action's input.
+    live_checks_settled(page)
     page.get_by_role("button", name="Save rule").click()
     expect(page.get_by_role("alert")).to_contain_text("Nothing was saved: 2 problems to fix.")
     expect(rows.nth(0).locator(".b-error")).to_contain_text("unknown field 'answers.outcomes.npss'")
@@ -136,6 +137,7 @@ def test_an_editor_builds_a_rule_visually_simulates_and_publishes_it(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shoot(page, "admin-rules-builder-mobile", docs=False)
     page.set_viewport_size({"width": 1280, "height": 800})
+    live_checks_settled(page)
     page.get_by_role("button", name="Save rule").click()
     expect(page.get_by_role("status")).to_contain_text("Saved rule")
     expect(page.locator(".rules-table tbody tr").first).to_contain_text("Happy starters → VIP tag")

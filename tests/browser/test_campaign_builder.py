@@ -17,7 +17,7 @@ from engine.db import Database
 from engine.users import Role, create_user
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
-from tests.browser.console_pages import sign_in_console
+from tests.browser.console_pages import live_checks_settled, sign_in_console
 from tests.factories import make_account
 
 EMAIL = "erin@northstar.example"
@@ -114,6 +114,7 @@ def test_an_editor_builds_publishes_and_watches_a_campaign(
     expect(steps.nth(2).locator("[data-step-key]")).to_have_value("still_quiet")
     shoot(page, "campaign-builder", docs=True)
     page.get_by_label("Publish note").fill("Branch on milestones behind")
+    live_checks_settled(page)
     page.get_by_role("button", name="Save and publish").click()
     expect(page.get_by_role("status")).to_contain_text("Published version 2")
     expect(page.get_by_role("heading", name="Flow · version 2")).to_be_visible()

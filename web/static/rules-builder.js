@@ -460,19 +460,29 @@
       status.className = "live-status" + (kind ? " " + kind : "");
     }
 
+    // aria-busy on the status while a check is due or on its way: assistive technology (and the
+    // browser tests, before they leave the page) can tell a settled verdict from a stale one.
     function schedule() {
       window.clearTimeout(timer);
+      status.setAttribute("aria-busy", "true");
       timer = window.setTimeout(check, 400);
     }
 
+    function settled(mine) {
+      if (mine === sequence && timer === null) status.removeAttribute("aria-busy");
+    }
+
     function check() {
+      timer = null;
       var value;
       try { value = JSON.parse(textarea.value); } catch (e) {
         say("The condition is not valid JSON yet: " + e.message, "bad");
+        settled(sequence);
         return;
       }
       if (mode === "builder" && model && nodesOf(model, []).some(function (n) { return n.kind === "row" && !n.field; })) {
         say("Choose a field for every condition (or remove the empty ones).", "bad");
+        settled(sequence);
         return;
       }
       var mine = ++sequence;
@@ -500,7 +510,7 @@
         }
       }).catch(function () {
         if (mine === sequence) say("Could not check the condition just now; saving still checks it.", "bad");
-      });
+      }).then(function () { settled(mine); });
     }
 
     // Tabs -----------------------------------------------------------------------------------------
