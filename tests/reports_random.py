@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign, Enrollment, EnrollmentState, Message, MessageStatus, Step, StepKind
 from engine.accounts import Account, Contact, TraitDefinition, TraitType
-from engine.plans.models import KeyResult, Milestone, MilestoneStatus, PlanRevision, SuccessPlan
+from engine.plans.models import KeyResult, MilestoneStatus, PlanRevision, SuccessPlan
 from engine.reports.models import record_plan_opened
 from surveys.models import Response, ResponseStatus, Survey, SurveyVersion
 from surveys.reports import record_reach, refresh_choices
+from tests.reports_world import add_milestone
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SEGMENTS = ("smb", "growth", "enterprise")
@@ -115,17 +116,7 @@ def add_plan(session: Session, rng: random.Random, account: Account) -> SuccessP
         achieved = (
             started + dt.timedelta(days=rng.randint(-5, 60)) if status is MilestoneStatus.ACHIEVED else None
         )
-        session.add(
-            Milestone(
-                plan_id=plan.id,
-                key=f"m{position}",
-                title=f"Milestone {position}",
-                position=position,
-                due_date=started.date() + dt.timedelta(days=30),
-                status=status,
-                achieved_at=achieved,
-            )
-        )
+        add_milestone(session, plan, position, status, achieved)
     for k in range(rng.randint(0, 2)):
         baseline = float(rng.choice((10, 50, 100, 100, 250)))
         target = baseline * rng.choice((0.5, 1.5, 2.0))

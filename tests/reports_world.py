@@ -76,17 +76,7 @@ def _plan(
     session.add(plan)
     session.flush()
     for position, (status, achieved_at) in enumerate(milestones):
-        session.add(
-            Milestone(
-                plan_id=plan.id,
-                key=f"m{position}",
-                title=f"Milestone {position}",
-                position=position,
-                due_date=started.date() + dt.timedelta(days=30),
-                status=status,
-                achieved_at=achieved_at,
-            )
-        )
+        add_milestone(session, plan, position, status, achieved_at)
     baseline, target, current = kr
     session.add(
         KeyResult(
@@ -274,3 +264,24 @@ def build_world(session: Session) -> World:
 
 def by_group(rows: list[dict[str, object]]) -> dict[object, dict[str, object]]:
     return {row["group"]: row for row in rows}
+
+
+def add_milestone(
+    session: Session,
+    plan: SuccessPlan,
+    position: int,
+    status: MilestoneStatus,
+    achieved_at: dt.datetime | None,
+) -> None:
+    """Milestone `m<position>` of `plan`, due 30 days after it started (both worlds build them so)."""
+    session.add(
+        Milestone(
+            plan_id=plan.id,
+            key=f"m{position}",
+            title=f"Milestone {position}",
+            position=position,
+            due_date=plan.started_at.date() + dt.timedelta(days=30),
+            status=status,
+            achieved_at=achieved_at,
+        )
+    )
