@@ -16,10 +16,12 @@ from campaigns.webhooks import reconcile_unknown
 from engine.config import Settings
 from engine.db import Database, utcnow
 from engine.plans.progress import refresh_plans
+from surveys.rules_queue import sweep_stranded
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "northstar:scheduler"
 PLAN_REFRESH_SECONDS = 3600.0  # milestones slip with the calendar: recompute every plan hourly
+SWEEP_SECONDS = 30.0  # responses whose rules job was lost (surveys.rules_queue) wait at most this
 
 
 def refresh_all_plans(database: Database) -> int:
@@ -33,6 +35,15 @@ def refresh_all_plans(database: Database) -> int:
     if result.slipped or result.achieved:
         log.info("plans: %d milestones slipped, %d achieved", len(result.slipped), len(result.achieved))
     return len(result.slipped) + len(result.achieved)
+
+
+def sweep_rules(database: Database) -> bool:
+    """Re-queue the rules job for completed responses whose job was lost."""
+    with database.transaction() as session:
+        swept = sweep_stranded(session, now=utcnow())
+    if swept:
+        log.warning("responses waited over 30 s for their rules: the rules job is queued again")
+    return swept
 
 
 def caps_of(settings: Settings) -> Caps:
@@ -49,10 +60,13 @@ def scheduler_loop(database: Database, redis: Redis, *, interval: float, once: b
     log.info("scheduler waiting for the lock %r", LOCK_NAME)
     lock.acquire()
     log.info("scheduler holds the lock; ticking every %.1fs", interval)
-    last_plan_refresh = float("-inf")
+    last_plan_refresh = last_sweep = float("-inf")
     try:
         while True:
             started = time.monotonic()
+            if started - last_sweep >= SWEEP_SECONDS:
+                sweep_rules(database)
+                last_sweep = started
             if started - last_plan_refresh >= PLAN_REFRESH_SECONDS:
                 refresh_all_plans(database)
                 last_plan_refresh = started

@@ -78,6 +78,8 @@ class Response(Base):
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[dt.datetime | None]
+    # Completed, with its rules (plan, enrolments) left to the `rules` job: surveys.rules_queue.
+    rules_queued_at: Mapped[dt.datetime | None]
 
     version: Mapped[SurveyVersion] = relationship()
     account: Mapped[Account | None] = relationship()

@@ -159,8 +159,13 @@ def rebuild_choices(session: Session) -> int:
     return int(session.execute(text(REBUILD_CHOICES_SQL)).rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _on_response_completed(_sender: object, *, session: Session, response_id: int, **_: Any) -> None:
-    enqueue_after_commit(session, "reports", refresh_choices_job, response_id)
+def _on_response_completed(
+    _sender: object, *, session: Session, response_id: int, deferred: bool = False, **_: Any
+) -> None:
+    if deferred:  # already in the rules job (surveys.rules_queue): no second job per response
+        refresh_choices(session, response_id)
+    else:
+        enqueue_after_commit(session, "reports", refresh_choices_job, response_id)
 
 
 # --- reports --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from engine.errors import Conflict, NorthstarError, NotFound, ValidationFailed
 from surveys.answers import objective_choices, validate_answers
 from surveys.cache import VersionSpec, spec_of, version_spec
 from surveys.models import Channel, Response, ResponseStatus, Survey, SurveyVersion
+from surveys.rules_queue import queue_rules
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,17 @@ def submit_response(
     *,
     now: dt.datetime,
     respondent: Respondent | None = None,
+    defer_rules: bool = False,
 ) -> SubmitResult:
     """Store a response. Same `client_response_id` again: a partial one is updated, a completed
     one is returned unchanged (a replay). Completing it hands the answers to the rules.
 
     `respondent` comes from how the caller was identified (widget JWT, signed link); without one,
-    `payload.account`/`payload.contact` name the respondent (API-token callers only)."""
+    `payload.account`/`payload.contact` name the respondent (API-token callers only).
+
+    `defer_rules` (the widget and API path) leaves the rules, the plan and the enrolments of a
+    completed response to the `rules` job (surveys.rules_queue, ADR 0009) instead of running them
+    in this transaction."""
     target = submission_target(session, survey_key, payload.version, payload.client_response_id)
     existing = session.get(Response, target.existing_id) if target.existing_id is not None else None
     if existing is not None:
@@ -215,8 +221,10 @@ def submit_response(
     if payload.complete:
         response.completed_at = now
     session.add(response)
+    if payload.complete and respondent.account is not None and defer_rules:
+        queue_rules(session, response, now=now)
     session.flush()
-    if payload.complete and respondent.account is not None:
+    if payload.complete and respondent.account is not None and not defer_rules:
         signals.response_completed.send(
             "surveys",
             session=session,

@@ -6,9 +6,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account, ContactRole, upsert_account, upsert_contact
+from surveys.rules_queue import apply_queued_rules_job
 
 
 def make_account(
@@ -78,3 +80,20 @@ def event(account: str, name: str, key: str, when: dt.datetime | None = None) ->
         "idempotency_key": key,
         "timestamp": (when or dt.datetime.now(dt.UTC)).isoformat(),
     }
+
+
+RESPONSES_URL = "/api/v1/surveys/{key}/responses"
+
+
+def submit_and_apply(
+    client: FlaskClient, payload: dict[str, Any], survey: str = "outcomes", **kw: Any
+) -> Any:
+    """POST a completed response, run the `rules` job (which makes the plan), and return the body of
+    the same POST replayed: its `plan` is then the plan made (`status` "ready"), not the pending link."""
+    url = RESPONSES_URL.format(key=survey)
+    first = client.post(url, json=payload, **kw)
+    assert first.status_code in (200, 201), first.get_data(as_text=True)
+    apply_queued_rules_job()
+    replay = client.post(url, json=payload, **kw)
+    assert replay.status_code == 200, replay.get_data(as_text=True)
+    return replay.get_json()

@@ -13,7 +13,7 @@ from werkzeug.test import TestResponse
 from engine.db import Database
 from engine.events.models import Event
 from engine.plans.models import Milestone, MilestoneStatus
-from tests.factories import event, make_account, response_payload
+from tests.factories import event, make_account, response_payload, submit_and_apply
 
 URL = "/api/v1/events"
 
@@ -92,9 +92,7 @@ def test_replayed_batch_stores_nothing_new(
 def test_event_achieves_a_plan_milestone(
     client: FlaskClient, database: Database, acme: str, auth: dict[str, Any]
 ) -> None:
-    plan = client.post(
-        "/api/v1/surveys/outcomes/responses", json=response_payload(acme), headers=auth
-    ).get_json()["plan"]
+    plan = submit_and_apply(client, response_payload(acme), headers=auth)["plan"]
 
     response = client.post(URL, json={"events": [event(acme, "job_posted", "e-1")]}, headers=auth)
 
@@ -111,9 +109,9 @@ def test_event_achieves_a_plan_milestone(
 def test_replayed_event_does_not_achieve_a_milestone_again(
     client: FlaskClient, acme: str, auth: dict[str, Any]
 ) -> None:
-    client.post("/api/v1/surveys/outcomes/responses", json=response_payload(acme), headers=auth)
+    submit_and_apply(client, response_payload(acme), headers=auth)
     batch = {"events": [event(acme, "job_posted", "e-1")]}
-    client.post(URL, json=batch, headers=auth)
+    assert client.post(URL, json=batch, headers=auth).get_json()["milestones_achieved"] == 1
 
     replay = client.post(URL, json=batch, headers=auth)
 

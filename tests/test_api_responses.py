@@ -14,6 +14,7 @@ from engine.accounts import Contact
 from engine.db import Database
 from engine.plans.models import SuccessPlan
 from surveys.models import Response, ResponseStatus
+from surveys.rules_queue import apply_queued_rules_job
 from tests.factories import make_account, outcomes_answers, response_payload
 
 URL = "/api/v1/surveys/outcomes/responses"
@@ -57,7 +58,9 @@ def submit_rejected(client: FlaskClient, answers: dict[str, Any], **overrides: A
     return client.post(URL, json=response_payload(contact=NEWCOMER, answers=answers, **overrides))
 
 
-def test_completed_response_returns_its_plan(client: FlaskClient, database: Database, acme: str) -> None:
+def test_completed_response_answers_at_once_and_the_rules_job_makes_its_plan(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
     payload = response_payload(acme)
 
     response = client.post(URL, json=payload)
@@ -67,10 +70,19 @@ def test_completed_response_returns_its_plan(client: FlaskClient, database: Data
     assert body["client_response_id"] == payload["client_response_id"]
     assert body["status"] == "completed"
     assert body["replayed"] is False
-    assert "Acme Inc" in body["plan"]["goal"]
-    assert body["plan"]["share_url"].startswith("http://northstar.test/p/")
+    assert body["plan"]["status"] == "pending"
+    assert body["plan"]["share_url"].startswith("http://northstar.test/p/r/")
     assert count(database, Response) == 1
+    assert count(database, SuccessPlan) == 0  # the rules run in the `rules` job
+
+    assert apply_queued_rules_job() == 1
+
     assert count(database, SuccessPlan) == 1
+    ready = client.post(URL, json=payload).get_json()["plan"]
+    assert ready["status"] == "ready"
+    assert "Acme Inc" in ready["goal"]
+    assert ready["share_url"].startswith("http://northstar.test/p/")
+    assert apply_queued_rules_job() == 0  # applied once
 
 
 def test_replayed_response_is_not_stored_twice(client: FlaskClient, database: Database, acme: str) -> None:
@@ -82,7 +94,10 @@ def test_replayed_response_is_not_stored_twice(client: FlaskClient, database: Da
     assert replay.status_code == 200
     assert replay.get_json()["replayed"] is True
     assert replay.get_json()["id"] == first.get_json()["id"]
-    assert replay.get_json()["plan"]["id"] == first.get_json()["plan"]["id"]
+    assert replay.get_json()["plan"]["status"] == "pending"  # still waiting for the job
+    assert apply_queued_rules_job() == 1
+    again = [client.post(URL, json=payload).get_json()["plan"] for _ in range(2)]
+    assert again[0]["status"] == "ready" and again[0]["id"] == again[1]["id"]
     assert count(database, Response) == 1
     assert count(database, SuccessPlan) == 1
 
@@ -97,6 +112,7 @@ def test_partial_response_makes_no_plan_until_completed(
     assert partial.status_code == 201, partial.get_json()
     assert partial.get_json()["status"] == "partial"
     assert partial.get_json()["plan"] is None
+    assert apply_queued_rules_job() == 0  # a partial response queues nothing
     assert count(database, SuccessPlan) == 0
 
     completed = client.post(URL, json={**payload, "complete": True, "answers": outcomes_answers()})
@@ -104,13 +120,15 @@ def test_partial_response_makes_no_plan_until_completed(
     assert completed.status_code == 200, completed.get_json()
     assert completed.get_json()["status"] == "completed"
     assert completed.get_json()["replayed"] is False
-    assert completed.get_json()["plan"] is not None
+    assert completed.get_json()["plan"]["status"] == "pending"
+    assert apply_queued_rules_job() == 1
     assert count(database, Response) == 1
     assert count(database, SuccessPlan) == 1
     with database.transaction() as session:
         stored = session.scalars(select(Response)).one()
         assert stored.status == ResponseStatus.COMPLETED
         assert stored.answers["objectives"] == ["careers_site_traffic"]
+        assert stored.rules_queued_at is None
 
 
 def test_partial_response_skips_required_questions(

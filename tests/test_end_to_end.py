@@ -48,12 +48,18 @@ def test_survey_answer_becomes_plan_email_milestone_and_report(
     )
     assert status == 201, body
     assert body["status"] == "completed"
-    assert "Acme Staffing" in body["plan"]["goal"]
-    share_url = body["plan"]["share_url"]
+    assert body["plan"]["status"] == "pending"  # the `rules` job makes the plan
+    share_url = live_server + body["plan"]["share_url"].removeprefix("http://northstar.test")
+    with urllib.request.urlopen(share_url) as page:
+        assert page.headers["Refresh"] == "2" and "Preparing your success plan" in page.read().decode()
 
-    # The plan page opens from the share link without logging in.
-    with urllib.request.urlopen(live_server + share_url.removeprefix("http://northstar.test")) as page:
+    run_worker()  # the rules job: decide, make the plan, enrol
+
+    # The same link now opens the plan page (a redirect to the plan's own link), without logging in.
+    with urllib.request.urlopen(share_url) as page:
+        assert "/p/r/" not in page.url
         html = page.read().decode()
+    assert "Acme Staffing" in html
     assert "Careers-site visits" in html or "careers" in html.lower()
     assert "8,000" in html and "12,000" in html
 

@@ -22,7 +22,7 @@ from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
 from engine.plans.progress import criteria_progress, refresh_plans, triangle
 from engine.plans.service import create_plan, get_template
 from engine.playbook import PlaybookInvalid, import_playbook, resolve_playbook
-from tests.factories import make_account
+from tests.factories import make_account, submit_and_apply
 from tests.test_api_accounts import assert_problem
 
 START = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
@@ -219,10 +219,7 @@ def enrol(client: FlaskClient, auth: dict[str, Any], external_id: str = "acme") 
     from tests.factories import account_payload, response_payload
 
     client.put(f"/api/v1/accounts/{external_id}", json=account_payload(), headers=auth)
-    response = client.post(
-        "/api/v1/surveys/outcomes/responses", json=response_payload(external_id), headers=auth
-    )
-    assert response.status_code == 201, response.get_json()
+    assert submit_and_apply(client, response_payload(external_id), headers=auth)["plan"]["status"] == "ready"
 
 
 def test_plan_api_reads_and_patches_in_one_transaction(

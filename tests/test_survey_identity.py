@@ -15,9 +15,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from engine.db import Database, utcnow
+from engine.plans.models import SuccessPlan
 from engine.playbook import import_playbook, resolve_playbook
 from engine.workspaces import ensure_workspace, rotate_secret
 from surveys.models import Response
+from surveys.rules_queue import apply_queued_rules_job
 from tests.factories import outcomes_answers
 
 URL = "/api/v1/surveys/outcomes/responses"
@@ -66,8 +68,10 @@ def test_widget_jwt_identifies_the_contact_and_creates_the_plan(
     response = widget_post(client, identity(secret))
     assert response.status_code == 201, response.get_json()
     assert response.headers["Access-Control-Allow-Origin"] == HOST
-    assert response.get_json()["plan"]["goal"]
+    assert response.get_json()["plan"]["status"] == "pending"
+    assert apply_queued_rules_job() == 1
     with database.session() as session:
+        assert session.scalars(select(SuccessPlan)).one().goal
         answer = session.scalars(select(Response)).one()
         assert answer.contact is not None and answer.contact.external_id == "u-1"
         assert answer.account is not None and answer.account.external_id == "acme"

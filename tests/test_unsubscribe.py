@@ -18,7 +18,7 @@ from engine.db import Database
 from engine.plans.models import SuccessPlan
 from engine.plans.sharing import SALT as PLAN_SALT
 from engine.plans.sharing import plan_token
-from tests.factories import make_account, response_payload
+from tests.factories import make_account, response_payload, submit_and_apply
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -47,9 +47,7 @@ def sofia_link(settings: Settings, sofia: int) -> str:
 
 @pytest.fixture
 def plan_link(client: FlaskClient, recruiting: dict[str, int], sofia: int) -> str:
-    response = client.post("/api/v1/surveys/outcomes/responses", json=response_payload("acme"))
-    assert response.status_code == 201, response.get_json()
-    share_url: str = response.get_json()["plan"]["share_url"]
+    share_url: str = submit_and_apply(client, response_payload("acme"))["plan"]["share_url"]
     return share_url.removeprefix("http://northstar.test")
 
 

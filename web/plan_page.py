@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, make_response, render_template, request, url_for
 from flask import Response as FlaskResponse
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.utils import redirect
 
@@ -26,9 +27,12 @@ from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.plans import updates
 from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
 from engine.plans.progress import ROLE_NAMES, WANTED, triangle
-from engine.plans.sharing import plan_from_token
+from engine.plans.service import active_plan
+from engine.plans.sharing import plan_from_token, plan_token
 from engine.plans.views import progress
 from engine.reports.models import record_plan_opened
+from surveys.models import Response as SurveyResponse
+from surveys.plan_link import response_id_from_token
 from web.context import db_session, now, settings, unit_of_work
 from web.ratelimit import limiter
 
@@ -142,6 +146,35 @@ def shared_plan(token: str) -> Any:
     with unit_of_work() as session:  # the customer opened the shared page (plan-adoption report)
         record_plan_opened(session, plan.id, now=now())
     return _render(plan, token, saved=SAVED.get(request.args.get("saved", "")))
+
+
+@bp.get("/p/r/<token>")
+def response_plan(token: str) -> Any:
+    """The plan a widget/API response makes (surveys.plan_link): its page once the `rules` job has
+    made it, a page that checks again every two seconds until then."""
+    try:
+        if len(token) > 200:
+            raise NotFound("this plan link is not valid")
+        response_id = response_id_from_token(settings().secret_key, token)
+    except NotFound as exc:
+        return _invalid_link(exc)
+    session = db_session()
+    found = session.execute(
+        select(SurveyResponse.account_id, SurveyResponse.rules_queued_at).where(
+            SurveyResponse.id == response_id
+        )
+    ).first()
+    if found is None:
+        return _invalid_link(NotFound("this plan link is not valid"))
+    account_id, queued_at = found
+    plan = active_plan(session, account_id) if account_id is not None and queued_at is None else None
+    if plan is not None:
+        return redirect(url_for("plan_page.shared_plan", token=plan_token(settings().secret_key, plan)))
+    page = make_response(render_template("plan_pending.html", pending=queued_at is not None))
+    if queued_at is not None:
+        page.headers["Refresh"] = "2"
+        page.headers["Retry-After"] = "2"
+    return page
 
 
 def _invalid_link(exc: NotFound) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.accounts import Contact
 from engine.apitokens import TOKEN_PREFIX, verify_token
@@ -20,6 +21,7 @@ from engine.plans.sharing import plan_token
 from surveys.identity import resolve_identity, verify_identity
 from surveys.models import Response as SurveyResponse
 from surveys.models import ResponseStatus
+from surveys.plan_link import response_plan_token
 from surveys.schemas import ResponseInSchema
 from surveys.service import ContactRef, Respondent, ResponseIn, submit_response
 from web.api import Unauthorized, load, token_required
@@ -81,9 +83,10 @@ def create_response(survey_key: str) -> Any:
                 raise Unauthorized("naming an account needs an API token or the widget's identity token")
             email = payload.contact.email.strip().lower() if payload.contact else None
             respondent = Respondent(None, None, email)
-        result = submit_response(session, survey_key, payload, now=now(), respondent=respondent)
+        result = submit_response(
+            session, survey_key, payload, now=now(), respondent=respondent, defer_rules=True
+        )
         answer = result.response
-        plan = active_plan(session, answer.account_id) if answer.account_id else None
         body = {
             "id": answer.id,
             "client_response_id": answer.client_response_id,
@@ -91,19 +94,25 @@ def create_response(survey_key: str) -> Any:
             "version": result.version,
             "status": answer.status.value,
             "replayed": result.replayed,
-            "plan": (
-                {
-                    "id": plan.id,
-                    "goal": plan.goal,
-                    "share_url": f"{settings().public_url}/p/{plan_token(settings().secret_key, plan)}",
-                }
-                if plan
-                else None
-            ),
+            "plan": _plan_body(session, answer),
         }
     response = jsonify(body)
     response.status_code = 201 if result.created else 200
     return with_cors(response, origin)
+
+
+def _plan_body(session: Session, answer: SurveyResponse) -> dict[str, Any] | None:
+    """The plan the response made; while the `rules` job has yet to run, a link that opens it
+    once it exists (surveys.plan_link): `status` says which."""
+    base = settings().public_url
+    if answer.rules_queued_at is not None:
+        token = response_plan_token(settings().secret_key, answer.id)
+        return {"status": "pending", "share_url": f"{base}/p/r/{token}"}
+    plan = active_plan(session, answer.account_id) if answer.account_id else None
+    if plan is None:
+        return None
+    token = plan_token(settings().secret_key, plan)
+    return {"status": "ready", "id": plan.id, "goal": plan.goal, "share_url": f"{base}/p/{token}"}
 
 
 @bp.get("/api/v1/contacts/<external_id>/answers")

@@ -1,0 +1,198 @@
+"""Completed responses whose rules run in a background job (the widget and API path, ADR 0009).
+
+`submit_response(..., defer_rules=True)` stores the response with `rules_queued_at` set and, once
+the transaction commits, wakes the coalesced `rules` job. The job takes the queued responses in id
+order, a batch per transaction, and for each sends the same `response_completed` signal the
+inline path sends (so the rules, the plan, the enrolments and the choices summary are exactly what
+a synchronous submission makes), then clears `rules_queued_at` in that same transaction: a batch
+is applied whole or not at all, and a crashed job leaves its responses queued for the next one.
+
+One applier runs at a time (a transaction-scoped advisory lock on PostgreSQL): a job queued while
+another applies waits for it, then takes what it left, so no commit's wake-up is lost and two
+responses of one account are never decided concurrently. A batch that raises is retried one
+response at a time in savepoints, so one bad response cannot hold back the rest; it is logged and
+dequeued (the response itself stays stored; "re-run rules" on the account applies it again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Index, func, select, text, update
+from sqlalchemy.orm import Session
+
+from engine import db, queue, signals
+from engine.db import utcnow
+from engine.errors import ConfigurationError
+from surveys.answers import objective_choices
+from surveys.cache import version_spec
+from surveys.models import Response, Survey, SurveyVersion
+
+log = logging.getLogger(__name__)
+
+# Only the responses waiting for the job (migration 0019): the job's scan stays a few rows.
+Index(
+    "ix_responses_rules_queued",
+    Response.id,
+    postgresql_where=text("rules_queued_at IS NOT NULL"),
+    sqlite_where=text("rules_queued_at IS NOT NULL"),
+)
+
+RULES_JOB = "rules"
+BATCH_SIZE = 100
+MAX_BATCHES_PER_JOB = 50
+APPLY_LOCK = 0x6E5F_7275  # "n_ru": one applier at a time
+STRANDED_AFTER = dt.timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Queued:
+    response_id: int
+    account_id: int
+    survey_key: str
+    version_id: int
+    published_at: dt.datetime | None
+    answers: dict[str, Any]
+    channel: str
+
+
+def queue_rules(session: Session, response: Response, *, now: dt.datetime) -> None:
+    """Leave `response`'s rules to the job, which is woken when `session` commits."""
+    response.rules_queued_at = now
+    wake_rules(session)
+
+
+def wake_rules(session: Session) -> None:
+    try:
+        runner = queue.current()
+    except ConfigurationError:
+        return  # a script without a job runner: the scheduler's sweep finds the queued rows
+    if not runner.refuse_reason:
+        queue.enqueue_after_commit(session, "default", apply_queued_rules_job, coalesce=RULES_JOB)
+
+
+def _take(session: Session, limit: int) -> list[Queued]:
+    statement = (
+        select(
+            Response.id,
+            Response.account_id,
+            Survey.key,
+            SurveyVersion.id,
+            SurveyVersion.published_at,
+            Response.answers,
+            Response.channel,
+        )
+        .join(SurveyVersion, SurveyVersion.id == Response.survey_version_id)
+        .join(Survey, Survey.id == SurveyVersion.survey_id)
+        .where(Response.rules_queued_at.is_not(None))
+        .order_by(Response.id)
+        .limit(limit)
+        .with_for_update(of=Response, skip_locked=True)
+    )
+    return [
+        Queued(rid, account_id, key, vid, published, dict(answers or {}), str(channel.value))
+        for rid, account_id, key, vid, published, answers, channel in session.execute(statement)
+        if account_id is not None
+    ]
+
+
+def _questions(session: Session, item: Queued) -> list[dict[str, Any]]:
+    spec = version_spec(session, item.version_id, item.published_at) if item.published_at else None
+    if spec is not None:
+        return spec.questions
+    definition = session.scalar(select(SurveyVersion.definition).where(SurveyVersion.id == item.version_id))
+    return list((definition or {}).get("questions", []))
+
+
+def _apply(session: Session, item: Queued, now: dt.datetime) -> None:
+    signals.response_completed.send(
+        "surveys",
+        session=session,
+        response_id=item.response_id,
+        account_id=item.account_id,
+        answers={item.survey_key: item.answers},
+        choices=objective_choices(_questions(session, item), item.answers),
+        channel=item.channel,
+        now=now,
+        deferred=True,
+    )
+
+
+def apply_queued(
+    session: Session, *, now: dt.datetime, limit: int = BATCH_SIZE, isolate: bool = False
+) -> int:
+    """Apply the rules of up to `limit` queued responses, oldest first; returns how many were taken.
+
+    `isolate` runs each in a savepoint and logs (instead of raising) the ones that fail."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": APPLY_LOCK})
+    taken = _take(session, limit)
+    for item in taken:
+        if not isolate:
+            _apply(session, item, now)
+            continue
+        try:
+            with session.begin_nested():
+                _apply(session, item, now)
+        except Exception:
+            log.exception(
+                "rules failed for response %d (account %d); dequeued", item.response_id, item.account_id
+            )
+    session.execute(
+        update(Response)
+        .where(Response.id.in_([item.response_id for item in taken]))
+        .values(rules_queued_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return len(taken)
+
+
+def apply_queued_rules_job(limit: int = BATCH_SIZE) -> int:
+    """RQ entry point (queue `default`, coalesced as `rules`): apply every queued response.
+
+    Takes no arguments because the queue is the `responses` rows themselves, marked by the
+    transactions that stored them (like the reports' summary refresh, ADR 0008)."""
+    try:
+        runner: queue.JobRunner | None = queue.current()
+    except ConfigurationError:
+        runner = None
+    if runner is not None:
+        runner.release_coalesced(RULES_JOB)  # before the first batch: later commits queue a new job
+    total = done = 0
+    for _ in range(MAX_BATCHES_PER_JOB):
+        try:
+            with db.current().transaction() as session:
+                done = apply_queued(session, now=utcnow(), limit=limit)
+        except Exception:
+            log.warning("a batch of queued rules failed; applying it one response at a time", exc_info=True)
+            with db.current().transaction() as session:
+                done = apply_queued(session, now=utcnow(), limit=limit, isolate=True)
+        total += done
+        if done < limit:
+            break
+    if done >= limit and runner is not None and runner.redis is not None:  # a backlog: the next job
+        runner.enqueue_many([queue.PendingJob("default", apply_queued_rules_job, (limit,), None, RULES_JOB)])
+    return total
+
+
+def queued_count(session: Session) -> int:
+    return int(session.scalar(text("SELECT count(*) FROM responses WHERE rules_queued_at IS NOT NULL")) or 0)
+
+
+def sweep_stranded(session: Session, *, now: dt.datetime) -> bool:
+    """Queue the job for responses waiting longer than `STRANDED_AFTER` (their job was lost: a
+    worker killed mid-job, Redis flushed). The scheduler loop calls this; returns whether it did."""
+    oldest = session.scalar(
+        select(func.min(Response.rules_queued_at)).where(Response.rules_queued_at.is_not(None))
+    )
+    if oldest is None or oldest > now - STRANDED_AFTER:
+        return False
+    try:
+        runner = queue.current()
+    except ConfigurationError:
+        return False
+    runner.enqueue("default", apply_queued_rules_job)
+    return True

@@ -1,0 +1,237 @@
+"""Widget/API responses leave their rules to the `rules` job (surveys.rules_queue, ADR 0009):
+answered at once, applied once, in order, whole batches or nothing, and never stranded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from redis import Redis
+from rq import Queue
+from sqlalchemy import func, select, update
+
+from engine.accounts import ContactRole
+from engine.config import Settings
+from engine.db import Database, utcnow
+from engine.plans.models import SuccessPlan
+from surveys import rules_queue
+from surveys.models import Response
+from surveys.plan_link import SALT
+from surveys.rules_queue import apply_queued_rules_job, queued_count, sweep_stranded
+from tests.factories import make_account, response_payload
+
+URL = "/api/v1/surveys/outcomes/responses"
+ACCOUNTS = ("acme", "globex", "initech", "umbrella", "hooli")
+
+
+@pytest.fixture
+def client(api_client: FlaskClient) -> FlaskClient:
+    return api_client
+
+
+@pytest.fixture
+def accounts(database: Database, recruiting: dict[str, int]) -> tuple[str, ...]:
+    with database.transaction() as session:
+        for name in ACCOUNTS:
+            make_account(session, name, contacts=((f"sofia@{name}.example", ContactRole.CHAMPION),))
+    return ACCOUNTS
+
+
+def plans(database: Database) -> int:
+    with database.session() as session:
+        return int(session.scalar(select(func.count()).select_from(SuccessPlan)) or 0)
+
+
+def submit_all(client: FlaskClient, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    bodies = []
+    for name in names:
+        response = client.post(URL, json=response_payload(name))
+        assert response.status_code == 201, response.get_json()
+        bodies.append(response.get_json())
+    return bodies
+
+
+def local(url: str) -> str:
+    return url.removeprefix("http://northstar.test")
+
+
+def test_the_pending_link_waits_for_the_job_then_opens_the_plan(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...]
+) -> None:
+    (body,) = submit_all(client, ("acme",))
+    link = local(body["plan"]["share_url"])
+
+    waiting = client.get(link)
+
+    assert waiting.status_code == 200
+    assert waiting.headers["Refresh"] == "2" and waiting.headers["Cache-Control"] == "no-store"
+    assert "Preparing your success plan" in waiting.get_data(as_text=True)
+
+    apply_queued_rules_job()
+    ready = client.get(link)
+
+    assert ready.status_code == 302
+    assert "/p/r/" not in ready.headers["Location"]
+    assert "Acme Inc" in client.get(ready.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_applied_response_without_a_plan_says_so(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...]
+) -> None:
+    (body,) = submit_all(client, ("acme",))
+    with database.transaction() as session:  # as if the rules had decided on no plan
+        session.execute(update(Response).values(rules_queued_at=None))
+
+    page = client.get(local(body["plan"]["share_url"]))
+
+    assert page.status_code == 200 and "Refresh" not in page.headers
+    assert "did not call for a new success plan" in page.get_data(as_text=True)
+
+
+def test_forged_and_expired_pending_links_are_friendly_404s(
+    client: FlaskClient, settings: Settings, accounts: tuple[str, ...]
+) -> None:
+    (body,) = submit_all(client, ("acme",))
+    response_id = body["id"]
+
+    class DayOld(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 2 * 24 * 3600
+
+    expired = URLSafeTimedSerializer(settings.secret_key, salt=SALT, signer=DayOld).dumps(response_id)
+    forged = URLSafeTimedSerializer("not-our-key", salt=SALT).dumps(response_id)
+
+    for token, says in ((expired, "expired"), (forged, "not valid"), ("x" * 500, "not valid")):
+        page = client.get(f"/p/r/{token}")
+        assert page.status_code == 404
+        assert says in page.get_data(as_text=True)
+
+
+def test_a_burst_queues_one_job_and_the_worker_applies_every_response_once(
+    client: FlaskClient,
+    database: Database,
+    accounts: tuple[str, ...],
+    redis_conn: Redis,
+    run_worker: Callable[[], bool],
+) -> None:
+    submit_all(client, accounts)
+
+    assert Queue("default", connection=redis_conn).count == 1  # coalesced: one job for the burst
+    assert plans(database) == 0
+    run_worker()
+
+    assert plans(database) == len(accounts)
+    with database.session() as session:
+        assert queued_count(session) == 0
+    assert apply_queued_rules_job() == 0  # nothing new: nothing applied twice
+    assert plans(database) == len(accounts)
+
+
+def test_a_backlog_beyond_one_batch_is_drained_in_order(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submit_all(client, accounts)
+    seen: list[int] = []
+    apply = rules_queue._apply
+
+    def recorded(session: Any, item: Any, now: dt.datetime) -> None:
+        seen.append(item.response_id)
+        apply(session, item, now)
+
+    monkeypatch.setattr(rules_queue, "_apply", recorded)
+
+    assert apply_queued_rules_job(limit=2) == len(accounts)  # three batches in one job
+
+    assert seen == sorted(seen) and len(seen) == len(accounts)
+    assert plans(database) == len(accounts)
+
+
+def test_one_failing_response_does_not_hold_back_its_batch(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.wiring
+    from engine.automation import run_rules
+
+    def flaky(session: Any, account: Any, **kw: Any) -> Any:
+        if account.external_id == "initech":
+            raise RuntimeError("a rule action failed")
+        return run_rules(session, account, **kw)
+
+    monkeypatch.setattr(engine.wiring, "run_rules", flaky)
+    submit_all(client, accounts)
+
+    assert apply_queued_rules_job() == len(accounts)
+
+    assert plans(database) == len(accounts) - 1
+    with database.session() as session:
+        assert queued_count(session) == 0  # dequeued and logged; the response itself is kept
+        assert session.scalar(select(func.count()).select_from(Response)) == len(accounts)
+
+
+class Crash(BaseException):
+    """A worker killed mid-batch (not an Exception: nothing catches it)."""
+
+
+def test_a_batch_interrupted_midway_commits_nothing_and_is_applied_later(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submit_all(client, accounts)
+    apply = rules_queue._apply
+    calls: list[int] = []
+
+    def dies_on_the_third(session: Any, item: Any, now: dt.datetime) -> None:
+        calls.append(item.response_id)
+        if len(calls) == 3:
+            raise Crash
+        apply(session, item, now)
+
+    monkeypatch.setattr(rules_queue, "_apply", dies_on_the_third)
+    with pytest.raises(Crash):
+        apply_queued_rules_job()
+
+    assert plans(database) == 0
+    with database.session() as session:
+        assert queued_count(session) == len(accounts)
+    monkeypatch.setattr(rules_queue, "_apply", apply)
+    assert apply_queued_rules_job() == len(accounts)
+    assert plans(database) == len(accounts)
+
+
+def test_two_appliers_at_once_make_each_plan_once(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...]
+) -> None:
+    submit_all(client, accounts)
+    # Every account answers a second time before any job runs: two responses, one plan each.
+    submit_all(client, accounts)
+    done: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: done.append(apply_queued_rules_job(limit=3))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sum(done) == 2 * len(accounts)
+    assert plans(database) == len(accounts)
+
+
+def test_the_scheduler_sweep_requeues_responses_whose_job_was_lost(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...], redis_conn: Redis
+) -> None:
+    submit_all(client, ("acme",))
+    redis_conn.flushdb()  # the job and its coalescing key are gone
+    with database.transaction() as session:
+        assert sweep_stranded(session, now=utcnow()) is False  # too fresh to call lost
+        assert sweep_stranded(session, now=utcnow() + dt.timedelta(seconds=31)) is True
+
+    assert Queue("default", connection=redis_conn).count == 1
+    assert apply_queued_rules_job() == 1
+    with database.transaction() as session:
+        assert sweep_stranded(session, now=utcnow() + dt.timedelta(hours=1)) is False
