@@ -37,6 +37,7 @@ from bench.common import BenchEnv, print_table, profile_report, result_line
 from bench.fixtures import create_accounts
 from engine.db import utcnow
 from engine.workspaces import ensure_workspace
+from surveys.rules_queue import apply_queued_rules_job
 
 ORIGIN = "https://app.bench.example"
 WARMUP = 20
@@ -233,7 +234,8 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
             },
         )
         statuses[response.status_code] += 1
-        if response.status_code != 201 or not (response.get_json() or {}).get("plan"):
+        plan = (response.get_json() or {}).get("plan") or {}
+        if response.status_code != 201 or plan.get("status") != "pending":
             raise SystemExit(
                 f"submission {i} failed: {response.status_code} {response.get_data(as_text=True)}"
             )
@@ -245,11 +247,18 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
     counters = Counters(env.database.engine)
     # CPU time, not wall: waiting on PostgreSQL is not what a submission costs this process.
     profile = cProfile.Profile(time.process_time) if args.profile else None
+    def apply_rules(i: int) -> None:  # one job run over all n queued responses, counted per response
+        if i == 0 and apply_queued_rules_job() != n:
+            raise SystemExit("the rules job did not apply every queued response")
+
+    job_profile = cProfile.Profile(time.process_time) if args.profile else None
     with counters.installed():
         for i in range(WARMUP):
             submit(i)
             health(i)
+        apply_queued_rules_job()
         submission = measure(env, counters, n, lambda i: submit(WARMUP + i))
+        rules_job = measure(env, counters, n, apply_rules, job_profile)
         healthz = measure(env, counters, n, health)
         profiled_cost = None
         if profile is not None:  # a separate run: the profiler's own cost must not count above
@@ -268,7 +277,8 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
             f"{c.per(c.redis_commands):.1f}",
         ]
         for name, c in (
-            ("POST response (widget JWT → plan)", submission),
+            ("POST response (widget JWT)", submission),
+            ("rules job, per response (→ plan)", rules_job),
             ("baseline: GET /healthz", healthz),
         )
     ]
@@ -299,9 +309,12 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
             print(f"  {1000 * seconds / c.n:6.2f}  {shape}")
         outside = c.pg_cpu_s - sum(c.pg_by_statement.values())
         print(f"  {1000 * outside / c.n:6.2f}  (outside statements: COMMIT…)")
-    if profile is not None:
+    if profile is not None and job_profile is not None:
         profile.dump_stats(args.profile)
         print(profile_report([Path(args.profile)], focus=r"northstar|engine|surveys|campaigns|web", top=25))
+        job_profile.dump_stats(f"{args.profile}.job")
+        print(f"rules job ({args.profile}.job):")
+        print(profile_report([Path(f"{args.profile}.job")], focus=r"engine|surveys|campaigns", top=25))
     cost = submission.cpu_s + submission.pg_cpu_s
     base = healthz.cpu_s + healthz.pg_cpu_s
     result_line(
@@ -312,6 +325,9 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
             "submit_pg_cpu_ms": round(submission.per(submission.pg_cpu_s, 1000), 2),
             "submit_statements": round(submission.per(submission.statements), 1),
             "submit_redis_cmds": round(submission.per(submission.redis_commands), 1),
+            "rules_job_cpu_ms": round(rules_job.per(rules_job.cpu_s, 1000), 2),
+            "rules_job_pg_cpu_ms": round(rules_job.per(rules_job.pg_cpu_s, 1000), 2),
+            "rules_job_statements": round(rules_job.per(rules_job.statements), 1),
             "healthz_cpu_ms": round(healthz.per(healthz.cpu_s, 1000), 2),
             "healthz_pg_cpu_ms": round(healthz.per(healthz.pg_cpu_s, 1000), 2),
             "cpu_ratio_vs_healthz": round(cost / base, 1) if base else "inf",

@@ -105,26 +105,41 @@ def record_reach(
 
 def refresh_choices(session: Session, response_id: int) -> int:
     """Rewrite the choices of one response from its answers (safe to run twice)."""
-    session.execute(delete(SurveyChoice).where(SurveyChoice.response_id == response_id))
-    response = session.get(Response, response_id)
-    if response is None or response.account_id is None or response.status != ResponseStatus.COMPLETED:
-        return 0
-    questions = session.scalar(
-        select(SurveyVersion.definition).where(SurveyVersion.id == response.survey_version_id)
+    return refresh_choices_of(session, [response_id])
+
+
+def refresh_choices_of(session: Session, response_ids: list[int]) -> int:
+    """Rewrite the choices of these responses from their answers: three statements however many."""
+    session.execute(delete(SurveyChoice).where(SurveyChoice.response_id.in_(response_ids)))
+    found = session.execute(
+        select(
+            Response.id,
+            Response.account_id,
+            Response.answers,
+            Response.completed_at,
+            Response.created_at,
+            SurveyVersion.definition,
+        )
+        .join(SurveyVersion, SurveyVersion.id == Response.survey_version_id)
+        .where(
+            Response.id.in_(response_ids),
+            Response.account_id.is_not(None),
+            Response.status == ResponseStatus.COMPLETED,
+        )
     )
-    questions_list = list((questions or {}).get("questions", []))
-    answers = dict(response.answers or {})
-    chosen_at = response.completed_at or response.created_at
     rows = [
         {
-            "response_id": response.id,
+            "response_id": response_id,
             "kind": kind,
             "item_key": key[:80],
-            "account_id": response.account_id,
-            "chosen_at": chosen_at,
+            "account_id": account_id,
+            "chosen_at": completed_at or created_at,
         }
+        for response_id, account_id, answers, completed_at, created_at, definition in found
         for kind, question_kind in (("outcome", "outcome_pick"), ("objective", "objective_pick"))
-        for key in dict.fromkeys(picks(questions_list, answers, question_kind))
+        for key in dict.fromkeys(
+            picks(list((definition or {}).get("questions", [])), dict(answers or {}), question_kind)
+        )
     ]
     if rows:
         session.execute(insert(SurveyChoice), rows)
@@ -162,9 +177,7 @@ def rebuild_choices(session: Session) -> int:
 def _on_response_completed(
     _sender: object, *, session: Session, response_id: int, deferred: bool = False, **_: Any
 ) -> None:
-    if deferred:  # already in the rules job (surveys.rules_queue): no second job per response
-        refresh_choices(session, response_id)
-    else:
+    if not deferred:  # the rules job (surveys.rules_queue) refreshes its whole batch's choices
         enqueue_after_commit(session, "reports", refresh_choices_job, response_id)
 
 

@@ -30,6 +30,7 @@ from engine.errors import ConfigurationError
 from surveys.answers import objective_choices
 from surveys.cache import version_spec
 from surveys.models import Response, Survey, SurveyVersion
+from surveys.reports import refresh_choices_of
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,12 @@ def apply_queued(
             log.exception(
                 "rules failed for response %d (account %d); dequeued", item.response_id, item.account_id
             )
+    ids = [item.response_id for item in taken]
+    if ids:
+        refresh_choices_of(session, ids)  # the outcomes report's summary, for the whole batch
     session.execute(
         update(Response)
-        .where(Response.id.in_([item.response_id for item in taken]))
+        .where(Response.id.in_(ids))
         .values(rules_queued_at=None)
         .execution_options(synchronize_session=False)
     )
