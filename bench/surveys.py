@@ -28,13 +28,16 @@ from pathlib import Path
 
 import jwt
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from bench.common import add_service_arguments, bench_env, machine, print_table, result_line
+from bench.common import BenchEnv, add_service_arguments, bench_env, machine, print_table, result_line
 from bench.fixtures import create_accounts
+from engine.accounts import Account
 from engine.db import utcnow
 from engine.plans.models import SuccessPlan
 from engine.workspaces import ensure_workspace
 from surveys.models import Response, ResponseStatus
+from surveys.rules_queue import queued_count
 
 WIDGET = Path(__file__).resolve().parent.parent / "web" / "static" / "embed" / "widget.js"
 ORIGIN = "https://app.bench.example"
@@ -52,6 +55,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each phase")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--clients", type=int, default=48, help="client threads (keep-alive connections)")
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=10,
+        help="niceness of the RQ worker (`northstar worker`) that runs the rules job beside gunicorn",
+    )
+    parser.add_argument(
+        "--rules-worker",
+        choices=("during", "after"),
+        default="during",
+        help="start the RQ worker with the load (the real case) or only once it ends (the web tier alone)",
+    )
+    parser.add_argument(
+        "--drain-timeout", type=float, default=600.0, help="seconds to wait for the last plans after the load"
+    )
     parser.add_argument(
         "--inprocess",
         type=int,
@@ -203,7 +221,21 @@ def run(args: argparse.Namespace) -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+        # The production worker (every queue: the rules job, plan notifications, report refresh),
+        # at a lower priority than the web server, as on a box that runs both.
+        def start_worker() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                ["nice", "-n", str(args.worker_nice), sys.executable, "-m", "web.cli", "worker"],
+                env=env.worker_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        worker = start_worker() if args.rules_worker == "during" else None
         phases: list[tuple[str, int, Load, float]] = []
+        windows: list[tuple[int, int]] = []  # account index range of each POST phase
+        drain_s = float("nan")
         try:
             _wait_ready(port)
             Load(port, 200, 200, 8, health).run()  # warm every worker
@@ -211,16 +243,24 @@ def run(args: argparse.Namespace) -> int:
                 baseline = Load(port, rate, total, args.clients, health)
                 phases.append(("baseline: GET /healthz", rate, baseline, baseline.run()))
                 load = Load(port, rate, total, args.clients, submit)
-                phases.append(("POST response (widget JWT → plan)", rate, load, load.run()))
+                phases.append(("POST response (widget JWT)", rate, load, load.run()))
+                windows.append((offset, offset + total))
                 offset += total
+            server.terminate()
+            worker = worker or start_worker()
+            drain_s = _drain(env, args.drain_timeout)
         finally:
             server.terminate()
             server.wait(timeout=20)
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=60)
         with env.database.session() as session:
             stored = session.scalar(
                 select(func.count()).select_from(Response).where(Response.status == ResponseStatus.COMPLETED)
             )
             plans = session.scalar(select(func.count()).select_from(SuccessPlan))
+            lags = _plan_lags(session)
     rows = [
         [
             name,
@@ -256,9 +296,53 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             values[f"r{rate}_health_p99_ms"] = round(phase.percentile(99), 1)
+    print(
+        f"plans: {plans} for {accepted} accepted; the last made {drain_s:.1f} s after the load ended "
+        f"(worker nice {args.worker_nice})"
+    )
+    lag_rows = []
+    for (first, last), rate in zip(windows, rates, strict=True):
+        phase_lags = sorted(lag for index, lag in lags if first <= index < last)
+        lag_rows.append([rate, len(phase_lags), *(f"{_pct(phase_lags, p):.2f}" for p in (50, 99, 100))])
+        values[f"r{rate}_plan_lag_p50_s"] = round(_pct(phase_lags, 50), 2)
+        values[f"r{rate}_plan_lag_p99_s"] = round(_pct(phase_lags, 99), 2)
+    print_table(
+        "response → plan (the rules job), seconds from the response's commit to its plan's",
+        ["offered/s", "plans", "p50 s", "p99 s", "max s"],
+        lag_rows,
+    )
     values["plans"] = plans
+    values["drain_s"] = round(drain_s, 1)
     result_line("surveys", values)
-    return 0 if accepted == stored == plans else 1
+    return 0 if accepted == stored == plans and drain_s == drain_s else 1
+
+
+def _drain(env: BenchEnv, timeout: float) -> float:
+    """Seconds until no response waits for the rules job (NaN if `timeout` passes first)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        with env.database.session() as session:
+            if queued_count(session) == 0:
+                return time.perf_counter() - started
+        time.sleep(0.2)
+    return float("nan")
+
+
+def _plan_lags(session: Session) -> list[tuple[int, float]]:
+    """(account index, seconds from the response's completion to its plan's creation) per response."""
+    rows = session.execute(
+        select(Account.external_id, Response.completed_at, SuccessPlan.created_at)
+        .join(Response, Response.account_id == Account.id)
+        .join(SuccessPlan, SuccessPlan.account_id == Account.id)
+        .where(Account.external_id.like("sv-%"), Response.completed_at.is_not(None))
+    )
+    return [(int(ext[3:]), (made - done).total_seconds()) for ext, done, made in rows if done is not None]
+
+
+def _pct(ordered: list[float], p: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 def _wait_ready(port: int, timeout: float = 30.0) -> None:

@@ -247,6 +247,7 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
     counters = Counters(env.database.engine)
     # CPU time, not wall: waiting on PostgreSQL is not what a submission costs this process.
     profile = cProfile.Profile(time.process_time) if args.profile else None
+
     def apply_rules(i: int) -> None:  # one job run over all n queued responses, counted per response
         if i == 0 and apply_queued_rules_job() != n:
             raise SystemExit("the rules job did not apply every queued response")

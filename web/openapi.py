@@ -7,6 +7,33 @@ from typing import Any
 from web import openapi_campaigns, openapi_content, openapi_people, openapi_reports
 from web.openapi_common import PROBLEM, _op
 
+# A completed widget/API response answers at once; its rules run in the `rules` job (ADR 0009), so
+# `plan` is first `pending` with a link that opens the plan once it exists, then `ready`.
+RESPONSE_OUT = {
+    "schema": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "client_response_id": {"type": "string"},
+            "survey": {"type": "string"},
+            "version": {"type": "integer"},
+            "status": {"type": "string", "enum": ["partial", "completed"]},
+            "replayed": {"type": "boolean"},
+            "plan": {
+                "type": "object",
+                "nullable": True,
+                "properties": {
+                    "status": {"type": "string", "enum": ["pending", "ready"]},
+                    "share_url": {"type": "string", "format": "uri"},
+                    "id": {"type": "integer", "description": "ready only"},
+                    "goal": {"type": "string", "description": "ready only"},
+                },
+                "required": ["status", "share_url"],
+            },
+        },
+    }
+}
+
 
 def document(server_url: str) -> dict[str, Any]:
     return {
@@ -64,8 +91,11 @@ def document(server_url: str) -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "201": {"description": "stored"},
-                        "200": {"description": "replayed or updated"},
+                        "201": {"description": "stored", "content": {"application/json": RESPONSE_OUT}},
+                        "200": {
+                            "description": "replayed or updated",
+                            "content": {"application/json": RESPONSE_OUT},
+                        },
                         "4XX": PROBLEM,
                     },
                 }

@@ -26,6 +26,7 @@ from surveys.rules_queue import apply_queued_rules_job
 from tests.browser.host_pages import HOSTILE_CSS, HostSite
 from tests.browser.widget_harness import (
     BROWSER_NOW,
+    RECEIVED,
     THANKS,
     TITLE,
     WIDGET,
@@ -328,7 +329,7 @@ def test_anonymous_survey_asks_for_an_email_on_the_last_step(widget_page: Page, 
     expect(dialog.get_by_role("textbox", name="Your work email")).to_have_attribute("aria-invalid", "true")
     dialog.get_by_role("textbox", name="Your work email").fill("Ann@X.example")
     next_step(dialog, "Submit")
-    expect(dialog.get_by_text(THANKS)).to_be_visible()
+    expect(dialog.get_by_text(RECEIVED)).to_be_visible()
     expect(dialog.get_by_role("link")).to_have_count(0)  # no account, so no plan
     (response,) = embed.responses()
     assert (response.account_id, response.respondent_email) == (None, "ann@x.example")

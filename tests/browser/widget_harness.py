@@ -28,7 +28,8 @@ DOC_SHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 800}
 TITLE = "What does success look like for your team?"
-THANKS = "Thank you! Your success plan is ready."
+THANKS = "Thank you! We are putting your success plan together."  # the rules job makes the plan
+RECEIVED = "Thank you! We have your answers."  # no account, so no plan
 # The respondent's clock (key-result due dates are today + days), fixed so the screenshots in docs/
 # stay the same from day to day; later than the server's today, so those dates are in the future.
 BROWSER_NOW = dt.datetime(2030, 3, 2, 9, 30)

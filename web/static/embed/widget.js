@@ -535,7 +535,7 @@ input.i{height:38px}textarea{min-height:96px;resize:vertical}:is(input,textarea)
       post({ northstar: "done" });
       pg.hidden = intro.hidden = ft.hidden = true;
       const link = plan?.share_url && el("a", { class: "btn", href: plan.share_url, target: "_blank", rel: "noopener", text: S.open_plan });
-      body.replaceChildren(el("div", { class: "done" }, [el("div", { class: "ok", "aria-hidden": "true", text: "\u2713" }), el("p", { role: "status", text: S.thanks }), link]));
+      body.replaceChildren(el("div", { class: "done" }, [el("div", { class: "ok", "aria-hidden": "true", text: "\u2713" }), el("p", { role: "status", text: plan ? S[plan.status == "pending" ? "preparing" : "thanks"] : S.received }), link]));
       (link || x).focus();
       height();
     }
