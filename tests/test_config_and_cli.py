@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from engine.config import Settings, settings_from_env
+from engine.db import Database, utcnow
 from engine.errors import ConfigurationError
+from surveys.models import Response
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.factories import make_account, response_payload
 
 
 def northstar(
@@ -82,7 +88,8 @@ def test_doctor_reports_each_service(pg_engine: object, tmp_path: Path) -> None:
         },
     )
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert healthy.stdout.count("ok  ") == 3
+    assert healthy.stdout.count("ok  ") == 4
+    assert "rules queue: no response waits for its plan" in healthy.stdout
 
     broken = northstar(
         "doctor",
@@ -96,6 +103,29 @@ def test_doctor_reports_each_service(pg_engine: object, tmp_path: Path) -> None:
     assert "FAIL database: cannot connect" in broken.stdout
     assert "FAIL redis: cannot reach redis://127.0.0.1:1/0" in broken.stdout
     assert "Traceback" not in broken.stderr
+
+
+def test_doctor_says_when_responses_wait_too_long_for_their_plan(
+    api_client: FlaskClient, database: Database, recruiting: dict[str, int], tmp_path: Path
+) -> None:
+    with database.transaction() as session:
+        make_account(session, "acme")
+    assert api_client.post("/api/v1/surveys/outcomes/responses", json=response_payload()).status_code == 201
+    with database.transaction() as session:  # no worker has run for ten minutes
+        session.execute(update(Response).values(rules_queued_at=utcnow() - dt.timedelta(minutes=10)))
+
+    result = northstar(
+        "doctor",
+        env={
+            "NORTHSTAR_DATABASE_URL": TEST_DATABASE_URL,
+            "NORTHSTAR_REDIS_URL": TEST_REDIS_URL,
+            "NORTHSTAR_OUTBOX_DIR": str(tmp_path / "outbox"),
+        },
+    )
+
+    assert result.returncode == 1
+    assert "FAIL rules queue: 1 responses wait for their plan, the oldest for 6" in result.stdout
+    assert "is `northstar worker` running?" in result.stdout
 
 
 def test_doctor_says_when_the_schema_is_behind(tmp_path: Path) -> None:

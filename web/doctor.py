@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.error
 import urllib.request
 
@@ -9,12 +10,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.config import Settings
-from engine.db import make_engine
+from engine.db import make_engine, utcnow
 from engine.queue import connect_redis, redis_reachable
 
 
 def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     results = [_database(settings)]
+    if results[0][1]:
+        results.append(_rules_queue(settings))
     if settings.redis_url:
         ok = redis_reachable(connect_redis(settings.redis_url, timeout=1.0))
         results.append(("redis", ok, settings.redis_url if ok else f"cannot reach {settings.redis_url}"))
@@ -44,6 +47,32 @@ def _database(settings: Settings) -> tuple[str, bool, str]:
             f"schema at {current or 'nothing'}, code expects {head}: run 'northstar db upgrade'",
         )
     return ("database", True, f"connected, schema at {head}")
+
+
+STALE_RULES = dt.timedelta(minutes=5)
+
+
+def _rules_queue(settings: Settings) -> tuple[str, bool, str]:
+    """Widget/API responses waiting for the `rules` job (ADR 0009): a long wait means no worker."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            waiting, oldest = conn.execute(
+                text("SELECT count(*), min(rules_queued_at) FROM responses WHERE rules_queued_at IS NOT NULL")
+            ).one()
+    finally:
+        engine.dispose()
+    if not waiting:
+        return ("rules queue", True, "no response waits for its plan")
+    if isinstance(oldest, str):  # SQLite returns the text it stored
+        oldest = dt.datetime.fromisoformat(oldest)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    age = utcnow() - oldest
+    said = f"{waiting} responses wait for their plan, the oldest for {int(age.total_seconds())} s"
+    if age > STALE_RULES:
+        return ("rules queue", False, f"{said}: is `northstar worker` running?")
+    return ("rules queue", True, said)
 
 
 def _mail(settings: Settings) -> tuple[str, bool, str]:
