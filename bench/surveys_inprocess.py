@@ -298,11 +298,10 @@ def run_inprocess(env: BenchEnv, args: argparse.Namespace, answers: dict[str, ob
         ],
         rows,
     )
-    print("statements per submission (count, SQL wall ms per submission):")
-    for shape, count in sorted(
-        submission.by_statement.items(), key=lambda kv: -submission.time_by_statement[kv[0]]
-    ):
-        print(f"  {count / n:4.1f}  {1000 * submission.time_by_statement[shape] / n:6.2f}  {shape}")
+    for label, c in (("submission", submission), ("response the rules job applied", rules_job)):
+        print(f"statements per {label} (count, SQL wall ms per {label.split()[0]}):")
+        for shape, count in sorted(c.by_statement.items(), key=lambda kv: -c.time_by_statement[kv[0]]):
+            print(f"  {count / n:5.2f}  {1000 * c.time_by_statement[shape] / n:6.2f}  {shape}")
     if profiled_cost is not None:
         c = profiled_cost
         print(f"PostgreSQL CPU per submission by statement (profiled run, {c.n} submissions):")

@@ -51,10 +51,14 @@ def decision_facts(
     answers: dict[str, Any],
     choices: list[ObjectiveChoice],
     now: dt.datetime,
+    answers_as_of: tuple[dt.datetime, int] | None = None,
 ) -> dict[str, Any]:
     """The facts for a live decision: what is stored for the account (every survey's latest
-    answers, event windows, plan state) with the answers just given laid over them."""
-    facts = load_facts(session, [account], now)[account.id]
+    answers, event windows, plan state) with the answers just given laid over them. With
+    `answers_as_of`, the stored answers are those of that moment (a decision made later, by the
+    `rules` job, on a response given then)."""
+    as_of = {account.id: answers_as_of} if answers_as_of is not None else None
+    facts = load_facts(session, [account], now, answers_as_of=as_of)[account.id]
     facts["answers"] = {**facts["answers"], **answers}
     facts["objectives"] = list(dict.fromkeys([*facts["objectives"], *(c.key for c in choices)]))
     return facts
@@ -68,13 +72,16 @@ def run_rules(
     choices: list[ObjectiveChoice],
     now: dt.datetime,
     channel: str,
+    answers_as_of: tuple[dt.datetime, int] | None = None,
 ) -> RulesOutcome:
     """Decide and apply. Idempotent: an account with an active plan keeps it; enrolments dedupe."""
     rules = _published_rules(session)
     if rules is None:
         log.warning("no published ruleset: response for %s stored, no plan made", account.external_id)
         return RulesOutcome(Decision((), ()), active_plan(session, account.id), False)
-    facts = decision_facts(session, account, answers=answers, choices=choices, now=now)
+    facts = decision_facts(
+        session, account, answers=answers, choices=choices, now=now, answers_as_of=answers_as_of
+    )
     decision = decide(facts, rules)
     plan = active_plan(session, account.id)
     created = False

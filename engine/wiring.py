@@ -30,11 +30,14 @@ def _on_response_completed(
     choices: list[ObjectiveChoice],
     channel: str,
     now: dt.datetime,
+    as_of: tuple[dt.datetime, int] | None = None,
     **_: Any,
 ) -> None:
     account = session.get(Account, account_id)
     if account is not None:
-        run_rules(session, account, answers=answers, choices=choices, now=now, channel=channel)
+        run_rules(
+            session, account, answers=answers, choices=choices, now=now, channel=channel, answers_as_of=as_of
+        )
 
 
 def connect() -> None:

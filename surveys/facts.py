@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Index, bindparam, select, text
 from sqlalchemy.orm import Session
 
-from engine.rules.facts import SurveyFacts
+from engine.rules.facts import AnswersAsOf, SurveyFacts
 from surveys.cache import version_specs
 from surveys.models import Response, ResponseStatus, Survey, SurveyVersion
 
@@ -53,8 +53,12 @@ _LATEST = (
 )
 
 
-def survey_facts(session: Session, account_ids: Sequence[int]) -> dict[int, SurveyFacts]:
-    """Each account's latest completed answers per survey, with the outcomes/objectives chosen."""
+def survey_facts(
+    session: Session, account_ids: Sequence[int], *, as_of: AnswersAsOf | None = None
+) -> dict[int, SurveyFacts]:
+    """Each account's latest completed answers per survey, with the outcomes/objectives chosen;
+    for an account in `as_of`, the latest completed no later than that (completed_at, id)."""
+    bounds = as_of or {}
     latest: dict[tuple[int, str], tuple[Any, int, dict[str, Any]]] = {}
     stamps: dict[int, Any] = {}
     for start in range(0, len(account_ids), CHUNK):
@@ -63,6 +67,9 @@ def survey_facts(session: Session, account_ids: Sequence[int]) -> dict[int, Surv
             stamps[version_id] = published_at
             current = latest.get((account_id, key))
             stamp = (completed_at, response_id)
+            bound = bounds.get(account_id)
+            if bound is not None and stamp > bound:
+                continue  # answered after the response being decided on
             if current is None or stamp > current[0]:
                 latest[(account_id, key)] = (stamp, version_id, answers or {})
     version_ids = {version_id for _, version_id, _ in latest.values()}

@@ -25,8 +25,10 @@ from sqlalchemy import Index, func, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import db, queue, signals
+from engine.accounts import Account
 from engine.db import utcnow
 from engine.errors import ConfigurationError
+from engine.rules.published import pinned
 from surveys.answers import objective_choices
 from surveys.cache import version_spec
 from surveys.models import Response, Survey, SurveyVersion
@@ -52,7 +54,8 @@ STRANDED_AFTER = dt.timedelta(seconds=30)
 @dataclass(frozen=True)
 class Queued:
     response_id: int
-    account_id: int
+    account_id: int | None  # None only if the account went (privacy erasure): just dequeued
+    completed_at: dt.datetime | None
     survey_key: str
     version_id: int
     published_at: dt.datetime | None
@@ -80,6 +83,7 @@ def _take(session: Session, limit: int) -> list[Queued]:
         select(
             Response.id,
             Response.account_id,
+            Response.completed_at,
             Survey.key,
             SurveyVersion.id,
             SurveyVersion.published_at,
@@ -94,9 +98,8 @@ def _take(session: Session, limit: int) -> list[Queued]:
         .with_for_update(of=Response, skip_locked=True)
     )
     return [
-        Queued(rid, account_id, key, vid, published, dict(answers or {}), str(channel.value))
-        for rid, account_id, key, vid, published, answers, channel in session.execute(statement)
-        if account_id is not None
+        Queued(rid, account_id, done, key, vid, published, dict(answers or {}), str(channel.value))
+        for rid, account_id, done, key, vid, published, answers, channel in session.execute(statement)
     ]
 
 
@@ -109,6 +112,8 @@ def _questions(session: Session, item: Queued) -> list[dict[str, Any]]:
 
 
 def _apply(session: Session, item: Queued, now: dt.datetime) -> None:
+    if item.account_id is None:
+        return
     signals.response_completed.send(
         "surveys",
         session=session,
@@ -119,6 +124,9 @@ def _apply(session: Session, item: Queued, now: dt.datetime) -> None:
         channel=item.channel,
         now=now,
         deferred=True,
+        # The answers as they stood when this response completed, as the request would have
+        # decided: a later answer of the same account, already stored, has its own turn.
+        as_of=(item.completed_at, item.response_id) if item.completed_at else None,
     )
 
 
@@ -131,20 +139,25 @@ def apply_queued(
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": APPLY_LOCK})
     taken = _take(session, limit)
-    for item in taken:
-        if not isolate:
-            _apply(session, item, now)
-            continue
-        try:
-            with session.begin_nested():
+    if not taken:
+        return 0
+    # The batch's accounts in one statement: each decision then finds its account in the session
+    # (which holds them only while referenced, hence the name).
+    _held = session.scalars(
+        select(Account).where(Account.id.in_({i.account_id for i in taken if i.account_id is not None}))
+    ).all()
+    with pinned(session):  # one published-rules lookup for the batch
+        for item in taken:
+            if not isolate:
                 _apply(session, item, now)
-        except Exception:
-            log.exception(
-                "rules failed for response %d (account %d); dequeued", item.response_id, item.account_id
-            )
+                continue
+            try:
+                with session.begin_nested():
+                    _apply(session, item, now)
+            except Exception:
+                log.exception("rules failed for response %d; dequeued", item.response_id)
     ids = [item.response_id for item in taken]
-    if ids:
-        refresh_choices_of(session, ids)  # the outcomes report's summary, for the whole batch
+    refresh_choices_of(session, ids)  # the outcomes report's summary, for the whole batch
     session.execute(
         update(Response)
         .where(Response.id.in_(ids))

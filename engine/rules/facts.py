@@ -17,9 +17,9 @@ Answers live in the surveys package, above engine; it contributes them through
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Integer, Select, String, bindparam, case, cast, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
@@ -43,7 +43,16 @@ class SurveyFacts:
     objectives: list[str] = field(default_factory=list)
 
 
-AnswersProvider = Callable[[Session, Sequence[int]], dict[int, SurveyFacts]]
+# (completed_at, response id): answers "as of" a response ignore responses completed after it.
+AnswersAsOf = Mapping[int, tuple[dt.datetime, int]]
+
+
+class AnswersProvider(Protocol):
+    def __call__(
+        self, session: Session, account_ids: Sequence[int], *, as_of: AnswersAsOf | None = None
+    ) -> dict[int, SurveyFacts]: ...
+
+
 _answers_provider: AnswersProvider | None = None
 
 
@@ -164,10 +173,20 @@ def account_activity(
     return events, plans
 
 
-def load_facts(session: Session, accounts: Sequence[Account], now: dt.datetime) -> dict[int, dict[str, Any]]:
-    """Facts for many accounts with a fixed number of queries (simulation, previews, re-runs)."""
+def load_facts(
+    session: Session,
+    accounts: Sequence[Account],
+    now: dt.datetime,
+    *,
+    answers_as_of: AnswersAsOf | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Facts for many accounts with a fixed number of queries (simulation, previews, re-runs).
+
+    `answers_as_of` (account id → a response's completion stamp) reads each such account's answers
+    as they stood when that response completed: the `rules` job deciding on an earlier response
+    sees what the request would have seen, not answers given since (surveys.rules_queue)."""
     ids = [a.id for a in accounts]
-    surveys = _answers_provider(session, ids) if _answers_provider is not None else {}
+    surveys = _answers_provider(session, ids, as_of=answers_as_of) if _answers_provider is not None else {}
     events, plans = account_activity(session, ids, now)
     return {
         a.id: build_facts(

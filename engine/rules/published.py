@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -46,8 +48,27 @@ def _key_statement() -> Select[int, int, dt.datetime | None, int, int, int]:
 _KEY = _key_statement()
 
 
+_PINNED = "northstar.pinned_rules"
+
+
+@contextmanager
+def pinned(session: Session) -> Iterator[CompiledRules | None]:
+    """Within the block, every decision in `session` uses the rules published as it began: one
+    key query for a batch of decisions (the `rules` job) instead of one each. A publish meanwhile
+    applies from the next block on."""
+    rules = published_rules(session)
+    session.info[_PINNED] = rules
+    try:
+        yield rules
+    finally:
+        session.info.pop(_PINNED, None)
+
+
 def published_rules(session: Session) -> CompiledRules | None:
     """The published rule set, compiled (None when nothing is published)."""
+    if _PINNED in session.info:
+        pinned_rules: CompiledRules | None = session.info[_PINNED]
+        return pinned_rules
     row = session.execute(_KEY).first()
     if row is None:
         return None
