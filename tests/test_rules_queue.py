@@ -3,6 +3,7 @@ answered at once, applied once, in order, whole batches or nothing, and never st
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -16,6 +17,7 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import func, select, update
 
+from engine import queue
 from engine.accounts import ContactRole
 from engine.config import Settings
 from engine.db import Database, utcnow
@@ -235,3 +237,23 @@ def test_the_scheduler_sweep_requeues_responses_whose_job_was_lost(
     assert apply_queued_rules_job() == 1
     with database.transaction() as session:
         assert sweep_stranded(session, now=utcnow() + dt.timedelta(hours=1)) is False
+
+
+def test_without_redis_the_request_applies_the_rules_and_answers_with_the_plan(
+    pg_engine: Any, settings: Settings, accounts: tuple[str, ...], api_token: str
+) -> None:
+    """The demo's synchronous mode: jobs would run in-process right after commit anyway."""
+    from web import create_app
+
+    demo_settings = dataclasses.replace(settings, redis_url=None, allow_sync_jobs=True)
+    demo = create_app({"SETTINGS": demo_settings, "DATABASE": Database(demo_settings, engine=pg_engine)})
+    try:
+        client = demo.test_client()
+        response = client.post(
+            URL, json=response_payload("acme"), headers={"Authorization": f"Bearer {api_token}"}
+        )
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["plan"]["status"] == "ready"
+        assert "Acme Inc" in response.get_json()["plan"]["goal"]
+    finally:
+        queue.configure(queue.build_runner(settings))  # the suite's app runs with Redis again
