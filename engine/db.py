@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,9 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from engine.config import Settings
@@ -95,8 +98,38 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(database_url, **kwargs)
+    engine = create_engine(database_url, **kwargs)
+    if not kwargs.get("pool_pre_ping") and not isinstance(engine.pool, NullPool):
+        _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_S = 5.0
+_IDLE_SINCE = "northstar.idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, but only for a connection that sat in the pool over `PING_AFTER_IDLE_S`:
+    a server restart or an idle timeout is caught before the request uses the connection (the
+    pool then opens a new one), while a busy web worker does not pay a round trip per request
+    for it. A connection that dies within the window fails its statement; the pool then drops
+    every connection it holds, and the web answers 503 with Retry-After (web/problems.py)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return  # just opened, or just used
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("idle connection failed its ping")
 
 
 class Database:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import NorthstarError
@@ -55,6 +55,23 @@ def register(app: Flask) -> None:
         if _wants_json():
             return problem(409, "Conflict", detail)
         return render_template("error.html", status=409, title="Conflict", detail=detail), 409
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError) -> Any:
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            return _unexpected(exc)
+        # The database went away (a restart, a failover) or refused the connection: nothing was
+        # written (the transaction died with the connection), so the client may simply retry.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        detail = "the database is unavailable for a moment; nothing was saved, retry the request"
+        if _wants_json():
+            response = problem(503, "Service Unavailable", detail)
+        else:
+            response = app.make_response(
+                (render_template("error.html", status=503, title="Try again in a moment", detail=detail), 503)
+            )
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -1,0 +1,76 @@
+"""The database goes away under a running app (a restart, a failover): an idle pooled connection
+is pinged and replaced before use; one used within the ping window fails its request with a 503
+problem (nothing saved) and the next request works (engine.db._ping_when_idle, web/problems.py)."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.pool import NullPool
+
+import engine.db
+from engine.db import Database
+from surveys.models import Response
+from tests.factories import make_account, response_payload
+
+URL = "/api/v1/surveys/outcomes/responses"
+
+
+@pytest.fixture
+def acme(database: Database, recruiting: dict[str, int]) -> str:
+    with database.transaction() as session:
+        return make_account(session, "acme").external_id
+
+
+def kill_connections(pg_engine: Engine) -> int:
+    """Terminate every other backend of the test database, as a server restart would."""
+    admin = create_engine(pg_engine.url, poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            return len(
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).all()
+            )
+    finally:
+        admin.dispose()
+
+
+def stored(database: Database) -> int:
+    with database.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Response)) or 0)
+
+
+def test_an_idle_connection_is_pinged_and_replaced(
+    api_client: FlaskClient, database: Database, pg_engine: Engine, acme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert api_client.get("/api/v1/contacts/nobody/answers").status_code == 404  # pools a connection
+    assert kill_connections(pg_engine) >= 1
+    monkeypatch.setattr(engine.db, "PING_AFTER_IDLE_S", 0.0)  # every pooled connection counts as idle
+
+    response = api_client.post(URL, json=response_payload(acme))
+
+    assert response.status_code == 201, response.get_json()
+    assert stored(database) == 1
+
+
+def test_a_connection_lost_within_the_window_is_a_503_and_the_next_request_works(
+    api_client: FlaskClient, database: Database, pg_engine: Engine, acme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.db, "PING_AFTER_IDLE_S", 3600.0)  # no ping: as if just used
+    assert api_client.get("/api/v1/contacts/nobody/answers").status_code == 404
+    kill_connections(pg_engine)
+
+    lost = api_client.post(URL, json=response_payload(acme))
+
+    assert lost.status_code == 503, lost.get_data(as_text=True)
+    assert lost.mimetype == "application/problem+json"
+    assert "nothing was saved" in lost.get_json()["detail"]
+    assert lost.headers["Retry-After"] == "5"
+    again = api_client.post(URL, json=response_payload(acme))
+    assert again.status_code == 201, again.get_json()
+    assert stored(database) == 1
