@@ -22,7 +22,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -112,8 +112,10 @@ def _ping_when_idle(engine: Engine) -> None:
     """`pool_pre_ping`, but only for a connection that sat in the pool over `PING_AFTER_IDLE_S`:
     a server restart or an idle timeout is caught before the request uses the connection (the
     pool then opens a new one), while a busy web worker does not pay a round trip per request
-    for it. A connection that dies within the window fails its statement; the pool then drops
-    every connection it holds, and the web answers 503 with Retry-After (web/problems.py)."""
+    for it. A failed ping means the server went away, so, as with `pool_pre_ping`, every pooled
+    connection older than that moment is replaced too (`InvalidatePoolError`). A connection that
+    dies within the window fails its statement; the pool then drops every connection it holds, and
+    the web answers 503 with Retry-After (web/problems.py)."""
 
     @event.listens_for(engine, "checkin")
     def _checked_in(_dbapi_conn: Any, record: Any) -> None:
@@ -127,9 +129,9 @@ def _ping_when_idle(engine: Engine) -> None:
         try:
             alive = engine.dialect.do_ping(dbapi_conn)
         except engine.dialect.loaded_dbapi.Error as exc:
-            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
+            raise InvalidatePoolError(f"idle connection failed its ping: {exc}") from exc
         if not alive:
-            raise DisconnectionError("idle connection failed its ping")
+            raise InvalidatePoolError("idle connection failed its ping")
 
 
 class Database:
