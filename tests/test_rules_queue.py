@@ -83,6 +83,19 @@ def test_the_pending_link_waits_for_the_job_then_opens_the_plan(
     assert "Acme Inc" in client.get(ready.headers["Location"]).get_data(as_text=True)
 
 
+def test_a_long_wait_says_so_and_checks_less_often(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...]
+) -> None:
+    (body,) = submit_all(client, ("acme",))
+    with database.transaction() as session:  # no worker for five minutes
+        session.execute(update(Response).values(rules_queued_at=utcnow() - dt.timedelta(minutes=5)))
+
+    page = client.get(local(body["plan"]["share_url"]))
+
+    assert page.status_code == 200 and page.headers["Refresh"] == "15"
+    assert "taking longer than usual" in page.get_data(as_text=True)
+
+
 def test_an_applied_response_without_a_plan_says_so(
     client: FlaskClient, database: Database, accounts: tuple[str, ...]
 ) -> None:

@@ -148,6 +148,9 @@ def shared_plan(token: str) -> Any:
     return _render(plan, token, saved=SAVED.get(request.args.get("saved", "")))
 
 
+SLOW_PLAN = dt.timedelta(minutes=2)
+
+
 @bp.get("/p/r/<token>")
 def response_plan(token: str) -> Any:
     """The plan a widget/API response makes (surveys.plan_link): its page once the `rules` job has
@@ -170,10 +173,11 @@ def response_plan(token: str) -> Any:
     plan = active_plan(session, account_id) if account_id is not None and queued_at is None else None
     if plan is not None:
         return redirect(url_for("plan_page.shared_plan", token=plan_token(settings().secret_key, plan)))
-    page = make_response(render_template("plan_pending.html", pending=queued_at is not None))
+    # Past a couple of minutes the job is backlogged or down: say so, and ask less often.
+    slow = queued_at is not None and now() - queued_at > SLOW_PLAN
+    page = make_response(render_template("plan_pending.html", pending=queued_at is not None, slow=slow))
     if queued_at is not None:
-        page.headers["Refresh"] = "2"
-        page.headers["Retry-After"] = "2"
+        page.headers["Refresh"] = page.headers["Retry-After"] = "15" if slow else "2"
     return page
 
 
