@@ -83,9 +83,22 @@ def background(tmp_path: Path) -> Iterator[Start]:
 @pytest.mark.slow
 def test_web_serves_health_with_gunicorn(app: object, stack_env: dict[str, str], background: Start) -> None:
     port = free_port()
-    background("web", "--port", str(port), "--workers", "1", env=stack_env)
+    process = background("web", "--port", str(port), "--workers", "1", env=stack_env)
     body = json.loads(wait_for_http(f"http://127.0.0.1:{port}/healthz"))
     assert body["checks"] == {"database": {"ok": True}, "redis": {"ok": True}}
+
+    # Stopping `northstar web` (a process manager's SIGTERM) stops gunicorn: nothing left serving.
+    process.terminate()
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"something still serves on port {port} after `northstar web` was stopped")
 
 
 @pytest.mark.slow

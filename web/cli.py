@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -285,7 +285,10 @@ def web(host: str, port: int, workers: int) -> None:
     if shutil.which("gunicorn") and sys.platform != "win32":
         click.echo(f"serving with gunicorn on http://{host}:{port} ({workers} workers)")
         cmd = ["gunicorn", "-w", str(workers), "-b", f"{host}:{port}", "web.wsgi:app"]
-        raise SystemExit(subprocess.call(cmd))
+        sys.stdout.flush()
+        # gunicorn takes this process's place, so a process manager's SIGTERM reaches its arbiter
+        # (a child would be left running when `northstar web` is stopped).
+        os.execvp(cmd[0], cmd)
     click.echo(f"gunicorn not found: serving with Flask's development server on http://{host}:{port}")
     _app().run(host=host, port=port)
 
