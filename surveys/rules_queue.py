@@ -11,7 +11,8 @@ One applier runs at a time (a transaction-scoped advisory lock on PostgreSQL): a
 another applies waits for it, then takes what it left, so no commit's wake-up is lost and two
 responses of one account are never decided concurrently. A batch that raises is retried one
 response at a time in savepoints, so one bad response cannot hold back the rest; it is logged and
-dequeued (the response itself stays stored; "re-run rules" on the account applies it again).
+dequeued and written as a note on the account for CS ops (the response itself stays stored;
+"Re-run rules" on the account applies it again).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from engine import db, queue, signals
 from engine.accounts import Account
 from engine.db import utcnow
 from engine.errors import ConfigurationError
+from engine.notes import add_note
 from engine.rules.published import pinned
 from surveys.answers import objective_choices
 from surveys.cache import version_spec
@@ -130,6 +132,20 @@ def _apply(session: Session, item: Queued, now: dt.datetime) -> None:
     )
 
 
+def _note_failure(session: Session, item: Queued, exc: Exception, now: dt.datetime) -> None:
+    """Tell CS ops on the account's page (its notes), not only in a log nobody reads."""
+    account = session.get(Account, item.account_id) if item.account_id is not None else None
+    if account is None:
+        return
+    reason = f"{type(exc).__name__}: {exc}".replace("\x00", "")[:1000]
+    body = (
+        f"The rules failed on this account's answer to the {item.survey_key!r} survey (response "
+        f"{item.response_id}), so no plan or enrolment was made from it: {reason}. The answer is "
+        "stored; once the rule or template is fixed, use “Re-run rules” on this account."
+    )
+    add_note(session, account, body, author="rules job", now=now)
+
+
 def apply_queued(
     session: Session, *, now: dt.datetime, limit: int = BATCH_SIZE, isolate: bool = False
 ) -> int:
@@ -154,8 +170,9 @@ def apply_queued(
             try:
                 with session.begin_nested():
                     _apply(session, item, now)
-            except Exception:
+            except Exception as exc:
                 log.exception("rules failed for response %d; dequeued", item.response_id)
+                _note_failure(session, item, exc, now)
     ids = [item.response_id for item in taken]
     refresh_choices_of(session, ids)  # the outcomes report's summary, for the whole batch
     session.execute(

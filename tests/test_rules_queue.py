@@ -21,6 +21,7 @@ from engine import queue
 from engine.accounts import ContactRole
 from engine.config import Settings
 from engine.db import Database, utcnow
+from engine.notes import AccountNote
 from engine.plans.models import SuccessPlan
 from surveys import rules_queue
 from surveys.models import Response
@@ -187,6 +188,9 @@ def test_one_failing_response_does_not_hold_back_its_batch(
     with database.session() as session:
         assert queued_count(session) == 0  # dequeued and logged; the response itself is kept
         assert session.scalar(select(func.count()).select_from(Response)) == len(accounts)
+        (note,) = session.scalars(select(AccountNote)).all()  # and CS ops see it on the account
+        assert note.author == "rules job"
+        assert "RuntimeError: a rule action failed" in note.body and "Re-run rules" in note.body
 
 
 class Crash(BaseException):
