@@ -33,14 +33,24 @@
     });
     if (loading || !queue.length || !config.rulesBuilder) return;
     var batch = queue.splice(0, queue.length);
-    batch.forEach(function (host) { host.setAttribute("data-rule-editor", ""); host.setAttribute("data-built", ""); });
+    // Busy from now until the builder's first check has answered (it takes aria-busy over): the
+    // status says a check is on its way while the script still loads.
+    function statusOf(host) { return host.querySelector("[data-live-status]"); }
+    batch.forEach(function (host) {
+      host.setAttribute("data-rule-editor", "");
+      host.setAttribute("data-built", "");
+      if (statusOf(host)) statusOf(host).setAttribute("aria-busy", "true");
+    });
     loading = true;
     var script = document.createElement("script");
     script.src = config.rulesBuilder;
-    script.onload = script.onerror = function () {
+    script.onload = script.onerror = function (event) {
       // The script sets up every form[data-rule-editor] it finds: take the mark off these so the
       // next run sets up only the editors added after it.
-      batch.forEach(function (host) { host.removeAttribute("data-rule-editor"); });
+      batch.forEach(function (host) {
+        host.removeAttribute("data-rule-editor");
+        if (event.type === "error" && statusOf(host)) statusOf(host).removeAttribute("aria-busy");
+      });
       script.remove();
       loading = false;
       buildConditions([]);

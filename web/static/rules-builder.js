@@ -579,6 +579,7 @@
     if (Object.keys(errors).length) {
       var n = Object.keys(errors).length;
       say(n + " problem" + (n === 1 ? "" : "s") + " found when saving: see the marked conditions.", "bad");
+      status.removeAttribute("aria-busy"); // the page that loaded it may have marked it busy
     } else {
       schedule();
     }
