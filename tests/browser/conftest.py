@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ from tests.browser.host_pages import HostSite, serving
 from tests.browser.widget_harness import PHONE, Embed, make_embed, open_shadow_page, widget_browser
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Response
+    from playwright.sync_api import ConsoleMessage, Frame, Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -30,12 +30,32 @@ class Traffic:
 
     urls: list[str]
     problems: list[str]
+    # Requests cancelled (net::ERR_ABORTED), with how many documents the page had loaded when each
+    # started: one the page then navigated away from was cancelled by the test's own click, which
+    # is no problem of the page (a script still loading, a live check still on its way).
+    aborted: list[tuple[str, int]] = field(default_factory=list)
+    documents_loaded: int = 0
 
 
 def watch(page: Page, live_server: str) -> Traffic:
     """Record the page's requests and problems; a document's own status is the test's to assert."""
     seen = Traffic(urls=[], problems=[])
     documents: set[str] = set()
+    started: dict[Request, int] = {}
+
+    def on_request(request: Request) -> None:
+        seen.urls.append(request.url)
+        started[request] = seen.documents_loaded
+
+    def on_navigated(frame: Frame) -> None:
+        if frame == page.main_frame:
+            seen.documents_loaded += 1
+
+    def on_failed(request: Request) -> None:
+        if request.failure == "net::ERR_ABORTED":
+            seen.aborted.append((request.url, started.get(request, seen.documents_loaded)))
+        else:
+            seen.problems.append(f"failed {request.url}: {request.failure}")
 
     def on_response(response: Response) -> None:
         if response.request.resource_type == "document":
@@ -47,9 +67,10 @@ def watch(page: Page, live_server: str) -> Traffic:
         if message.type == "error" and message.location.get("url") not in documents:
             seen.problems.append(f"console: {message.text} at {message.location.get('url')}")
 
-    page.on("request", lambda request: seen.urls.append(request.url))
+    page.on("request", on_request)
+    page.on("framenavigated", on_navigated)
     page.on("response", on_response)
-    page.on("requestfailed", lambda request: seen.problems.append(f"failed {request.url}: {request.failure}"))
+    page.on("requestfailed", on_failed)
     page.on("console", on_console)
     page.on("pageerror", lambda error: seen.problems.append(f"script error: {error}"))
     return seen
@@ -58,7 +79,8 @@ def watch(page: Page, live_server: str) -> Traffic:
 def check(seen: Traffic, live_server: str) -> None:
     outside = [url for url in seen.urls if not url.startswith((live_server, "data:"))]
     assert not outside, f"every asset must be served locally (no CDN): {outside}"
-    assert not seen.problems, seen.problems
+    cancelled = [f"failed {url}: net::ERR_ABORTED" for url, at in seen.aborted if at >= seen.documents_loaded]
+    assert not seen.problems + cancelled, seen.problems + cancelled
 
 
 @pytest.fixture
