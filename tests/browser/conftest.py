@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page
 
 from engine.db import Database
 from tests.browser.host_pages import HostSite, serving
+from tests.browser.screenshots import capture
 from tests.browser.widget_harness import PHONE, Embed, make_embed, open_shadow_page, widget_browser
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def shoot(page: Page, name: str, *, docs: bool = False) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.evaluate("window.scrollTo(0, 0)")  # sticky sidebars are shot in place
-    page.screenshot(path=str(path), full_page=True)
+    capture(page, path, full_page=True)
     if docs:
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")

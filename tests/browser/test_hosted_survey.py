@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -28,11 +27,10 @@ from engine.db import Database, utcnow
 from engine.plans.models import SuccessPlan
 from surveys.links import answer_link, one_click_question, survey_link
 from surveys.models import Response, ResponseStatus
+from tests.browser.conftest import shoot
 from tests.factories import make_account
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
-DOC_SHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -66,16 +64,6 @@ def nojs(browser: Browser, live_server: str) -> Iterator[Page]:
     context.close()
     outside = [u for u in requested if not u.startswith((live_server, "data:", "about:"))]
     assert not outside, f"every asset must be served locally: {outside}"
-
-
-def shoot(page: Page, name: str, *, docs: bool = False) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if docs:
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOC_SHOTS / f"{name}.png")
-    return path
 
 
 def responses(database: Database) -> list[Response]:

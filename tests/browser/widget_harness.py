@@ -20,6 +20,7 @@ from engine.db import Database, utcnow
 from engine.workspaces import ensure_workspace
 from surveys.models import Response
 from tests.browser.host_pages import HostSite, host_page
+from tests.browser.screenshots import capture
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET = ROOT / "web" / "static" / "embed" / "widget.js"
@@ -110,7 +111,7 @@ def shoot(page: Page, name: str, *, docs: bool = False) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.mouse.move(0, 0)  # no hover state in the picture
-    page.screenshot(path=str(path), animations="disabled")
+    capture(page, path, animations="disabled")
     if docs:
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOC_SHOTS / f"{name}.png")
