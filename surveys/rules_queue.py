@@ -212,16 +212,21 @@ def apply_queued_rules_job(limit: int = BATCH_SIZE) -> int:
     return total
 
 
+def waiting(session: Session) -> tuple[int, dt.datetime | None]:
+    """How many responses wait for the job, and since when the oldest has (one statement)."""
+    queued = Response.rules_queued_at
+    count, oldest = session.execute(select(func.count(), func.min(queued)).where(queued.is_not(None))).one()
+    return int(count), oldest
+
+
 def queued_count(session: Session) -> int:
-    return int(session.scalar(text("SELECT count(*) FROM responses WHERE rules_queued_at IS NOT NULL")) or 0)
+    return waiting(session)[0]
 
 
 def sweep_stranded(session: Session, *, now: dt.datetime) -> bool:
     """Queue the job for responses waiting longer than `STRANDED_AFTER` (their job was lost: a
     worker killed mid-job, Redis flushed). The scheduler loop calls this; returns whether it did."""
-    oldest = session.scalar(
-        select(func.min(Response.rules_queued_at)).where(Response.rules_queued_at.is_not(None))
-    )
+    _, oldest = waiting(session)
     if oldest is None or oldest > now - STRANDED_AFTER:
         return False
     try:

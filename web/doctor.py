@@ -8,10 +8,12 @@ import urllib.request
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from engine.config import Settings
 from engine.db import make_engine, utcnow
 from engine.queue import connect_redis, redis_reachable
+from surveys.rules_queue import waiting
 
 
 def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
@@ -56,20 +58,14 @@ def _rules_queue(settings: Settings) -> tuple[str, bool, str]:
     """Widget/API responses waiting for the `rules` job (ADR 0009): a long wait means no worker."""
     engine = make_engine(settings.database_url)
     try:
-        with engine.connect() as conn:
-            waiting, oldest = conn.execute(
-                text("SELECT count(*), min(rules_queued_at) FROM responses WHERE rules_queued_at IS NOT NULL")
-            ).one()
+        with Session(engine) as session:
+            count, oldest = waiting(session)
     finally:
         engine.dispose()
-    if not waiting:
+    if not count or oldest is None:
         return ("rules queue", True, "no response waits for its plan")
-    if isinstance(oldest, str):  # SQLite returns the text it stored
-        oldest = dt.datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
     age = utcnow() - oldest
-    said = f"{waiting} responses wait for their plan, the oldest for {int(age.total_seconds())} s"
+    said = f"{count} responses wait for their plan, the oldest for {int(age.total_seconds())} s"
     if age > STALE_RULES:
         return ("rules queue", False, f"{said}: is `northstar worker` running?")
     return ("rules queue", True, said)
