@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import jwt
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from engine.accounts import Account, Contact, ContactRole, upsert_account
@@ -72,12 +72,27 @@ def verify_identity(workspace: WorkspaceKeys, token: str, *, now: dt.datetime) -
     )
 
 
-def _find_statement(by_email: bool) -> Select[Account, Contact]:
+def contact_match(by_email: bool) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """How an identity finds its contact among the account's (an outer join's ON clause), and the
+    ordering that prefers a match by external id over one by email. Bind parameters: `account`,
+    `contact` and, with `by_email`, `email`."""
     by_external_id = Contact.external_id == bindparam("contact")
     matches = [by_external_id, Contact.email == bindparam("email")] if by_email else [by_external_id]
+    return and_(Contact.account_id == Account.id, or_(*matches)), by_external_id
+
+
+def identity_params(identity: Identity) -> dict[str, str]:
+    params = {"account": identity.account_external_id, "contact": identity.contact_external_id}
+    if identity.email:
+        params["email"] = identity.email
+    return params
+
+
+def _find_statement(by_email: bool) -> Select[Account, Contact]:
+    on_contact, by_external_id = contact_match(by_email)
     return (
         select(Account, Contact)
-        .outerjoin(Contact, and_(Contact.account_id == Account.id, or_(*matches)))
+        .outerjoin(Contact, on_contact)
         .where(Account.external_id == bindparam("account"))
         .order_by(by_external_id.desc().nulls_last())
         .limit(1)
@@ -90,10 +105,7 @@ _FIND = {by_email: _find_statement(by_email) for by_email in (False, True)}
 
 def _find(session: Session, identity: Identity) -> tuple[Account | None, Contact | None]:
     """One query finds both: the account, and its contact by external id (preferred) or by email."""
-    params = {"account": identity.account_external_id, "contact": identity.contact_external_id}
-    if identity.email:
-        params["email"] = identity.email
-    row = session.execute(_FIND[bool(identity.email)], params).first()
+    row = session.execute(_FIND[bool(identity.email)], identity_params(identity)).first()
     return (row[0], row[1]) if row is not None else (None, None)
 
 
@@ -110,7 +122,17 @@ def resolve_identity(session: Session, identity: Identity, *, flush: bool = True
 
     `flush=False` leaves a new contact pending, for a caller that flushes it with its own rows
     (a survey submission stores it together with the response: one flush instead of two)."""
-    account, contact = _find(session, identity)
+    account, contact = adopt(session, identity, *_find(session, identity))
+    if flush:
+        session.flush()
+    return account, contact
+
+
+def adopt(
+    session: Session, identity: Identity, account: Account | None, contact: Contact | None
+) -> tuple[Account, Contact]:
+    """The account and contact found for `identity` (either may be missing), created or brought
+    up to date from its claims; new and changed rows are left for the caller's flush."""
     if account is None:
         account = upsert_account(
             session, identity.account_external_id, name=identity.account_name or identity.account_external_id
@@ -124,6 +146,4 @@ def resolve_identity(session: Session, identity: Identity, *, flush: bool = True
         contact.external_id = identity.contact_external_id
     if identity.name and contact.name != identity.name:
         contact.name = identity.name
-    if flush:
-        session.flush()
     return account, contact

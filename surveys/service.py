@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import Select, UnaryExpression, and_, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import signals
@@ -14,6 +14,7 @@ from engine.accounts import Account, Contact, ContactRole, get_account, upsert_c
 from engine.errors import Conflict, NorthstarError, NotFound, ValidationFailed
 from surveys.answers import objective_choices, validate_answers
 from surveys.cache import VersionSpec, spec_of, version_spec
+from surveys.identity import Identity, adopt, contact_match, identity_params
 from surveys.models import Channel, Response, ResponseStatus, Survey, SurveyVersion
 from surveys.rules_queue import queue_rules
 
@@ -117,14 +118,20 @@ class Target:
     anonymous: bool
     version: VersionSpec | None
     existing_id: int | None
+    # With an identity: its account and contact as far as they exist, read in the same statement.
+    account: Account | None = None
+    contact: Contact | None = None
 
 
-def _target_statement(pinned: bool) -> Select[int, bool, int, dt.datetime | None, int]:
+def _target_statement(pinned: bool, identity: bool | None) -> Select[Any]:
+    """The target's statement: the latest published version or (`pinned`) the one named; with
+    `identity` not None also the identity's account and contact (`identity` = match it by email
+    too), outer-joined so that one round trip reads all a widget submission needs."""
     version_match = [SurveyVersion.survey_id == Survey.id, SurveyVersion.published_at.is_not(None)]
     if pinned:
         version_match.append(SurveyVersion.version == bindparam("version"))
     existing = select(Response.id).where(Response.client_response_id == bindparam("client_response_id"))
-    return (
+    statement = (
         select(
             Survey.id,
             Survey.anonymous,
@@ -132,35 +139,58 @@ def _target_statement(pinned: bool) -> Select[int, bool, int, dt.datetime | None
             SurveyVersion.published_at,
             existing.scalar_subquery(),
         )
+        .select_from(Survey)
         .outerjoin(SurveyVersion, and_(*version_match))
         .where(Survey.key == bindparam("key"))
-        .order_by(SurveyVersion.version.desc().nulls_last())
-        .limit(1)
     )
+    order: list[UnaryExpression[Any]] = [SurveyVersion.version.desc().nulls_last()]
+    if identity is not None:
+        on_contact, by_external_id = contact_match(identity)
+        statement = (
+            statement.add_columns(Account, Contact)
+            .outerjoin(Account, Account.external_id == bindparam("account"))
+            .outerjoin(Contact, on_contact)
+        )
+        order.append(by_external_id.desc().nulls_last())
+    return statement.order_by(*order).limit(1)
 
 
-# Built once (latest version, or a pinned one): constructing a statement costs more than running it.
-_TARGET = {pinned: _target_statement(pinned) for pinned in (False, True)}
+# Built once per shape (latest or pinned version; no identity, or one with or without an email
+# claim): constructing a statement costs more than running it.
+_TARGET = {
+    (pinned, identity): _target_statement(pinned, identity)
+    for pinned in (False, True)
+    for identity in (None, False, True)
+}
 
 
 def submission_target(
-    session: Session, survey_key: str, version: int | None, client_response_id: str
+    session: Session,
+    survey_key: str,
+    version: int | None,
+    client_response_id: str,
+    identity: Identity | None = None,
 ) -> Target:
     """The survey, the published version to answer (the latest, or `version`) and the id of a
     response already stored under `client_response_id`, in one query; the version's definition
-    comes from the per-process cache (surveys.cache), keyed by what this query read."""
+    comes from the per-process cache (surveys.cache), keyed by what this query read. With an
+    `identity`, the same query also finds its account and contact (surveys.identity)."""
     params: dict[str, Any] = {"key": survey_key, "client_response_id": client_response_id}
     if version is not None:
         params["version"] = version
+    if identity is not None:
+        params.update(identity_params(identity))
+    shape = (version is not None, bool(identity.email) if identity is not None else None)
     with session.no_autoflush:  # nothing pending (a respondent's new contact) changes these rows
-        row = session.execute(_TARGET[version is not None], params).first()
+        row = session.execute(_TARGET[shape], params).first()
         if row is None:
             raise NotFound(f"no survey {survey_key!r}")
-        survey_id, anonymous, version_id, published_at, existing_id = row
+        survey_id, anonymous, version_id, published_at, existing_id = row[:5]
         spec = None
         if version_id is not None and published_at is not None:
             spec = version_spec(session, version_id, published_at)
-    return Target(survey_id, survey_key, bool(anonymous), spec, existing_id)
+    account, contact = (row[5], row[6]) if identity is not None else (None, None)
+    return Target(survey_id, survey_key, bool(anonymous), spec, existing_id, account, contact)
 
 
 def submit_response(
@@ -170,18 +200,24 @@ def submit_response(
     *,
     now: dt.datetime,
     respondent: Respondent | None = None,
+    identity: Identity | None = None,
     defer_rules: bool = False,
 ) -> SubmitResult:
     """Store a response. Same `client_response_id` again: a partial one is updated, a completed
     one is returned unchanged (a replay). Completing it hands the answers to the rules.
 
-    `respondent` comes from how the caller was identified (widget JWT, signed link); without one,
+    `respondent` comes from how the caller was identified (a signed link, a hosted page's visit);
+    a verified widget `identity` (surveys.identity) is resolved here, its account and contact read
+    in the same statement as the survey and created on first sight. Without either,
     `payload.account`/`payload.contact` name the respondent (API-token callers only).
 
     `defer_rules` (the widget and API path) leaves the rules, the plan and the enrolments of a
     completed response to the `rules` job (surveys.rules_queue, ADR 0009) instead of running them
     in this transaction."""
-    target = submission_target(session, survey_key, payload.version, payload.client_response_id)
+    target = submission_target(session, survey_key, payload.version, payload.client_response_id, identity)
+    if identity is not None:
+        account, contact = adopt(session, identity, target.account, target.contact)
+        respondent = Respondent(account, contact, contact.email)
     existing = session.get(Response, target.existing_id) if target.existing_id is not None else None
     if existing is not None:
         if existing.version.survey_id != target.survey_id:

@@ -18,7 +18,7 @@ from engine.apitokens import TOKEN_PREFIX, verify_token
 from engine.errors import NotFound
 from engine.plans.service import active_plan
 from engine.plans.sharing import plan_token
-from surveys.identity import resolve_identity, verify_identity
+from surveys.identity import Identity, verify_identity
 from surveys.models import Response as SurveyResponse
 from surveys.models import ResponseStatus
 from surveys.plan_link import response_plan_token
@@ -62,6 +62,7 @@ def create_response(survey_key: str) -> Any:
         complete=data["complete"],
     )
     origin = None
+    identity: Identity | None = None
     with unit_of_work() as session:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
@@ -75,8 +76,7 @@ def create_response(survey_key: str) -> Any:
             identity = verify_identity(workspace, token, now=now())
             if payload.account not in (None, identity.account_external_id):
                 raise Unauthorized("'account' differs from the identity token's account")
-            account, contact = resolve_identity(session, identity, flush=False)
-            respondent = Respondent(account, contact, contact.email)
+            respondent = None  # submit_response finds the identity's account and contact
         else:
             origin = check_origin(request_workspace())
             if payload.account is not None:
@@ -87,7 +87,13 @@ def create_response(survey_key: str) -> Any:
         # this process right after commit anyway, so run them in the request and answer with the plan.
         deferred = not current_app.extensions["northstar.jobs"].synchronous
         result = submit_response(
-            session, survey_key, payload, now=now(), respondent=respondent, defer_rules=deferred
+            session,
+            survey_key,
+            payload,
+            now=now(),
+            respondent=respondent,
+            identity=identity,
+            defer_rules=deferred,
         )
         answer = result.response
         body = {
