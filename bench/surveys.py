@@ -218,7 +218,9 @@ def run(args: argparse.Namespace) -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}"]
             + ["--log-level", "warning", "web.wsgi:app"],
-            env={**env.worker_env(), "NORTHSTAR_RATE_LIMITS": "off"},
+            # The limits stay on, so their Redis round trips count; every request comes from one
+            # address here, so the per-IP limit is raised out of the way (the per-contact one holds).
+            env={**env.worker_env(), "NORTHSTAR_RESPONSE_LIMIT_PER_IP": "10000000/minute"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -138,12 +138,29 @@ def adopt(
             session, identity.account_external_id, name=identity.account_name or identity.account_external_id
         )
     if contact is None:
-        if not identity.email:
-            raise IdentityRejected("this contact is new to us: the identity token needs an 'email' claim")
-        contact = Contact(account=account, email=identity.email, role=ContactRole.OTHER)
+        contact = Contact(account=account, email=_new_contact_email(identity), role=ContactRole.OTHER)
         session.add(contact)
     if contact.external_id != identity.contact_external_id:
         contact.external_id = identity.contact_external_id
     if identity.name and contact.name != identity.name:
         contact.name = identity.name
     return account, contact
+
+
+def unsaved_contact(identity: Identity, account: Account) -> Contact:
+    """The contact `identity` names, new to `account`, as an object outside any session (for a
+    caller that INSERTs it itself: surveys.service stores it with the response in one statement)."""
+    return Contact(
+        account_id=account.id,
+        external_id=identity.contact_external_id,
+        email=_new_contact_email(identity),
+        name=identity.name,
+        role=ContactRole.OTHER,
+        locale="en",
+    )
+
+
+def _new_contact_email(identity: Identity) -> str:
+    if not identity.email:
+        raise IdentityRejected("this contact is new to us: the identity token needs an 'email' claim")
+    return identity.email

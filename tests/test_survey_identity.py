@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -12,15 +13,21 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from engine.accounts import Account, Contact, ContactRole
+from engine.config import Settings
 from engine.db import Database, utcnow
 from engine.plans.models import SuccessPlan
 from engine.playbook import import_playbook, resolve_playbook
 from engine.workspaces import ensure_workspace, rotate_secret
-from surveys.models import Response
+from migrations.runner import upgrade
+from surveys.identity import Identity
+from surveys.models import Response, ResponseStatus
 from surveys.rules_queue import apply_queued_rules_job
-from tests.factories import outcomes_answers
+from surveys.service import ResponseIn, submit_response
+from tests.factories import make_account, outcomes_answers
+from web.wiring import connect_all
 
 URL = "/api/v1/surveys/outcomes/responses"
 HOST = "https://app.customer.example"
@@ -251,3 +258,82 @@ def test_contact_answers_endpoint_returns_the_latest_answers(
     assert body["surveys"]["outcomes"]["answers"]["outcomes"] == ["hire_faster"]
     assert client.get("/api/v1/contacts/nobody/answers", headers=auth).status_code == 404
     assert client.get("/api/v1/contacts/u-1/answers").status_code == 401
+
+
+def test_a_contact_new_to_a_known_account_is_stored_with_its_response_in_one_statement(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    with database.transaction() as session:
+        make_account(session, "acme", contacts=(("sofia@acme.example", ContactRole.CHAMPION),))
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]))
+
+    # A first submission fills the per-process caches (workspace, survey version, library).
+    assert widget_post(client, identity(secret, sub="u-1")).status_code == 201
+    token = identity(secret, sub="u-7", email="Nadia@Acme.example ", name="Nadia Okafor")
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        first = widget_post(client, token)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    assert first.status_code == 201, first.get_json()
+    # One read (survey, version, replay check, account, contact), one write (contact + response).
+    assert statements == ["SELECT surveys.id, surveys.anonymous,", "WITH new_contact AS"], statements
+    again = widget_post(client, token, complete=False, answers={"outcomes": ["hire_faster"]})
+    assert again.status_code == 201
+    with database.session() as session:
+        account = session.scalars(select(Account).where(Account.external_id == "acme")).one()
+        nadia = session.scalars(select(Contact).where(Contact.external_id == "u-7")).one()
+        assert (nadia.account_id, nadia.email, nadia.name) == (
+            account.id,
+            "nadia@acme.example",
+            "Nadia Okafor",
+        )
+        assert (nadia.role, nadia.locale, nadia.unsubscribed_categories) == (ContactRole.OTHER, "en", [])
+        assert nadia.created_at is not None and len(account.contacts) == 2
+        answers = session.scalars(select(Response).where(Response.contact_id == nadia.id)).all()
+        assert [a.contact_id for a in answers] == [nadia.id, nadia.id]
+        assert [a.status for a in answers] == [ResponseStatus.COMPLETED, ResponseStatus.PARTIAL]
+        assert answers[0].rules_queued_at is not None and answers[1].rules_queued_at is None
+        assert answers[0].answers["objectives"] == ["careers_site_traffic"]
+    assert apply_queued_rules_job() == 2
+    with database.session() as session:
+        assert session.scalars(select(SuccessPlan)).one().account.external_id == "acme"
+
+
+def test_a_contact_known_by_email_takes_the_tokens_external_id_and_name(
+    client: FlaskClient, secret: str, database: Database
+) -> None:
+    with database.transaction() as session:
+        make_account(session, "acme", contacts=(("sofia@acme.example", ContactRole.CHAMPION),))
+    response = widget_post(client, identity(secret, sub="u-1", name="Sofia V."))
+    assert response.status_code == 201
+    with database.session() as session:
+        sofia = session.scalars(select(Contact)).one()
+        assert (sofia.external_id, sofia.name, sofia.role) == ("u-1", "Sofia V.", ContactRole.CHAMPION)
+        assert session.scalars(select(Response)).one().contact_id == sofia.id
+
+
+def test_a_new_contact_is_stored_with_its_response_on_sqlite_too(tmp_path: Path) -> None:
+    """The demo's database has no data-modifying CTEs: the contact gets a statement of its own."""
+    url = f"sqlite:///{tmp_path / 'ns.db'}"
+    upgrade(url)
+    database = Database(Settings(database_url=url))
+    connect_all()
+    now = utcnow()
+    with database.transaction() as session:
+        import_playbook(session, resolve_playbook("recruiting")[1])
+        make_account(session, "acme", contacts=())
+    who = Identity("u-3", "acme", "ida@acme.example", "Ida", None)
+    payload = ResponseIn(client_response_id="r-1", account=None, answers=outcomes_answers(now.date()))
+    with database.transaction() as session:
+        result = submit_response(session, "outcomes", payload, now=now, identity=who)
+        assert result.created and result.response.contact is not None
+        assert result.response.contact.email == "ida@acme.example"
+    with database.session() as session:
+        ida = session.scalars(select(Contact)).one()
+        assert (ida.external_id, ida.name) == ("u-3", "Ida")
+        assert session.scalars(select(Response)).one().contact_id == ida.id
+    database.engine.dispose()
