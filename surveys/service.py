@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Insert, Select, UnaryExpression, and_, bindparam, insert, inspect, select
 from sqlalchemy.orm import InstanceState, Session, make_transient_to_detached, selectinload
+from sqlalchemy.orm.util import identity_key
 
 from engine import signals
 from engine.accounts import Account, Contact, ContactRole, get_account, upsert_contact
@@ -110,6 +111,10 @@ def respondent_for_account(
     return Respondent(account, found, found.email if found else None)
 
 
+# What a submission reads of its identity's contact (surveys.identity.adopt reads and updates these).
+_CONTACT_READ = ("id", "account_id", "external_id", "email", "name")
+
+
 @dataclass(frozen=True)
 class Target:
     """What a submission needs of its survey, read in one statement (see `submission_target`)."""
@@ -148,7 +153,7 @@ def _target_statement(pinned: bool, identity: bool | None) -> Select[Any]:
     if identity is not None:
         on_contact, by_external_id = contact_match(identity)
         statement = (
-            statement.add_columns(Account, Contact)
+            statement.add_columns(Account.id, *(getattr(Contact, name) for name in _CONTACT_READ))
             .outerjoin(Account, Account.external_id == bindparam("account"))
             .outerjoin(Contact, on_contact)
         )
@@ -182,16 +187,36 @@ def submission_target(
     if identity is not None:
         params.update(identity_params(identity))
     shape = (version is not None, bool(identity.email) if identity is not None else None)
-    with session.no_autoflush:  # nothing pending (a respondent's new contact) changes these rows
-        row = session.execute(_TARGET[shape], params).first()
-        if row is None:
-            raise NotFound(f"no survey {survey_key!r}")
-        survey_id, anonymous, version_id, published_at, existing_id = row[:5]
-        spec = None
-        if version_id is not None and published_at is not None:
+    # Plain rows through the connection: the ORM's statement handling cost as much CPU as the rest
+    # of the read, and nothing pending in the session (a respondent's new contact) changes them.
+    row = session.connection().execute(_TARGET[shape], params).first()
+    if row is None:
+        raise NotFound(f"no survey {survey_key!r}")
+    survey_id, anonymous, version_id, published_at, existing_id = row[:5]
+    spec = None
+    if version_id is not None and published_at is not None:
+        with session.no_autoflush:
             spec = version_spec(session, version_id, published_at)
-    account, contact = (row[5], row[6]) if identity is not None else (None, None)
+    account = contact = None
+    if identity is not None and row[5] is not None:
+        account = _loaded(session, Account, {"id": row[5]})
+        if row[6] is not None:
+            contact = _loaded(session, Contact, dict(zip(_CONTACT_READ, row[6:], strict=True)))
     return Target(survey_id, survey_key, bool(anonymous), spec, existing_id, account, contact)
+
+
+_T = TypeVar("_T", Account, Contact)
+
+
+def _loaded(session: Session, cls: type[_T], columns: dict[str, Any]) -> _T:
+    """The session's object for a row read as plain columns: the one it holds already, or one made
+    from `columns` and added as if loaded (its other attributes load if something reads them)."""
+    found = session.identity_map.get(identity_key(cls, columns["id"]))
+    if isinstance(found, cls):
+        return found
+    row = cls(**columns)
+    _persistent(session, row)
+    return row
 
 
 def submit_response(

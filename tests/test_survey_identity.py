@@ -25,7 +25,7 @@ from migrations.runner import upgrade
 from surveys.identity import Identity
 from surveys.models import Response, ResponseStatus
 from surveys.rules_queue import apply_queued_rules_job
-from surveys.service import ResponseIn, submit_response
+from surveys.service import ResponseIn, submission_target, submit_response
 from tests.factories import make_account, outcomes_answers
 from web.wiring import connect_all
 
@@ -337,3 +337,25 @@ def test_a_new_contact_is_stored_with_its_response_on_sqlite_too(tmp_path: Path)
         assert (ida.external_id, ida.name) == ("u-3", "Ida")
         assert session.scalars(select(Response)).one().contact_id == ida.id
     database.engine.dispose()
+
+
+def test_the_identitys_account_and_contact_read_as_columns_behave_as_loaded_rows(
+    recruiting: object, database: Database
+) -> None:
+    with database.transaction() as session:
+        make_account(
+            session, "acme", segment="enterprise", contacts=(("sofia@acme.example", ContactRole.CHAMPION),)
+        )
+    who = Identity("u-1", "acme", "sofia@acme.example", "", None)
+    with database.transaction() as session:
+        target = submission_target(session, "outcomes", None, "r-none", who)
+        assert target.account is not None and target.contact is not None
+        # Attributes the statement did not read load when read; the session's own objects are reused.
+        assert (target.account.segment, target.contact.role) == ("enterprise", ContactRole.CHAMPION)
+        assert target.contact.account is target.account
+        assert session.scalars(select(Account)).one() is target.account
+        again = submission_target(session, "outcomes", None, "r-none", who)
+        assert (again.account, again.contact) == (target.account, target.contact)
+        target.contact.name = "Sofia"
+    with database.session() as session:
+        assert session.scalars(select(Contact)).one().name == "Sofia"
