@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import BenchEnv, add_service_arguments, bench_env, machine, print_table, result_line
 from bench.fixtures import create_accounts
+from bench.surveys_inprocess import CLOCK_TICKS, backend_cpu
 from engine.accounts import Account
 from engine.db import utcnow
 from engine.plans.models import SuccessPlan
@@ -237,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
 
         worker = start_worker() if args.rules_worker == "during" else None
         phases: list[tuple[str, int, Load, float]] = []
+        meter = CpuMeter(env, server.pid)
         windows: list[tuple[int, int]] = []  # account index range of each POST phase
         drain_s = float("nan")
         warmed = 0
@@ -248,9 +250,9 @@ def run(args: argparse.Namespace) -> int:
             warmed, offset = warm.statuses.get(201, 0), WARM
             for rate, total in zip(rates, totals, strict=True):
                 baseline = Load(port, rate, total, args.clients, health)
-                phases.append(("baseline: GET /healthz", rate, baseline, baseline.run()))
+                phases.append(("baseline: GET /healthz", rate, baseline, meter.measure(baseline)))
                 load = Load(port, rate, total, args.clients, submit)
-                phases.append(("POST response (widget JWT)", rate, load, load.run()))
+                phases.append(("POST response (widget JWT)", rate, load, meter.measure(load)))
                 windows.append((offset, offset + total))
                 offset += total
             server.terminate()
@@ -268,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
             )
             plans = session.scalar(select(func.count()).select_from(SuccessPlan))
             lags = _plan_lags(session)
+    values_cpu: dict[str, float] = {}
     rows = [
         [
             name,
@@ -284,6 +287,20 @@ def run(args: argparse.Namespace) -> int:
         f"surveys — gunicorn {args.workers} sync workers, open loop, {args.seconds:.0f}s/phase, {machine()}",
         ["path", "offered/s", "requests", "ok/s", "p50 ms", "p99 ms", "statuses"],
         rows,
+    )
+    cpu_rows = []
+    for (name, rate, phase, _seconds), cpu in zip(phases, meter.phases, strict=True):
+        n = max(1, len(phase.latencies))
+        cpu_rows.append([name, rate, *(f"{1000 * cpu[k] / n:.2f}" for k in ("web", "postgres", "client"))])
+        prefix = f"r{rate}_health" if name.startswith("baseline") else f"r{rate}"
+        values_cpu[f"{prefix}_web_cpu_ms"] = round(1000 * cpu["web"] / n, 2)
+    for rate in rates:
+        health_cpu = values_cpu.get(f"r{rate}_health_web_cpu_ms") or float("nan")
+        values_cpu[f"r{rate}_web_cpu_ratio"] = round(values_cpu[f"r{rate}_web_cpu_ms"] / health_cpu, 2)
+    print_table(
+        "CPU per request, ms (this run's /healthz phase is the yardstick on a machine whose speed varies)",
+        ["path", "offered/s", "gunicorn", "postgres", "client"],
+        cpu_rows,
     )
     accepted = warmed + sum(
         phase.statuses.get(201, 0) for name, _r, phase, _s in phases if name.startswith("POST")
@@ -320,10 +337,51 @@ def run(args: argparse.Namespace) -> int:
         ["offered/s", "plans", "p50 s", "p99 s", "max s"],
         lag_rows,
     )
+    values.update(values_cpu)
     values["plans"] = plans
     values["drain_s"] = round(drain_s, 1)
     result_line("surveys", values)
     return 0 if accepted == stored == plans and drain_s == drain_s else 1
+
+
+class CpuMeter:
+    """CPU seconds each phase cost gunicorn (master and workers), the bench database's PostgreSQL
+    backends and this process (the client threads), read from /proc around the phase."""
+
+    def __init__(self, env: BenchEnv, server_pid: int) -> None:
+        self.env, self.server_pid = env, server_pid
+        self.phases: list[dict[str, float]] = []
+
+    def _snapshot(self) -> dict[str, float]:
+        tree = [self.server_pid, *_children(self.server_pid)]
+        return {"web": sum(map(_cpu, tree)), "postgres": backend_cpu(self.env), "client": time.process_time()}
+
+    def measure(self, load: Load) -> float:
+        before = self._snapshot()
+        seconds = load.run()
+        after = self._snapshot()
+        self.phases.append({key: after[key] - before[key] for key in before})
+        return seconds
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # gone
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _drain(env: BenchEnv, timeout: float) -> float:
