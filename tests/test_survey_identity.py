@@ -249,6 +249,17 @@ def test_responses_are_rate_limited_per_contact(
     assert limited.mimetype == "application/problem+json"
 
 
+def test_a_forged_token_cannot_spend_a_contacts_rate_limit(
+    app: Flask, client: FlaskClient, secret: str
+) -> None:
+    """The per-contact bucket is keyed on the verified token: one signed with the wrong secret
+    gets its 401 and counts against its address only, so the real contact can still answer."""
+    app.config["RATELIMIT_ENABLED"] = True
+    forged = identity("not-the-workspace-secret-at-all-000000")
+    assert {widget_post(client, forged, complete=False, answers={}).status_code for _ in range(20)} == {401}
+    assert widget_post(client, identity(secret), complete=False, answers={}).status_code == 201
+
+
 def test_contact_answers_endpoint_returns_the_latest_answers(
     client: FlaskClient, secret: str, auth: dict[str, str]
 ) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, g, request
 
+from engine.apitokens import TOKEN_PREFIX
 from engine.errors import NorthstarError, NotFound
 from engine.workspaces import DEFAULT_WORKSPACE, WorkspaceKeys, workspace_keys
-from web.context import db_session
+from surveys.identity import Identity, verify_identity
+from web.context import db_session, now
 
 WORKSPACE_HEADER = "X-Northstar-Workspace"
 ALLOWED_HEADERS = f"Authorization, Content-Type, {WORKSPACE_HEADER}"
@@ -26,6 +28,26 @@ def request_workspace() -> WorkspaceKeys:
         raise NotFound(
             f"no workspace {key!r}: check the data-workspace attribute of the script tag"
         ) from None
+
+
+def request_identity() -> Identity | None:
+    """The widget's identity token (`Authorization: Bearer <JWT>`), verified once per request: the
+    per-contact rate limit keys on it before the view runs, and the view takes the same answer.
+    None without one (or with an API token); a bad token raises IdentityRejected, each time asked."""
+    if "identity" not in g:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or token.startswith(TOKEN_PREFIX):
+            g.identity = None
+        else:
+            try:
+                g.identity = verify_identity(request_workspace(), token, now=now())
+            except NorthstarError as exc:  # rejected token, unknown workspace: the view reports it
+                g.identity = exc
+    if isinstance(g.identity, NorthstarError):
+        raise g.identity
+    identity: Identity | None = g.identity
+    return identity
 
 
 def check_origin(workspace: WorkspaceKeys) -> str | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-import jwt
 from flask import Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from engine.config import Settings
+from engine.errors import NorthstarError
+from web.cors import request_identity
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], strategy="fixed-window")
 
@@ -39,17 +40,15 @@ def _headers_on_refusal(response: Response) -> Response:
 
 
 def respondent_key() -> str:
-    """Who is answering, for the per-contact limit: the identity token's subject (unverified: it
-    only picks a bucket; the IP limit still applies), else the address. The body is not parsed
-    here: this runs before the view validates it."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token and not token.startswith("ns_"):
-        try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-            return f"contact:{claims.get('account')}:{claims.get('sub')}"
-        except jwt.InvalidTokenError:
-            pass
+    """Who is answering, for the per-contact limit: the verified identity token's account and
+    subject (web.cors.request_identity: verified once, the view reuses it), else the address: a
+    forged or expired token cannot pick another contact's bucket, and still meets the IP limit."""
+    try:
+        identity = request_identity()
+    except NorthstarError:
+        identity = None
+    if identity is not None:
+        return f"contact:{identity.account_external_id}:{identity.contact_external_id}"
     return f"ip:{get_remote_address()}"
 
 

@@ -18,7 +18,7 @@ from engine.apitokens import TOKEN_PREFIX, verify_token
 from engine.errors import NotFound
 from engine.plans.service import active_plan
 from engine.plans.sharing import plan_token
-from surveys.identity import Identity, verify_identity
+from surveys.identity import Identity
 from surveys.models import Response as SurveyResponse
 from surveys.models import ResponseStatus
 from surveys.plan_link import response_plan_token
@@ -26,7 +26,7 @@ from surveys.schemas import ResponseInSchema
 from surveys.service import ContactRef, Respondent, ResponseIn, submit_response
 from web.api import Unauthorized, load, token_required
 from web.context import db_session, json_body, now, settings, unit_of_work
-from web.cors import check_origin, preflight, request_workspace, with_cors
+from web.cors import check_origin, preflight, request_identity, request_workspace, with_cors
 from web.ratelimit import is_server_call, limiter, respondent_key
 
 bp = Blueprint("surveys_api", __name__)
@@ -71,9 +71,10 @@ def create_response(survey_key: str) -> Any:
                 raise Unauthorized("the bearer token is not valid")
             respondent = None  # a trusted server names the account in the payload
         elif scheme.lower() == "bearer" and token:
-            workspace = request_workspace()
-            origin = check_origin(workspace)
-            identity = verify_identity(workspace, token, now=now())
+            origin = check_origin(request_workspace())
+            identity = request_identity()
+            if identity is None:  # cannot be: the same header reads as an identity token there
+                raise Unauthorized("the bearer token is not an identity token")
             if payload.account not in (None, identity.account_external_id):
                 raise Unauthorized("'account' differs from the identity token's account")
             respondent = None  # submit_response finds the identity's account and contact
