@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import BenchEnv, add_service_arguments, bench_env, machine, print_table, result_line
 from bench.fixtures import create_accounts
-from bench.surveys_inprocess import CLOCK_TICKS, backend_cpu
+from bench.surveys_inprocess import CLOCK_TICKS, backend_cpu_by_pid
 from engine.accounts import Account
 from engine.db import utcnow
 from engine.plans.models import SuccessPlan
@@ -352,15 +352,23 @@ class CpuMeter:
         self.env, self.server_pid = env, server_pid
         self.phases: list[dict[str, float]] = []
 
-    def _snapshot(self) -> dict[str, float]:
+    def _snapshot(self) -> dict[str, dict[int, float]]:
         tree = [self.server_pid, *_children(self.server_pid)]
-        return {"web": sum(map(_cpu, tree)), "postgres": backend_cpu(self.env), "client": time.process_time()}
+        return {
+            "web": {pid: _cpu(pid) for pid in tree},
+            "postgres": backend_cpu_by_pid(self.env),
+            "client": {0: time.process_time()},
+        }
 
     def measure(self, load: Load) -> float:
         before = self._snapshot()
         seconds = load.run()
         after = self._snapshot()
-        self.phases.append({key: after[key] - before[key] for key in before})
+        # Per process: one that started during the phase counts from zero; one that ended during
+        # it (a backend the pool closed) is left out rather than counted negative.
+        self.phases.append(
+            {key: sum(cpu - before[key].get(pid, 0.0) for pid, cpu in after[key].items()) for key in after}
+        )
         return seconds
 
 

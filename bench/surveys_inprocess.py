@@ -134,8 +134,13 @@ def _backend_ticks(pid: int) -> float:
 
 
 def backend_cpu(env: BenchEnv) -> float:
-    """CPU seconds used so far by every PostgreSQL backend connected to the bench database (asked
-    on a connection of its own: the app's pooled connection is one of those backends)."""
+    """CPU seconds used so far by every PostgreSQL backend connected to the bench database."""
+    return sum(backend_cpu_by_pid(env).values())
+
+
+def backend_cpu_by_pid(env: BenchEnv) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the bench database (asked on a
+    connection of its own: the app's pooled connection is one of those backends)."""
     engine = create_engine(env.database.engine.url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
@@ -149,14 +154,14 @@ def backend_cpu(env: BenchEnv) -> float:
             )
     finally:
         engine.dispose()
-    total = 0.0
+    found = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # not on this machine, or gone
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+        found[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return found
 
 
 def measure(
