@@ -3,6 +3,7 @@ for configured origins only; rate limits; a contact's latest answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -247,6 +248,22 @@ def test_responses_are_rate_limited_per_contact(
     assert statuses[-1] == 429
     limited = widget_post(client, token, complete=False, answers={})
     assert limited.mimetype == "application/problem+json"
+
+
+def test_verified_contacts_behind_one_address_are_limited_per_contact_not_per_address(
+    app: Flask, client: FlaskClient, secret: str
+) -> None:
+    """An office behind one NAT address answering a company-wide prompt: each verified contact has
+    its own bucket. Unsigned requests and bad tokens from that address meet the per-IP limit."""
+    app.config["RATELIMIT_ENABLED"] = True
+    settings = app.extensions["northstar.settings"]
+    app.extensions["northstar.settings"] = dataclasses.replace(settings, response_limit_per_ip="3/minute")
+    colleagues = [identity(secret, sub=f"u-{i}", email=f"c{i}@acme.example") for i in range(6)]
+    assert [widget_post(client, token).status_code for token in colleagues] == [201] * 6
+    forged = identity("not-the-workspace-secret-at-all-000000")
+    assert [widget_post(client, forged).status_code for _ in range(4)] == [401, 401, 401, 429]
+    assert widget_post(client, None).status_code == 429  # unsigned, same address
+    assert widget_post(client, identity(secret, sub="u-9", email="c9@acme.example")).status_code == 201
 
 
 def test_a_forged_token_cannot_spend_a_contacts_rate_limit(

@@ -52,6 +52,19 @@ def respondent_key() -> str:
     return f"ip:{get_remote_address()}"
 
 
+def is_vouched_for() -> bool:
+    """Exempt from the per-IP limit: an API-token call (a trusted backend submits for many contacts
+    from one address) or a verified widget identity, which the per-contact limit covers. A
+    customer's office behind one NAT address can then answer a company-wide prompt at once;
+    unsigned (anonymous) requests and bad tokens still meet the per-IP limit."""
+    if is_server_call():
+        return True
+    try:
+        return request_identity() is not None
+    except NorthstarError:
+        return False
+
+
 def is_server_call() -> bool:
     """API-token callers are trusted backends: the widget's per-IP and per-contact limits do not
     apply to them (a backend submits for many contacts from one address)."""

@@ -27,7 +27,7 @@ from surveys.service import ContactRef, Respondent, ResponseIn, submit_response
 from web.api import Unauthorized, load, token_required
 from web.context import db_session, json_body, now, settings, unit_of_work
 from web.cors import check_origin, preflight, request_identity, request_workspace, with_cors
-from web.ratelimit import is_server_call, limiter, respondent_key
+from web.ratelimit import is_server_call, is_vouched_for, limiter, respondent_key
 
 bp = Blueprint("surveys_api", __name__)
 # Built once: a marshmallow schema keeps no per-load state, and building one costs more than a load.
@@ -48,7 +48,7 @@ def response_preflight(survey_key: str) -> Response:
 
 
 @bp.post("/api/v1/surveys/<survey_key>/responses")
-@limiter.limit(_limit_per_ip, exempt_when=is_server_call)
+@limiter.limit(_limit_per_ip, exempt_when=is_vouched_for)
 @limiter.limit(_limit_per_contact, key_func=respondent_key, exempt_when=is_server_call)
 def create_response(survey_key: str) -> Any:
     data = load(RESPONSE_IN, json_body())
