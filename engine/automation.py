@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from engine import refcache, signals
 from engine.accounts import Account
@@ -29,6 +31,32 @@ log = logging.getLogger(__name__)
 
 
 refcache.watch(RuleSet.__tablename__, Rule.__tablename__)
+
+ACCOUNT_RULES_LOCK = 0x6E5F_7261  # "n_ra": advisory-lock namespace, one key per account id
+_HELD = "northstar.rules_locks"
+
+
+def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
+    """Serialise rules decisions per account until this transaction ends (PostgreSQL; the demo's
+    SQLite has one writer anyway). Two decisions for one account at once (a hosted-page answer
+    while the `rules` job applies a widget answer, two colleagues answering the same minute) would
+    each see no active plan and make one; the second now waits, then sees the first's plan.
+    Locks are taken in id order, so a batch and a single decision cannot deadlock."""
+    held: set[int] = session.info.setdefault(_HELD, set())
+    wanted = sorted(set(account_ids) - held)
+    if not wanted or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, id) FROM unnest(CAST(:ids AS integer[])) AS id ORDER BY id"),
+        {"ns": ACCOUNT_RULES_LOCK, "ids": wanted},
+    ).all()
+    held.update(wanted)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _locks_released(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the database transaction ended: its advisory locks are gone
+        session.info.pop(_HELD, None)
 
 
 def _published_rules(session: Session) -> CompiledRules | None:
@@ -75,6 +103,7 @@ def run_rules(
     answers_as_of: tuple[dt.datetime, int] | None = None,
 ) -> RulesOutcome:
     """Decide and apply. Idempotent: an account with an active plan keeps it; enrolments dedupe."""
+    lock_accounts(session, [account.id])
     rules = _published_rules(session)
     if rules is None:
         log.warning("no published ruleset: response for %s stored, no plan made", account.external_id)

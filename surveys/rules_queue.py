@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from engine import db, queue, signals
 from engine.accounts import Account
+from engine.automation import lock_accounts
 from engine.db import utcnow
 from engine.errors import ConfigurationError
 from engine.notes import add_note
@@ -157,11 +158,12 @@ def apply_queued(
     taken = _take(session, limit)
     if not taken:
         return 0
-    # The batch's accounts in one statement: each decision then finds its account in the session
-    # (which holds them only while referenced, hence the name).
-    _held = session.scalars(
-        select(Account).where(Account.id.in_({i.account_id for i in taken if i.account_id is not None}))
-    ).all()
+    # The batch's accounts: their rules locks (engine.automation.lock_accounts) in one statement,
+    # then the rows in one more; each decision finds its account in the session (which holds them
+    # only while referenced, hence the name) and its lock already held.
+    account_ids = {i.account_id for i in taken if i.account_id is not None}
+    lock_accounts(session, account_ids)
+    _held = session.scalars(select(Account).where(Account.id.in_(account_ids))).all()
     with pinned(session):  # one published-rules lookup for the batch
         for item in taken:
             if not isolate:
