@@ -78,15 +78,18 @@ def test_api_token_create_prints_a_token_once(pg_engine: object) -> None:
     assert again.returncode != 0 and "already exists" in again.stderr
 
 
+def doctor_on_test_services(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`northstar doctor` against the test PostgreSQL and Redis."""
+    env = {
+        "NORTHSTAR_DATABASE_URL": TEST_DATABASE_URL,
+        "NORTHSTAR_REDIS_URL": TEST_REDIS_URL,
+        "NORTHSTAR_OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
+    return northstar("doctor", env=env)
+
+
 def test_doctor_reports_each_service(pg_engine: object, tmp_path: Path) -> None:
-    healthy = northstar(
-        "doctor",
-        env={
-            "NORTHSTAR_DATABASE_URL": TEST_DATABASE_URL,
-            "NORTHSTAR_REDIS_URL": TEST_REDIS_URL,
-            "NORTHSTAR_OUTBOX_DIR": str(tmp_path / "outbox"),
-        },
-    )
+    healthy = doctor_on_test_services(tmp_path)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert healthy.stdout.count("ok  ") == 4
     assert "rules queue: no response waits for its plan" in healthy.stdout
@@ -114,14 +117,7 @@ def test_doctor_says_when_responses_wait_too_long_for_their_plan(
     with database.transaction() as session:  # no worker has run for ten minutes
         session.execute(update(Response).values(rules_queued_at=utcnow() - dt.timedelta(minutes=10)))
 
-    result = northstar(
-        "doctor",
-        env={
-            "NORTHSTAR_DATABASE_URL": TEST_DATABASE_URL,
-            "NORTHSTAR_REDIS_URL": TEST_REDIS_URL,
-            "NORTHSTAR_OUTBOX_DIR": str(tmp_path / "outbox"),
-        },
-    )
+    result = doctor_on_test_services(tmp_path)
 
     assert result.returncode == 1
     assert "FAIL rules queue: 1 responses wait for their plan, the oldest for 6" in result.stdout
