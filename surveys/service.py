@@ -187,8 +187,8 @@ def submission_target(
     if identity is not None:
         params.update(identity_params(identity))
     shape = (version is not None, bool(identity.email) if identity is not None else None)
-    # Plain rows through the connection: the ORM's statement handling cost as much CPU as the rest
-    # of the read, and nothing pending in the session (a respondent's new contact) changes them.
+    # Plain rows through the connection (no ORM statement handling, no autoflush: nothing pending
+    # in the session, such as a respondent's new contact, changes these rows).
     row = session.connection().execute(_TARGET[shape], params).first()
     if row is None:
         raise NotFound(f"no survey {survey_key!r}")
