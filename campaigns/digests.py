@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select, update
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -425,7 +425,7 @@ def send_digest(database: Database, backend: MailBackend, digest_id: int, *, now
         claimed = session.execute(
             update(DigestSend)
             .where(DigestSend.id == digest_id, DigestSend.status == DigestStatus.QUEUED)
-            .values(status=DigestStatus.SENDING)
+            .values(status=DigestStatus.SENDING, sent_at=now)  # the attempt's start (recovery reads it)
             .returning(DigestSend.id)
         ).first()
     if claimed is None:
@@ -468,6 +468,31 @@ def _record(
             .where(DigestSend.id == digest_id, DigestSend.status == DigestStatus.SENDING)
             .values(status=status, reason=reason, provider_message_id=provider_id, sent_at=sent_at)
         )
+
+
+ATTEMPT_TIMEOUT = dt.timedelta(minutes=15)  # an attempt is one HTTP request to the provider
+STUCK_AFTER = dt.timedelta(hours=3)  # rows claimed before attempts were stamped: past every retry
+
+
+def recover_stuck_digests(session: Session, *, now: dt.datetime) -> int:
+    """Digests left `sending` by a worker that stopped between its claim and the provider's answer
+    (killed, the machine lost) become `unknown`: the email may have gone out, so it is never sent
+    again blindly (as campaign messages, ADR 0005), and the row no longer looks in flight. The
+    claim stamps `sent_at` (the attempt's start, replaced by the send time when it succeeds), so a
+    row `sending` for longer than one request can take was abandoned. Returns how many it settled."""
+    abandoned = or_(
+        DigestSend.sent_at < now - ATTEMPT_TIMEOUT,
+        and_(DigestSend.sent_at.is_(None), DigestSend.created_at < now - STUCK_AFTER),
+    )
+    settled = session.execute(
+        update(DigestSend)
+        .where(DigestSend.status == DigestStatus.SENDING, abandoned)
+        .values(status=DigestStatus.UNKNOWN, reason="the sending worker stopped mid-send: not resent")
+        .returning(DigestSend.id)
+    ).all()
+    if settled:
+        log.warning("%d digests were left sending by a stopped worker: marked unknown", len(settled))
+    return len(settled)
 
 
 def send_digest_job(digest_id: int) -> bool:

@@ -8,7 +8,7 @@ import time
 from redis import Redis
 from redis.lock import Lock
 
-from campaigns.digests import schedule_weekly_digests
+from campaigns.digests import recover_stuck_digests, schedule_weekly_digests
 from campaigns.guards import Caps
 from campaigns.scheduler import TickResult, run_tick
 from campaigns.triggers import fire_time_triggers
@@ -32,6 +32,7 @@ def refresh_all_plans(database: Database) -> int:
         fire_time_triggers(session, now=now)
         reconcile_unknown(session, now=now)  # timed-out sends: settle from SendGrid events, never resend
         schedule_weekly_digests(session, database.settings, now=now)  # nothing unless one is due
+        recover_stuck_digests(session, now=now)  # a worker killed mid-send: `unknown`, never resent
     if result.slipped or result.achieved:
         log.info("plans: %d milestones slipped, %d achieved", len(result.slipped), len(result.achieved))
     return len(result.slipped) + len(result.achieved)

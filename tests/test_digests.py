@@ -16,6 +16,7 @@ from campaigns.digests import (
     DigestSend,
     DigestStatus,
     digest_recipients,
+    recover_stuck_digests,
     schedule_weekly_digests,
     send_digest,
     set_digest_preference,
@@ -133,6 +134,60 @@ def test_a_provider_hiccup_leaves_the_row_queued_for_the_retry(
     assert send_digest(database, backend_for(database.settings), digest_id, now=MONDAY_9) is True
     assert (OPS, "starter", DigestStatus.SENT) in ledger(database)
     assert sink.message_count == 1
+
+
+def test_a_digest_left_sending_by_a_stopped_worker_becomes_unknown_and_is_not_resent(
+    database: Database, accounts: None, sink: SendGridSink
+) -> None:
+    with database.transaction() as session:
+        schedule_weekly_digests(session, database.settings, now=MONDAY_9)
+        rows = session.scalars(select(DigestSend).order_by(DigestSend.id)).all()
+        assert len(rows) == 2
+        for row in rows:  # both claimed; written four hours ago
+            row.status, row.created_at = DigestStatus.SENDING, MONDAY_9 - dt.timedelta(hours=4)
+        old, current = rows
+        old.sent_at = None  # claimed before claims were stamped
+        current.sent_at = MONDAY_9 - dt.timedelta(minutes=1)  # an attempt under way
+        ids = [old.id, current.id]
+
+    def statuses() -> list[DigestStatus]:
+        with database.session() as session:
+            return [session.get_one(DigestSend, i).status for i in ids]
+
+    with database.transaction() as session:
+        assert recover_stuck_digests(session, now=MONDAY_9) == 1
+    assert statuses() == [DigestStatus.UNKNOWN, DigestStatus.SENDING]
+    later = MONDAY_9 + dt.timedelta(minutes=20)  # that attempt's worker never answered
+    with database.transaction() as session:
+        assert recover_stuck_digests(session, now=later) == 1
+        assert recover_stuck_digests(session, now=later) == 0  # settled once
+    assert statuses() == [DigestStatus.UNKNOWN, DigestStatus.UNKNOWN]
+    with database.session() as session:
+        reason = session.get_one(DigestSend, ids[0]).reason
+        assert reason is not None and "not resent" in reason
+    assert send_digest(database, backend_for(database.settings), ids[0], now=later) is False
+    assert sink.message_count == 0
+
+
+def test_a_claimed_digest_is_stamped_with_its_attempt(
+    database: Database, accounts: None, sink: SendGridSink
+) -> None:
+    with database.transaction() as session:
+        schedule_weekly_digests(session, database.settings, now=MONDAY_9)
+    with database.session() as session:
+        digest_id = session.scalars(select(DigestSend.id).order_by(DigestSend.id)).first()
+    assert digest_id is not None
+    sink.fail_next(503)
+    with pytest.raises(TransientSendError):  # claimed, stamped, then put back unstamped
+        send_digest(database, backend_for(database.settings), digest_id, now=MONDAY_9)
+    with database.session() as session:
+        row = session.get_one(DigestSend, digest_id)
+        assert (row.status, row.sent_at) == (DigestStatus.QUEUED, None)
+    assert send_digest(database, backend_for(database.settings), digest_id, now=MONDAY_9) is True
+    with database.transaction() as session:  # sent: the stamp is the send time, nothing to recover
+        row = session.get_one(DigestSend, digest_id)
+        assert row.status == DigestStatus.SENT and row.sent_at is not None
+        assert recover_stuck_digests(session, now=MONDAY_9 + dt.timedelta(days=1)) == 0
 
 
 def test_nobody_to_tell_means_nothing_is_written(database: Database, accounts: None) -> None:
