@@ -68,6 +68,32 @@ class Column:
     kind: str  # "text" | "int" | "pct" (0..1) | "days" | "number"
 
 
+# Headline numbers with no column of their own (a report's `headline` dict): words and kinds for
+# the console's cards and the weekly digest alike.
+HEADLINE_WORDS = {"ttv": "time to value", "kr": "KR", "nps": "NPS", "csat": "CSAT", "pct": "%"}
+HEADLINE_PCT_HINTS = ("rate", "share", "pct", "lift", "conversion", "attainment")
+
+
+def headline_kind(key: str, value: float | int | None) -> str:
+    """The kind of a headline number that no column describes, guessed from its key and value."""
+    if isinstance(value, float) and any(hint in key for hint in HEADLINE_PCT_HINTS):
+        return "pct"
+    if "days" in key:
+        return "days"
+    if isinstance(value, int):
+        return "int"
+    return "number"
+
+
+def headline_label(key: str, kind: str) -> str:
+    """A headline key with no column of its own as words: ttv_median_days -> Time to value median."""
+    words = [HEADLINE_WORDS.get(word, word) for word in key.split("_")]
+    if kind == "days" and len(words) > 1 and words[-1] == "days":
+        words = words[:-1]  # the value already says "days"
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
 @dataclass(frozen=True)
 class Series:
     name: str

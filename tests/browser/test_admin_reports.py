@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine, text
 
-from campaigns.digests import compose_digest, summarise, week_due
+from campaigns.digest_compose import compose_digest, summarise
+from campaigns.digests import week_due
 from engine.db import Database, utcnow
 from engine.users import Role, create_user
 from tests.admin_client import PASSWORD

@@ -33,6 +33,8 @@ from engine.reports import (
     Series,
     available_reports,
     filter_options,
+    headline_kind,
+    headline_label,
     parse_filters,
     report_definition,
     run_report,
@@ -60,8 +62,6 @@ FIELD_LABELS = {
     "trait": "Trait",
 }
 HEADLINE_CACHE_S = 900  # the index's numbers for large data sets may be this old
-HEADLINE_WORDS = {"ttv": "time to value", "kr": "KR", "nps": "NPS", "csat": "CSAT", "pct": "%"}
-HEADLINE_PCT_HINTS = ("rate", "share", "pct", "lift", "conversion", "attainment")
 
 
 @dataclass(frozen=True)
@@ -412,28 +412,9 @@ def headline_items(result: ReportResult) -> list[tuple[str, str]]:
     labels = {c.key: c.label for c in result.columns}
     items = []
     for key, value in result.headline.items():
-        kind = kinds.get(key) or _guess_kind(key, value)
+        kind = kinds.get(key) or headline_kind(key, value)
         items.append((labels.get(key) or headline_label(key, kind), format_cell(value, kind)))
     return items
-
-
-def headline_label(key: str, kind: str) -> str:
-    """A headline key with no column of its own as words: ttv_median_days -> Time to value median."""
-    words = [HEADLINE_WORDS.get(word, word) for word in key.split("_")]
-    if kind == "days" and len(words) > 1 and words[-1] == "days":
-        words = words[:-1]  # the value already says "days"
-    text = " ".join(words)
-    return text[:1].upper() + text[1:]
-
-
-def _guess_kind(key: str, value: float | int | None) -> str:
-    if isinstance(value, float) and any(hint in key for hint in HEADLINE_PCT_HINTS):
-        return "pct"
-    if "days" in key:
-        return "days"
-    if isinstance(value, int):
-        return "int"
-    return "number"
 
 
 def chart_views(result: ReportResult) -> list[ChartView]:
