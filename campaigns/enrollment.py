@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.guards import held_out
 from campaigns.models import Campaign, CampaignVersion, Enrollment, EnrollmentState
-from engine import refcache
+from engine import db, refcache
 from engine.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def enroll_account(
             *existing.history,
             log_entry(now, "re-entered", reason=reason, entry=existing.entry, version=ref.version),
         ]
-        session.flush()
+        db.flush(session)
         return existing, True
     holdout = held_out(account_id, ref.key, int(ref.settings.get("holdout_percent") or 0))
     enrollment = Enrollment(
@@ -128,7 +128,7 @@ def enroll_account(
         history=[log_entry(now, "enrolled", reason=reason, version=ref.version, held_out=holdout)],
     )
     session.add(enrollment)
-    session.flush()
+    db.flush(session)
     return enrollment, True
 
 
@@ -174,7 +174,7 @@ def exit_account(
     enrollment.finished_at = now
     enrollment.exited_reason = reason
     enrollment.history = [*enrollment.history, log_entry(now, "exited", reason=reason)]
-    session.flush()
+    db.flush(session)
     return enrollment
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session, SessionTransaction
 
-from engine import refcache, signals
+from engine import db, refcache, signals
 from engine.accounts import Account
 from engine.plans.models import SuccessPlan
 from engine.plans.service import (
@@ -80,13 +80,17 @@ def decision_facts(
     choices: list[ObjectiveChoice],
     now: dt.datetime,
     answers_as_of: tuple[dt.datetime, int] | None = None,
+    stored: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The facts for a live decision: what is stored for the account (every survey's latest
     answers, event windows, plan state) with the answers just given laid over them. With
     `answers_as_of`, the stored answers are those of that moment (a decision made later, by the
-    `rules` job, on a response given then)."""
-    as_of = {account.id: answers_as_of} if answers_as_of is not None else None
-    facts = load_facts(session, [account], now, answers_as_of=as_of)[account.id]
+    `rules` job, on a response given then). `stored` is what `load_facts` just read for the
+    account with the same arguments (the job reads its batch's accounts in one go)."""
+    if stored is None:
+        as_of = {account.id: answers_as_of} if answers_as_of is not None else None
+        stored = load_facts(session, [account], now, answers_as_of=as_of)[account.id]
+    facts = dict(stored)
     facts["answers"] = {**facts["answers"], **answers}
     facts["objectives"] = list(dict.fromkeys([*facts["objectives"], *(c.key for c in choices)]))
     return facts
@@ -101,15 +105,23 @@ def run_rules(
     now: dt.datetime,
     channel: str,
     answers_as_of: tuple[dt.datetime, int] | None = None,
+    stored_facts: dict[str, Any] | None = None,
 ) -> RulesOutcome:
-    """Decide and apply. Idempotent: an account with an active plan keeps it; enrolments dedupe."""
+    """Decide and apply. Idempotent: an account with an active plan keeps it; enrolments dedupe.
+    `stored_facts`: see `decision_facts`."""
     lock_accounts(session, [account.id])
     rules = _published_rules(session)
     if rules is None:
         log.warning("no published ruleset: response for %s stored, no plan made", account.external_id)
         return RulesOutcome(Decision((), ()), active_plan(session, account.id), False)
     facts = decision_facts(
-        session, account, answers=answers, choices=choices, now=now, answers_as_of=answers_as_of
+        session,
+        account,
+        answers=answers,
+        choices=choices,
+        now=now,
+        answers_as_of=answers_as_of,
+        stored=stored_facts,
     )
     decision = decide(facts, rules)
     plan = active_plan(session, account.id)
@@ -136,7 +148,7 @@ def run_rules(
         if content_tags:
             traits["content_tags"] = sorted(content_tags)
         account.traits = traits
-    session.flush()
+    db.flush(session)
     signals.decision_applied.send(
         "engine.automation",
         session=session,

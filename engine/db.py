@@ -85,6 +85,33 @@ def id_in(session: Session, column: InstrumentedAttribute[int], ids: Collection[
     return column.in_(list(ids))
 
 
+_DEFERRED_FLUSH = "northstar.deferred_flush"
+
+
+@contextmanager
+def deferred_flushes(session: Session) -> Iterator[None]:
+    """Write what the block adds in one flush at its end, not one per object graph: a batch of
+    plans becomes one multi-row INSERT per table. Inside, `flush()` does nothing and queries do
+    not autoflush, so a query sees none of the block's pending rows; the caller flushes first
+    where it needs them (surveys.rules_queue flushes before an account's second decision)."""
+    if session.info.get(_DEFERRED_FLUSH):
+        yield
+        return
+    session.info[_DEFERRED_FLUSH] = True
+    try:
+        with session.no_autoflush:
+            yield
+    finally:
+        session.info.pop(_DEFERRED_FLUSH, None)
+    session.flush()
+
+
+def flush(session: Session) -> None:
+    """`session.flush()`, except inside `deferred_flushes`."""
+    if not session.info.get(_DEFERRED_FLUSH):
+        session.flush()
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, **kwargs)

@@ -10,10 +10,13 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-#: A survey response was completed. kwargs: session, response_id, account_id, now.
+#: A survey response was completed. kwargs: session, response_id, account_id, answers, choices,
+#: channel, now; from the `rules` job also deferred=True, as_of (the response's completion stamp)
+#: and stored_facts (the account's facts as `load_facts` read them for the batch, or None).
 response_completed = _signals.signal("response-completed")
 
-#: engine.plans applied a decision. kwargs: session, account_id, plan_id, actions, now.
+#: engine.plans applied a decision. kwargs: session, account_id, plan_id, actions, now. plan_id is
+#: None without a plan, and for a plan not written yet (inside `engine.db.deferred_flushes`).
 decision_applied = _signals.signal("decision-applied")
 
 #: A milestone was achieved. kwargs: session, milestone_id, plan_id, account_id, now.

@@ -31,12 +31,20 @@ def _on_response_completed(
     channel: str,
     now: dt.datetime,
     as_of: tuple[dt.datetime, int] | None = None,
+    stored_facts: dict[str, Any] | None = None,
     **_: Any,
 ) -> None:
     account = session.get(Account, account_id)
     if account is not None:
         run_rules(
-            session, account, answers=answers, choices=choices, now=now, channel=channel, answers_as_of=as_of
+            session,
+            account,
+            answers=answers,
+            choices=choices,
+            now=now,
+            channel=channel,
+            answers_as_of=as_of,
+            stored_facts=stored_facts,
         )
 
 

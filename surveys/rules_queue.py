@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from engine.automation import lock_accounts
 from engine.db import utcnow
 from engine.errors import ConfigurationError
 from engine.notes import add_note
+from engine.rules.facts import load_facts
 from engine.rules.published import pinned
 from surveys.answers import objective_choices
 from surveys.cache import version_spec
@@ -114,7 +116,9 @@ def _questions(session: Session, item: Queued) -> list[dict[str, Any]]:
     return list((definition or {}).get("questions", []))
 
 
-def _apply(session: Session, item: Queued, now: dt.datetime) -> None:
+def _apply(
+    session: Session, item: Queued, now: dt.datetime, stored_facts: dict[str, Any] | None = None
+) -> None:
     if item.account_id is None:
         return
     signals.response_completed.send(
@@ -129,8 +133,27 @@ def _apply(session: Session, item: Queued, now: dt.datetime) -> None:
         deferred=True,
         # The answers as they stood when this response completed, as the request would have
         # decided: a later answer of the same account, already stored, has its own turn.
-        as_of=(item.completed_at, item.response_id) if item.completed_at else None,
+        as_of=_as_of(item),
+        stored_facts=stored_facts,
     )
+
+
+def _as_of(item: Queued) -> tuple[dt.datetime, int] | None:
+    return (item.completed_at, item.response_id) if item.completed_at else None
+
+
+def _batch_facts(
+    session: Session, taken: list[Queued], accounts: Sequence[Account], now: dt.datetime
+) -> dict[int, dict[str, Any]]:
+    """The stored facts of each account for its first response in the batch, in one read for the
+    batch (what each decision would read for itself); a later response of the same account
+    reads its own, after the batch flushes what the first made."""
+    first: dict[int, Queued] = {}
+    for item in taken:
+        if item.account_id is not None:
+            first.setdefault(item.account_id, item)
+    as_of = {a: stamp for a, item in first.items() if (stamp := _as_of(item)) is not None}
+    return load_facts(session, [a for a in accounts if a.id in first], now, answers_as_of=as_of)
 
 
 def _note_failure(session: Session, item: Queued, exc: Exception, now: dt.datetime) -> None:
@@ -147,6 +170,38 @@ def _note_failure(session: Session, item: Queued, exc: Exception, now: dt.dateti
     add_note(session, account, body, author="rules job", now=now)
 
 
+def _apply_batch(
+    session: Session, taken: list[Queued], accounts: Sequence[Account], now: dt.datetime
+) -> None:
+    """The batch's facts in one read, and its plans, measures, milestones and enrolments written
+    by one flush at the end (a multi-row INSERT per table), not one per decision. A decision sees
+    what an earlier one made for the same account: the batch flushes before it."""
+    stored = _batch_facts(session, taken, accounts, now)
+    decided: set[int] = set()
+    with db.deferred_flushes(session):
+        for item in taken:
+            if item.account_id in decided:
+                session.flush()
+                decided.clear()
+            facts = None
+            if item.account_id is not None:
+                decided.add(item.account_id)
+                facts = stored.pop(item.account_id, None)
+            _apply(session, item, now, facts)
+
+
+def _apply_each(session: Session, taken: list[Queued], now: dt.datetime) -> None:
+    """One response at a time, each in a savepoint: one that fails is logged, noted on its
+    account and dequeued; the others are applied."""
+    for item in taken:
+        try:
+            with session.begin_nested():
+                _apply(session, item, now)
+        except Exception as exc:
+            log.exception("rules failed for response %d; dequeued", item.response_id)
+            _note_failure(session, item, exc, now)
+
+
 def apply_queued(
     session: Session, *, now: dt.datetime, limit: int = BATCH_SIZE, isolate: bool = False
 ) -> int:
@@ -159,22 +214,16 @@ def apply_queued(
     if not taken:
         return 0
     # The batch's accounts: their rules locks (engine.automation.lock_accounts) in one statement,
-    # then the rows in one more; each decision finds its account in the session (which holds them
-    # only while referenced, hence the name) and its lock already held.
+    # then the rows in one more; each decision finds its account in the session and its lock
+    # already held.
     account_ids = {i.account_id for i in taken if i.account_id is not None}
     lock_accounts(session, account_ids)
-    _held = session.scalars(select(Account).where(Account.id.in_(account_ids))).all()
+    accounts = session.scalars(select(Account).where(Account.id.in_(account_ids))).all()
     with pinned(session):  # one published-rules lookup for the batch
-        for item in taken:
-            if not isolate:
-                _apply(session, item, now)
-                continue
-            try:
-                with session.begin_nested():
-                    _apply(session, item, now)
-            except Exception as exc:
-                log.exception("rules failed for response %d; dequeued", item.response_id)
-                _note_failure(session, item, exc, now)
+        if isolate:
+            _apply_each(session, taken, now)
+        else:
+            _apply_batch(session, taken, accounts, now)
     ids = [item.response_id for item in taken]
     refresh_choices_of(session, ids)  # the outcomes report's summary, for the whole batch
     session.execute(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from engine import refcache
+from engine import db, refcache
 from engine.accounts import Account
 from engine.errors import NotFound, ValidationFailed
 from engine.library import ObjectiveInfo, objectives_by_key
@@ -116,16 +116,13 @@ for _name in ("after_commit", "after_rollback", "after_soft_rollback"):
 def active_plan(session: Session, account_id: int) -> SuccessPlan | None:
     """The account's active plan; one this session already holds is returned without a query,
     and so is "none" when this transaction just read that the account has none."""
-    for instance in session.identity_map.values():
-        if (
-            isinstance(instance, SuccessPlan)
-            and instance.account_id == account_id
-            and instance.status == PlanStatus.ACTIVE
-        ):
-            return instance
-    if account_id in session.info.get(_NO_ACTIVE_PLAN, ()) and not any(
-        isinstance(o, SuccessPlan) for o in session.new
-    ):
+    unsure = False  # a pending plan whose account is not set yet could be this account's
+    for instance in chain(session.identity_map.values(), session.new):
+        if isinstance(instance, SuccessPlan):
+            if instance.account_id == account_id and instance.status == PlanStatus.ACTIVE:
+                return instance
+            unsure = unsure or instance.account_id is None
+    if account_id in session.info.get(_NO_ACTIVE_PLAN, ()) and not unsure:
         return None
     return session.scalar(
         select(SuccessPlan).where(
@@ -184,7 +181,7 @@ def create_plan(
         )
     ]
     session.add(plan)
-    session.flush()
+    db.flush(session)
     return plan
 
 
@@ -298,4 +295,4 @@ def _revise(
 ) -> None:
     revision = PlanRevision(actor=actor, channel=channel, summary=summary, change=change, created_at=now)
     add_revision(session, plan, revision)
-    session.flush()
+    db.flush(session)
