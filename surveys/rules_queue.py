@@ -188,6 +188,7 @@ def _apply_batch(
                 decided.add(item.account_id)
                 facts = stored.pop(item.account_id, None)
             _apply(session, item, now, facts)
+        db.assign_ids(session)
 
 
 def _apply_each(session: Session, taken: list[Queued], now: dt.datetime) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign, Enrollment
@@ -115,3 +116,61 @@ def test_the_job_decides_as_the_request_does(
         inline, queued = outcome(session, "inline"), outcome(session, "queued")
     assert inline["plans"], "the variant must make a plan to compare"
     assert queued == inline
+
+
+def test_one_batch_of_interleaved_accounts_decides_as_the_requests_do(
+    database: Database, recruiting: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job writes a batch in one flush (engine.db.deferred_flushes) and reads its facts in one
+    go; an account answering again later in the same batch, after others, still sees its plan."""
+    order = [("a", "managers"), ("b", "faster"), ("a", "faster"), ("c", "detractor"), ("b", "managers")]
+    with database.transaction() as session:
+        for name in ("a", "b", "c"):
+            for mode in ("inline", "queued"):
+                account = f"{mode}-{name}"
+                make_account(session, account, contacts=((f"sofia@{account}.example", ContactRole.CHAMPION),))
+    for mode in ("inline", "queued"):
+        for name, variant in order:
+            with database.transaction() as session:
+                submit(session, f"{mode}-{name}", VARIANTS[variant][0], defer=mode == "queued")
+
+    assert apply_queued_rules_job() == len(order)
+    # as one batch, not through the one-at-a-time retry that a failed batch falls back to
+    assert not [r for r in caplog.records if r.name == "surveys.rules_queue"]
+
+    with database.session() as session:
+        for name in ("a", "b", "c"):
+            inline, queued = outcome(session, f"inline-{name}"), outcome(session, f"queued-{name}")
+            assert len(inline["plans"]) == 1
+            assert queued == inline, name
+
+
+def test_a_batch_writes_each_table_in_one_statement_whatever_its_size(
+    database: Database, recruiting: dict[str, int]
+) -> None:
+    inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT"):
+            inserts.append(statement.split("(", 1)[0])
+
+    with database.transaction() as session:
+        for i in range(12):
+            make_account(session, f"q{i}", contacts=((f"sofia@q{i}.example", ContactRole.CHAMPION),))
+    per_batch = []
+    for names in ([f"q{i}" for i in range(2)], [f"q{i}" for i in range(2, 12)]):
+        for name in names:
+            with database.transaction() as session:
+                submit(session, name, VARIANTS["faster"][0], defer=True)
+        event.listen(database.engine, "before_cursor_execute", count)
+        try:
+            assert apply_queued_rules_job() == len(names)
+        finally:
+            event.remove(database.engine, "before_cursor_execute", count)
+        per_batch.append(Counter(inserts))
+        inserts.clear()
+    small, large = per_batch
+    assert small == large  # 2 plans or 10: one INSERT per table
+    assert small["INSERT INTO success_plans "] == 1
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(SuccessPlan)) == 12
