@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from campaigns.guards import held_out
 from campaigns.models import Campaign, CampaignVersion, Enrollment, EnrollmentState
@@ -61,6 +62,45 @@ def campaign_ids(session: Session) -> dict[str, int]:
     return {key: ref.id for key, ref in campaign_refs(session).items()}
 
 
+_KNOWN = "northstar.known_enrollments"  # account id → {campaign id → Enrollment}, for this transaction
+
+
+def prefetch_enrollments(session: Session, account_ids: Collection[int]) -> None:
+    """Read the enrolments of `account_ids` in one statement, so `enroll_account` and
+    `exit_account` need not each ask (the `rules` job decides for a batch of accounts). Kept
+    until the transaction ends or any statement that could change enrolments behind the
+    session's back (a bulk UPDATE, raw SQL) runs; what they create is added as they go."""
+    known: dict[int, dict[int, Enrollment]] = {account_id: {} for account_id in account_ids}
+    if not known:
+        return
+    for enrollment in session.scalars(select(Enrollment).where(Enrollment.account_id.in_(known))):
+        known[enrollment.account_id][enrollment.campaign_id] = enrollment
+    session.info.setdefault(_KNOWN, {}).update(known)
+
+
+def _existing(session: Session, account_id: int, campaign_id: int) -> Enrollment | None:
+    known: dict[int, Enrollment] | None = session.info.get(_KNOWN, {}).get(account_id)
+    if known is not None:
+        return known.get(campaign_id)
+    return session.scalar(
+        select(Enrollment).where(Enrollment.account_id == account_id, Enrollment.campaign_id == campaign_id)
+    )
+
+
+def _forget_known(session: Session, *_: Any) -> None:
+    session.info.pop(_KNOWN, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _statement_run(state: ORMExecuteState) -> None:
+    if not state.is_select and _KNOWN in state.session.info:
+        _forget_known(state.session)
+
+
+for _name in ("after_commit", "after_rollback", "after_soft_rollback"):
+    event.listen(Session, _name, _forget_known)
+
+
 def enroll_account(
     session: Session, account_id: int, campaign_key: str, *, now: dt.datetime, reason: str
 ) -> tuple[Enrollment, bool]:
@@ -76,9 +116,7 @@ def enroll_account(
     ref = campaign_refs(session).get(campaign_key)
     if ref is None:
         raise NotFound(f"no campaign {campaign_key!r}")
-    existing = session.scalar(
-        select(Enrollment).where(Enrollment.account_id == account_id, Enrollment.campaign_id == ref.id)
-    )
+    existing = _existing(session, account_id, ref.id)
     if ref.paused:
         log.info(
             "campaign %r is paused: account %s not enrolled (%s)%s",
@@ -128,6 +166,8 @@ def enroll_account(
         history=[log_entry(now, "enrolled", reason=reason, version=ref.version, held_out=holdout)],
     )
     session.add(enrollment)
+    if account_id in session.info.get(_KNOWN, {}):
+        session.info[_KNOWN][account_id][ref.id] = enrollment
     db.flush(session)
     return enrollment, True
 
@@ -164,9 +204,7 @@ def exit_account(
     campaign_id = campaign_ids(session).get(campaign_key)
     if campaign_id is None:
         raise NotFound(f"no campaign {campaign_key!r}")
-    enrollment = session.scalar(
-        select(Enrollment).where(Enrollment.account_id == account_id, Enrollment.campaign_id == campaign_id)
-    )
+    enrollment = _existing(session, account_id, campaign_id)
     if enrollment is None or enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.WAITING):
         return None
     enrollment.state = EnrollmentState.EXITED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,7 +13,7 @@ from campaigns import digests  # noqa: F401  (the digest tables, on Base.metadat
 from campaigns import privacy as campaign_privacy
 from campaigns import reports as campaign_reports
 from campaigns.builder import CampaignDraft
-from campaigns.enrollment import enroll_account, exit_account, wake_waiting_enrollments
+from campaigns.enrollment import enroll_account, exit_account, prefetch_enrollments, wake_waiting_enrollments
 from campaigns.models import SENT_STATUSES, Campaign, CampaignVersion, Enrollment, Message, Step
 from campaigns.notify import on_plan_updated
 from campaigns.playbook import CampaignSchema, check_enroll_action, dump_campaigns, load_campaigns
@@ -46,6 +47,12 @@ def _on_decision(
             exit_account(
                 session, account_id, str(action["campaign"]), now=now, reason=f"rule {action['rule']!r}"
             )
+
+
+def _on_decisions_starting(
+    _sender: object, *, session: Session, account_ids: Collection[int], **_: Any
+) -> None:
+    prefetch_enrollments(session, account_ids)
 
 
 def _on_milestone(
@@ -99,6 +106,7 @@ def _messages_sent(session: Session) -> reporting.SegmentCounts:
 
 def connect() -> None:
     signals.decision_applied.connect(_on_decision)
+    signals.decisions_starting.connect(_on_decisions_starting)
     signals.milestone_achieved.connect(_on_milestone)
     signals.milestones_achieved_batch.connect(_on_milestones_batch)
     signals.milestone_slipped.connect(_on_slipped)

@@ -15,6 +15,11 @@ _signals = Namespace()
 #: and stored_facts (the account's facts as `load_facts` read them for the batch, or None).
 response_completed = _signals.signal("response-completed")
 
+#: The rules are about to decide for many accounts in one transaction (the `rules` job's batch):
+#: receivers may read what those decisions will need in one statement. kwargs: session,
+#: account_ids.
+decisions_starting = _signals.signal("decisions-starting")
+
 #: engine.plans applied a decision. kwargs: session, account_id, plan_id, actions, now. plan_id is
 #: None without a plan, and for a plan not written yet (inside `engine.db.deferred_flushes`).
 decision_applied = _signals.signal("decision-applied")

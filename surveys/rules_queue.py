@@ -177,6 +177,7 @@ def _apply_batch(
     by one flush at the end (a multi-row INSERT per table), not one per decision. A decision sees
     what an earlier one made for the same account: the batch flushes before it."""
     stored = _batch_facts(session, taken, accounts, now)
+    signals.decisions_starting.send("surveys", session=session, account_ids=[a.id for a in accounts])
     decided: set[int] = set()
     with db.deferred_flushes(session):
         for item in taken:
