@@ -21,25 +21,21 @@ down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The key columns 0016's triggers pass (TG_ARGV[1]); any other still works, through EXECUTE.
-STATIC = """
+# The key columns 0016's triggers pass (TG_ARGV[1]), each with its own static INSERT; any other
+# column still works, through EXECUTE.
+KEY_COLUMNS = ("id", "plan_id", "enrollment_id", "response_id")
+MARK = (
+    "INSERT INTO report_dirty (kind, id) SELECT DISTINCT TG_ARGV[0], {c} FROM changed\n"
+    "        WHERE {c} IS NOT NULL ORDER BY 2 ON CONFLICT (kind, id) DO UPDATE SET marked_at = now();"
+)
+BRANCHES = "\n    ELS".join(f"IF TG_ARGV[1] = '{c}' THEN\n        {MARK.format(c=c)}" for c in KEY_COLUMNS)
+STATIC = f"""
 CREATE OR REPLACE FUNCTION report_mark_stale() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- DO UPDATE (not NOTHING) takes the row lock, so a refresh that runs before this transaction
     -- commits skips the key (SKIP LOCKED) instead of deleting it and missing this change.
     -- Static statements (planned once per session and table), not EXECUTE (planned every time).
-    IF TG_ARGV[1] = 'id' THEN
-        INSERT INTO report_dirty (kind, id) SELECT DISTINCT TG_ARGV[0], id FROM changed
-        WHERE id IS NOT NULL ORDER BY 2 ON CONFLICT (kind, id) DO UPDATE SET marked_at = now();
-    ELSIF TG_ARGV[1] = 'plan_id' THEN
-        INSERT INTO report_dirty (kind, id) SELECT DISTINCT TG_ARGV[0], plan_id FROM changed
-        WHERE plan_id IS NOT NULL ORDER BY 2 ON CONFLICT (kind, id) DO UPDATE SET marked_at = now();
-    ELSIF TG_ARGV[1] = 'enrollment_id' THEN
-        INSERT INTO report_dirty (kind, id) SELECT DISTINCT TG_ARGV[0], enrollment_id FROM changed
-        WHERE enrollment_id IS NOT NULL ORDER BY 2 ON CONFLICT (kind, id) DO UPDATE SET marked_at = now();
-    ELSIF TG_ARGV[1] = 'response_id' THEN
-        INSERT INTO report_dirty (kind, id) SELECT DISTINCT TG_ARGV[0], response_id FROM changed
-        WHERE response_id IS NOT NULL ORDER BY 2 ON CONFLICT (kind, id) DO UPDATE SET marked_at = now();
+    {BRANCHES}
     ELSE
         EXECUTE format(
             'INSERT INTO report_dirty (kind, id) SELECT DISTINCT %L, %I FROM changed WHERE %I IS NOT NULL '
@@ -50,6 +46,7 @@ BEGIN
 END $$
 """
 
+# The downgrade puts back 0016's function as it was (migrations are history: not shared code).
 DYNAMIC = """
 CREATE OR REPLACE FUNCTION report_mark_stale() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
