@@ -94,7 +94,8 @@ _DEFERRED_FLUSH = "northstar.deferred_flush"
 @contextmanager
 def deferred_flushes(session: Session) -> Iterator[None]:
     """Write what the block adds in one flush at its end, not one per object graph: a batch of
-    plans becomes one multi-row INSERT per table. Inside, `flush()` does nothing and queries do
+    plans becomes one INSERT per table (an `executemany` once `assign_ids` has set the keys,
+    else a multi-row INSERT … RETURNING). Inside, `flush()` does nothing and queries do
     not autoflush, so a query sees none of the block's pending rows; the caller flushes first
     where it needs them (surveys.rules_queue flushes before an account's second decision)."""
     if session.info.get(_DEFERRED_FLUSH):
