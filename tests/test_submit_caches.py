@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 
 from engine.db import Database, utcnow
 from engine.plans.models import PlanStatus, SuccessPlan
@@ -286,3 +286,42 @@ def test_a_plan_created_after_the_facts_were_read_is_the_active_plan(
         )
         found = active_plan(session, other.id)
         assert found is not None and found.goal == "Bulk-made plan"
+
+
+def test_a_pending_plan_is_found_without_a_query_and_a_discarded_one_is_not(
+    recruiting: object, database: Database
+) -> None:
+    """Inside the rules job's batch (engine.db.deferred_flushes) plans stay pending: `active_plan`
+    finds the account's own without asking, and one expunged or rolled back no longer counts."""
+    from engine.db import deferred_flushes
+    from engine.plans.service import active_plan, create_plan, get_template
+    from engine.rules.facts import load_facts
+    from tests.factories import make_account
+
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    with database.transaction() as session:
+        accounts = [make_account(session, name, contacts=()) for name in ("acme", "globex", "initech")]
+        acme, globex, initech = accounts
+        template = get_template(session, "hire_faster_plan")
+        load_facts(session, accounts, utcnow())  # reads "no plan" for all three
+        event.listen(database.engine, "before_cursor_execute", record)
+        try:
+            with deferred_flushes(session):
+                plan = create_plan(session, acme, template, [], now=utcnow())
+                assert active_plan(session, acme.id) is plan
+                assert active_plan(session, globex.id) is None
+                session.expunge(plan)
+                assert active_plan(session, acme.id) is None
+        finally:
+            event.remove(database.engine, "before_cursor_execute", record)
+        assert not [s for s in statements if "success_plans" in s]  # no plan asked for or written
+
+        savepoint = session.begin_nested()
+        other = create_plan(session, initech, template, [], now=utcnow())
+        assert active_plan(session, initech.id) is other
+        savepoint.rollback()
+        assert active_plan(session, initech.id) is None

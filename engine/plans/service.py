@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from engine import db, refcache
@@ -112,16 +112,42 @@ def _statement_run(state: ORMExecuteState) -> None:
 for _name in ("after_commit", "after_rollback", "after_soft_rollback"):
     event.listen(Session, _name, _forget_no_plan)
 
+# The plans added to a session and not flushed yet, so `active_plan` finds one without walking
+# `session.new` (rebuilt on every access: the `rules` job's batch holds a thousand pending rows).
+_PENDING_PLANS = "northstar.pending_plans"
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _plan_added(session: Session, instance: object) -> None:
+    if isinstance(instance, SuccessPlan):
+        session.info.setdefault(_PENDING_PLANS, []).append(instance)
+
+
+def _forget_pending(session: Session, *_: Any) -> None:
+    session.info.pop(_PENDING_PLANS, None)
+
+
+for _name in ("after_flush_postexec", "after_commit", "after_rollback"):
+    event.listen(Session, _name, _forget_pending)
+
 
 def active_plan(session: Session, account_id: int) -> SuccessPlan | None:
     """The account's active plan; one this session already holds is returned without a query,
     and so is "none" when this transaction just read that the account has none."""
+    for instance in session.identity_map.values():
+        if (
+            isinstance(instance, SuccessPlan)
+            and instance.account_id == account_id
+            and instance.status == PlanStatus.ACTIVE
+        ):
+            return instance
     unsure = False  # a pending plan whose account is not set yet could be this account's
-    for instance in chain(session.identity_map.values(), session.new):
-        if isinstance(instance, SuccessPlan):
-            if instance.account_id == account_id and instance.status == PlanStatus.ACTIVE:
-                return instance
-            unsure = unsure or instance.account_id is None
+    pending: list[SuccessPlan] = session.info.get(_PENDING_PLANS, [])
+    for plan in pending:  # still pending: not expunged, nor rolled back to a savepoint
+        owner = plan.account_id
+        if owner == account_id and plan.status == PlanStatus.ACTIVE and inspect(plan).pending:
+            return plan
+        unsure = unsure or (owner is None and inspect(plan).pending)
     if account_id in session.info.get(_NO_ACTIVE_PLAN, ()) and not unsure:
         return None
     return session.scalar(
