@@ -95,8 +95,8 @@ class Counters:
     def installed(self) -> Iterator[Counters]:
         event.listen(self.engine, "before_cursor_execute", self._before)
         event.listen(self.engine, "after_cursor_execute", self._after)
-        original_command = redis.Redis.execute_command
-        original_pipeline = redis.client.Pipeline.execute
+        original_command: Any = redis.Redis.execute_command
+        original_pipeline: Any = redis.client.Pipeline.execute
         counters = self
 
         def command(client: redis.Redis, *args: Any, **kwargs: Any) -> Any:
@@ -107,8 +107,8 @@ class Counters:
             counters.redis_commands += 1  # one round trip, however many commands it carries
             return original_pipeline(pipe, *args, **kwargs)
 
-        redis.Redis.execute_command = command  # type: ignore[method-assign]
-        redis.client.Pipeline.execute = pipeline  # type: ignore[method-assign]
+        redis.Redis.execute_command = command  # type: ignore[method-assign,assignment]
+        redis.client.Pipeline.execute = pipeline  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:
