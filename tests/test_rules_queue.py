@@ -193,6 +193,33 @@ def test_one_failing_response_does_not_hold_back_its_batch(
         assert "RuntimeError: a rule action failed" in note.body and "Re-run rules" in note.body
 
 
+def test_a_row_the_database_refuses_at_the_batchs_flush_holds_back_only_its_response(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch writes its rows in one flush at the end (ADR 0011), so a row the database refuses
+    fails the whole batch there, not in the decision that made it; the one-at-a-time retry then
+    finds that response, notes it on its account, and applies the others."""
+    import engine.automation
+    from engine.plans.service import create_plan
+
+    def goal_less(session: Any, account: Any, *args: Any, **kw: Any) -> Any:
+        plan = create_plan(session, account, *args, **kw)
+        if account.external_id == "initech":
+            plan.goal = None  # NOT NULL: refused by PostgreSQL when flushed
+        return plan
+
+    monkeypatch.setattr(engine.automation, "create_plan", goal_less)
+    submit_all(client, accounts)
+
+    assert apply_queued_rules_job() == len(accounts)
+
+    assert plans(database) == len(accounts) - 1
+    with database.session() as session:
+        assert queued_count(session) == 0
+        (note,) = session.scalars(select(AccountNote)).all()
+        assert "IntegrityError" in note.body and "goal" in note.body
+
+
 class Crash(BaseException):
     """A worker killed mid-batch (not an Exception: nothing catches it)."""
 
