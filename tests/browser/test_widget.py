@@ -31,6 +31,7 @@ from tests.browser.widget_harness import (
     TITLE,
     WIDGET,
     Embed,
+    animations_done,
     complete_survey,
     finish_after_key_results,
     in_shadow,
@@ -146,6 +147,7 @@ def test_hostile_host_css_does_not_break_the_widget(widget_page: Page, embed: Em
     expect(dialog).to_be_visible()
     box = dialog.bounding_box()
     assert box is not None and 500 <= box["width"] <= 560 and box["height"] < 780
+    animations_done(page)
     sizes = in_shadow(
         page,
         """root => ({

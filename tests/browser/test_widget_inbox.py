@@ -23,6 +23,7 @@ from tests.browser.host_pages import HOSTILE_CSS, HostSite
 from tests.browser.widget_harness import (
     PHONE,
     Embed,
+    animations_done,
     focused,
     in_shadow,
     make_embed,
@@ -196,6 +197,7 @@ def test_hostile_host_css_does_not_break_the_cards(widget_page: Page, embed: Emb
     page.goto(embed.page_url(show=None, css=HOSTILE_CSS))
     region = inbox_region(page)
     expect(region.get_by_role("article")).to_have_count(2)
+    animations_done(page)
     looks = in_shadow(
         page,
         """root => ({
