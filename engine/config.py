@@ -18,6 +18,7 @@ from engine.errors import ConfigurationError
 MAIL_BACKENDS = ("sendgrid", "outbox")
 DEFAULT_SQLITE = "sqlite:///northstar.sqlite3"
 DEV_SECRET = "dev-insecure-secret-change-me"
+MAX_JOB_LINGER_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class Settings:
     cap_contact_per_week: int = 3
     # The demo may run jobs in-process when Redis is not configured; servers never do.
     allow_sync_jobs: bool = False
+    # How long a coalesced job (the `rules` job, the reports' summary refresh) waits after it was
+    # queued before it starts, so the commits of that moment join it (engine.queue, ADR 0012).
+    job_linger_ms: int = 250
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -111,6 +115,13 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             if not raw.isdigit() or int(raw) > 1000:
                 raise ConfigurationError(f"{name}={raw!r} must be a whole number from 0 (no cap) to 1000")
             values[field_name] = int(raw)
+    if (raw := env.get("NORTHSTAR_JOB_LINGER_MS")) is not None:
+        if not raw.isdigit() or int(raw) > MAX_JOB_LINGER_MS:
+            raise ConfigurationError(
+                f"NORTHSTAR_JOB_LINGER_MS={raw!r} must be a whole number of milliseconds from 0 to "
+                f"{MAX_JOB_LINGER_MS}"
+            )
+        values["job_linger_ms"] = int(raw)
     if outbox := env.get("NORTHSTAR_OUTBOX_DIR"):
         values["outbox_dir"] = Path(outbox)
     if sender := env.get("NORTHSTAR_MAIL_FROM"):

@@ -9,18 +9,27 @@ only when no job of that name is waiting (`SET … NX EX` in Redis), and the job
 `release_coalesced("name")` as it starts, so a commit after that start queues the next one. A
 burst of commits then costs one job, not one per transaction; the expiry bounds how long a lost
 job can hold the name.
+
+In a worker, a coalesced job *lingers* as it starts: it waits until `linger_s` (the settings'
+`job_linger_ms`, 250 ms) after it was queued before it releases its name and reads its rows. The
+commits of that moment then join it, as a producer's `linger.ms` fills a batch: at a steady 100
+answers a second the `rules` job takes about 30 responses per run instead of four or five, and its
+CPU per response falls with the per-run costs it no longer repeats (ADR 0012). A job that waited in
+the queue longer than that starts at once: under a backlog nothing lingers.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -46,9 +55,12 @@ class PendingJob:
 class JobRunner:
     """Hands jobs to RQ queues, or runs them synchronously in demo mode."""
 
-    def __init__(self, redis: Redis | None, *, refuse_reason: str | None = None) -> None:
+    def __init__(
+        self, redis: Redis | None, *, refuse_reason: str | None = None, linger_s: float = 0.0
+    ) -> None:
         self.redis = redis
         self.refuse_reason = refuse_reason
+        self.linger_s = linger_s
         self.synchronous = redis is None and refuse_reason is None
         self.queues = {name: Queue(name, connection=redis) for name in QUEUE_NAMES} if redis else {}
         self.ran_synchronously = 0
@@ -103,10 +115,29 @@ class JobRunner:
                 taken.discard(job.coalesce)  # one job per name, however many commits asked
         return kept
 
-    def release_coalesced(self, name: str) -> None:
-        """Called by a coalesced job as it starts: the next commit queues a new one."""
-        if self.redis is not None:
-            self.redis.delete(_coalesce_key(name))
+    def release_coalesced(self, name: str, *, linger: bool = True) -> None:
+        """Called by a coalesced job as it starts: the next commit queues a new one.
+
+        In a worker, the job first lingers until `linger_s` after it was queued, so the commits of
+        that moment join it rather than each waking a job of a few rows (see the module's
+        docstring); `linger=False` for a job that continues a backlog, which has rows enough."""
+        if self.redis is None:
+            return
+        job = get_current_job() if linger else None
+        if job is not None and job.enqueued_at is not None:
+            wait = lingering(job.enqueued_at, self.linger_s, now=dt.datetime.now(dt.UTC))
+            if wait > 0:
+                time.sleep(wait)
+        self.redis.delete(_coalesce_key(name))
+
+
+def lingering(enqueued_at: dt.datetime, linger_s: float, *, now: dt.datetime) -> float:
+    """Seconds a coalesced job queued at `enqueued_at` still waits before it starts (0: none); never
+    more than `linger_s`, whatever the clocks say."""
+    if enqueued_at.tzinfo is None:  # RQ stores UTC
+        enqueued_at = enqueued_at.replace(tzinfo=dt.UTC)
+    waited = (now - enqueued_at).total_seconds()
+    return min(linger_s, max(0.0, linger_s - waited))
 
 
 def _coalesce_key(name: str) -> str:
@@ -129,7 +160,7 @@ def build_runner(settings: Settings) -> JobRunner:
     if settings.redis_url:
         redis = connect_redis(settings.redis_url)
         if not settings.allow_sync_jobs or redis_reachable(redis):
-            return JobRunner(redis)
+            return JobRunner(redis, linger_s=settings.job_linger_ms / 1000)
         log.warning(
             "Redis at %s is unreachable: RQ runs in synchronous mode, every job executes in this "
             "process right after its transaction commits",

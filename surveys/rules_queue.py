@@ -237,17 +237,19 @@ def apply_queued(
     return len(taken)
 
 
-def apply_queued_rules_job(limit: int = BATCH_SIZE) -> int:
+def apply_queued_rules_job(limit: int = BATCH_SIZE, backlog: bool = False) -> int:
     """RQ entry point (queue `default`, coalesced as `rules`): apply every queued response.
 
     Takes no arguments because the queue is the `responses` rows themselves, marked by the
-    transactions that stored them (like the reports' summary refresh, ADR 0008)."""
+    transactions that stored them (like the reports' summary refresh, ADR 0008). A job woken by
+    a commit lingers first (engine.queue, ADR 0012); one that continues a `backlog` does not."""
     try:
         runner: queue.JobRunner | None = queue.current()
     except ConfigurationError:
         runner = None
     if runner is not None:
-        runner.release_coalesced(RULES_JOB)  # before the first batch: later commits queue a new job
+        # before the first batch: later commits queue a new job
+        runner.release_coalesced(RULES_JOB, linger=not backlog)
     total = done = 0
     for _ in range(MAX_BATCHES_PER_JOB):
         try:
@@ -261,7 +263,9 @@ def apply_queued_rules_job(limit: int = BATCH_SIZE) -> int:
         if done < limit:
             break
     if done >= limit and runner is not None and runner.redis is not None:  # a backlog: the next job
-        runner.enqueue_many([queue.PendingJob("default", apply_queued_rules_job, (limit,), None, RULES_JOB)])
+        runner.enqueue_many(
+            [queue.PendingJob("default", apply_queued_rules_job, (limit, True), None, RULES_JOB)]
+        )
     return total
 
 

@@ -40,6 +40,16 @@ def test_laptop_defaults_are_sqlite_and_the_outbox() -> None:
     assert settings.is_sqlite and settings.mail_backend == "outbox" and settings.redis_url is None
 
 
+def test_the_job_linger_is_set_in_milliseconds_and_reaches_the_job_runner() -> None:
+    from engine.queue import build_runner
+
+    assert Settings().job_linger_ms == 250
+    settings = settings_from_env({"NORTHSTAR_JOB_LINGER_MS": "0", "NORTHSTAR_REDIS_URL": TEST_REDIS_URL})
+    assert settings.job_linger_ms == 0
+    assert build_runner(settings).linger_s == 0
+    assert build_runner(Settings(redis_url=TEST_REDIS_URL)).linger_s == 0.25
+
+
 def test_postgres_urls_are_normalised_to_psycopg3() -> None:
     settings = settings_from_env({"NORTHSTAR_DATABASE_URL": "postgres://u@h/db"})
     assert settings.database_url == "postgresql+psycopg://u@h/db"
@@ -54,6 +64,9 @@ def test_postgres_urls_are_normalised_to_psycopg3() -> None:
         ({"NORTHSTAR_REDIS_URL": "http://x"}, "NORTHSTAR_REDIS_URL"),
         ({"NORTHSTAR_SECRET_KEY": "short"}, "NORTHSTAR_SECRET_KEY"),
         ({"NORTHSTAR_SENDGRID_API_HOST": "ftp://x"}, "NORTHSTAR_SENDGRID_API_HOST"),
+        ({"NORTHSTAR_JOB_LINGER_MS": "0.25"}, "NORTHSTAR_JOB_LINGER_MS"),
+        ({"NORTHSTAR_JOB_LINGER_MS": "-1"}, "NORTHSTAR_JOB_LINGER_MS"),
+        ({"NORTHSTAR_JOB_LINGER_MS": "60000"}, "from 0 to 10000"),
     ],
 )
 def test_invalid_settings_are_named(env: dict[str, str], message: str) -> None:

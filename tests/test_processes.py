@@ -102,8 +102,13 @@ def test_web_serves_health_with_gunicorn(app: object, stack_env: dict[str, str],
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", [(), ("--fork",)], ids=["jobs-in-process", "fork-per-job"])
 def test_scheduler_and_worker_processes_deliver_a_nudge(
-    recruiting: object, database: Database, stack_env: dict[str, str], sink: SendGridSink
+    recruiting: object,
+    database: Database,
+    stack_env: dict[str, str],
+    sink: SendGridSink,
+    mode: tuple[str, ...],
 ) -> None:
     with database.transaction() as session:
         make_account(session, "acme")
@@ -122,7 +127,7 @@ def test_scheduler_and_worker_processes_deliver_a_nudge(
     )
     assert scheduler.returncode == 0, scheduler.stderr
     worker = subprocess.run(
-        [sys.executable, "-m", "web.cli", "worker", "--burst"],
+        [sys.executable, "-m", "web.cli", "worker", "--burst", *mode],
         env=stack_env,
         capture_output=True,
         text=True,

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from redis import Redis
-from rq import Queue
+import datetime as dt
+import time
 
-from engine.queue import COALESCE_SECONDS, JobRunner, PendingJob
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from engine import queue
+from engine.queue import COALESCE_SECONDS, JobRunner, PendingJob, lingering
 
 RAN: list[str] = []
 
@@ -43,3 +49,55 @@ def test_synchronous_mode_runs_every_coalesced_job() -> None:
     runner.enqueue_many([PendingJob("reports", note, (x,), None, "refresh") for x in "xy"])
     runner.release_coalesced("refresh")  # nothing to release without Redis
     assert RAN == ["x", "y"]
+
+
+# -- lingering (ADR 0012) -----------------------------------------------------------------------
+
+QUEUED = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+
+
+def test_a_fresh_job_lingers_until_its_time_and_a_late_one_starts_at_once() -> None:
+    at = QUEUED + dt.timedelta(milliseconds=100)
+    assert lingering(QUEUED, 0.25, now=at) == pytest.approx(0.15)
+    assert lingering(QUEUED, 0.25, now=QUEUED + dt.timedelta(seconds=3)) == 0  # waited in the queue
+    assert lingering(QUEUED, 0.0, now=QUEUED) == 0  # lingering off
+    # RQ's timestamps are UTC; a naive one is read as such.
+    assert lingering(QUEUED.replace(tzinfo=None), 0.25, now=at) == pytest.approx(0.15)
+    # A worker whose clock runs behind the web server's never waits more than the linger.
+    assert lingering(QUEUED + dt.timedelta(minutes=5), 0.25, now=QUEUED) == 0.25
+
+
+def linger_then_note(what: str, linger: bool) -> None:
+    queue.current().release_coalesced("refresh", linger=linger)
+    RAN.append(what)
+
+
+def test_a_coalesced_job_holds_its_name_while_it_lingers_and_a_backlog_does_not_linger(
+    redis_conn: Redis, app: Flask
+) -> None:
+    """The worker runs a coalesced job that lingers: the name stays taken until it has waited
+    (so commits of that moment queue nothing more), then is freed; `linger=False` (a job that
+    continues a backlog) starts at once."""
+    runner = queue.current()
+    runner.linger_s = 1.0
+    RAN.clear()
+    runner.enqueue_many([PendingJob("reports", linger_then_note, ("fresh", True), None, "refresh")])
+    started = time.perf_counter()
+    SimpleWorker(["reports"], connection=redis_conn).work(burst=True, logging_level="WARNING")
+    assert time.perf_counter() - started >= 0.9  # from its enqueue, a moment before
+    assert RAN == ["fresh"] and not redis_conn.exists("northstar:coalesce:refresh")
+
+    runner.enqueue_many([PendingJob("reports", linger_then_note, ("backlog", False), None, "refresh")])
+    started = time.perf_counter()
+    SimpleWorker(["reports"], connection=redis_conn).work(burst=True, logging_level="WARNING")
+    assert time.perf_counter() - started < 0.9
+    assert RAN == ["fresh", "backlog"]
+
+
+def test_outside_a_worker_nothing_lingers(redis_conn: Redis) -> None:
+    runner = JobRunner(redis_conn, linger_s=5.0)
+    runner.enqueue_many([PendingJob("reports", note, ("a",), None, "refresh")])
+    started = time.perf_counter()
+    runner.release_coalesced("refresh")  # called by hand (northstar reports refresh): no RQ job
+    assert time.perf_counter() - started < 1.0
+    assert not redis_conn.exists("northstar:coalesce:refresh")

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from redis import Redis
 from rq import Queue
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select, update
 
 from engine import queue
@@ -147,6 +148,40 @@ def test_a_burst_queues_one_job_and_the_worker_applies_every_response_once(
         assert queued_count(session) == 0
     assert apply_queued_rules_job() == 0  # nothing new: nothing applied twice
     assert plans(database) == len(accounts)
+
+
+def test_answers_that_arrive_while_the_job_lingers_join_it(
+    client: FlaskClient,
+    database: Database,
+    accounts: tuple[str, ...],
+    redis_conn: Redis,
+    run_worker: Callable[[], bool],
+) -> None:
+    """The job a commit wakes waits out its linger (engine.queue, ADR 0012) before it reads the
+    queue: answers committed meanwhile queue no job of their own and are applied by that one."""
+    queue.current().linger_s = 1.5
+    first, *rest = accounts
+    submit_all(client, (first,))
+    default = Queue("default", connection=redis_conn)
+    assert default.count == 1
+    late: list[dict[str, Any]] = []
+
+    def answer_while_it_lingers() -> None:
+        registry = StartedJobRegistry(queue=default)
+        deadline = time.monotonic() + 10
+        while not registry.get_job_ids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        late.extend(submit_all(client, tuple(rest)))
+
+    answering = threading.Thread(target=answer_while_it_lingers)
+    answering.start()
+    run_worker()  # in this thread: RQ's job timeout needs the main thread's signals
+    answering.join()
+
+    assert len(late) == len(rest)
+    assert plans(database) == len(accounts)
+    ran = [default.fetch_job(job_id) for job_id in FinishedJobRegistry(queue=default).get_job_ids()]
+    assert [job.func_name for job in ran if job] == ["surveys.rules_queue.apply_queued_rules_job"]
 
 
 def test_a_backlog_beyond_one_batch_is_drained_in_order(

@@ -295,8 +295,13 @@ def web(host: str, port: int, workers: int) -> None:
 
 @cli.command(help="Run an RQ worker on the default, delivery and reports queues.")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker(burst: bool) -> None:
-    from rq import Worker
+@click.option(
+    "--fork",
+    is_flag=True,
+    help="Run each job in a forked child (RQ's Worker) instead of in this process (SimpleWorker).",
+)
+def worker(burst: bool, fork: bool) -> None:
+    from rq import SimpleWorker, Worker
 
     from engine.queue import QUEUE_NAMES
 
@@ -306,14 +311,20 @@ def worker(burst: bool) -> None:
     app = _app(settings)
     prepare_worker_process(app)
     runner = app.extensions["northstar.jobs"]
+    # Jobs run in this process by default, as a gunicorn worker serves request after request: its
+    # connection pool, compiled statements and caches stay warm. A forked child per job began
+    # cold each time: ~60 ms of CPU before its first row (ADR 0012). `--fork` keeps RQ's
+    # per-job isolation for whoever wants it at that price.
+    worker_class = Worker if fork else SimpleWorker
     # with_scheduler: delivery retries (campaigns.scheduler.DELIVERY_RETRY) and RQ's retries of
     # abandoned jobs are *scheduled* jobs; without a scheduler they would never run again.
-    Worker(list(QUEUE_NAMES), connection=runner.redis).work(burst=burst, with_scheduler=True)
+    worker_class(list(QUEUE_NAMES), connection=runner.redis).work(burst=burst, with_scheduler=True)
 
 
 def prepare_worker_process(app: Flask) -> None:
-    """Do once in the parent what every forked job would otherwise repeat: import the job modules
-    and configure the ORM mappers. Then drop pooled connections so no child inherits a socket."""
+    """Do once, before the first job, what every job (or every forked child, with `--fork`) would
+    otherwise repeat: import the job modules and configure the ORM mappers. Then drop pooled
+    connections so no child (the scheduler's, a forked job) inherits a socket."""
     from sqlalchemy.orm import configure_mappers
 
     import campaigns.jobs  # noqa: F401

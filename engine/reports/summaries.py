@@ -161,19 +161,21 @@ def refresh_stale(session: Session, *, batch: int = BATCH_SIZE) -> int:
     return sum(len(v) for v in taken.values())
 
 
-def refresh_summaries_job(batch: int = BATCH_SIZE) -> int:
+def refresh_summaries_job(batch: int = BATCH_SIZE, backlog: bool = False) -> int:
     """RQ entry point (queue `reports`): refresh every stale key, one batch per transaction.
 
     Takes no arguments because the keys are already in `report_dirty`, written by the same
     transactions that changed the rows; two of these running at once split the work. Coalesced
-    (engine.queue): one waits at a time, and it frees its name as it starts.
+    (engine.queue): one waits at a time, and it frees its name as it starts (after the linger,
+    unless it is the `backlog` left by the one before).
     """
     try:
         runner: queue.JobRunner | None = queue.current()
     except ConfigurationError:
         runner = None  # run by hand (northstar reports refresh): no job runner, nothing to release
     if runner is not None:
-        runner.release_coalesced(REFRESH_JOB)  # before the first batch: later commits queue a new job
+        # before the first batch: later commits queue a new job
+        runner.release_coalesced(REFRESH_JOB, linger=not backlog)
     total = done = 0
     for _ in range(MAX_BATCHES_PER_JOB):
         with db.current().transaction() as session:
@@ -182,7 +184,9 @@ def refresh_summaries_job(batch: int = BATCH_SIZE) -> int:
         if done == 0:
             break
     if done and runner is not None and runner.redis is not None:  # a backlog left: the next job takes it
-        runner.enqueue_many([queue.PendingJob("reports", refresh_summaries_job, (batch,), None, REFRESH_JOB)])
+        runner.enqueue_many(
+            [queue.PendingJob("reports", refresh_summaries_job, (batch, True), None, REFRESH_JOB)]
+        )
     return total
 
 
