@@ -238,10 +238,11 @@ def run(args: argparse.Namespace) -> int:
             )
 
         worker = start_worker() if args.rules_worker == "during" else None
+        worker_pid = worker.pid if worker is not None else None
         phases: list[tuple[str, int, Load, float]] = []
-        meter = CpuMeter(env, server.pid)
+        meter = CpuMeter(env, server.pid, worker_pid)
         windows: list[tuple[int, int]] = []  # account index range of each POST phase
-        drain_s = float("nan")
+        drain_s = worker_per_plan_ms = float("nan")
         warmed = 0
         try:
             _wait_ready(port)
@@ -249,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
             warm = Load(port, 50, WARM, 8, submit)  # submission's statements and caches
             warm.run()
             warmed, offset = warm.statuses.get(201, 0), WARM
+            worker_from = (_cpu(worker_pid, reaped=True), _plan_count(env)) if worker_pid else None
             for rate, total in zip(rates, totals, strict=True):
                 baseline = Load(port, rate, total, args.clients, health)
                 phases.append(("baseline: GET /healthz", rate, baseline, meter.measure(baseline)))
@@ -259,6 +261,10 @@ def run(args: argparse.Namespace) -> int:
             server.terminate()
             worker = worker or start_worker()
             drain_s = _drain(env, args.drain_timeout)
+            if worker_from is not None and worker_pid is not None:
+                cpu_from, plans_from = worker_from
+                made = max(1, _plan_count(env) - plans_from)
+                worker_per_plan_ms = 1000 * (_cpu(worker_pid, reaped=True) - cpu_from) / made
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -292,15 +298,29 @@ def run(args: argparse.Namespace) -> int:
     cpu_rows = []
     for (name, rate, phase, _seconds), cpu in zip(phases, meter.phases, strict=True):
         n = max(1, len(phase.latencies))
-        cpu_rows.append([name, rate, *(f"{1000 * cpu[k] / n:.2f}" for k in ("web", "postgres", "client"))])
+        server_side = cpu["web"] + cpu["postgres"] + cpu["worker"]
+        cpu_rows.append(
+            [
+                name,
+                rate,
+                *(f"{1000 * cpu[k] / n:.2f}" for k in ("web", "postgres", "worker", "client")),
+                f"{1000 * server_side / n:.2f}",
+                f"{rate * server_side / n:.2f}",
+            ]
+        )
         prefix = f"r{rate}_health" if name.startswith("baseline") else f"r{rate}"
         values_cpu[f"{prefix}_web_cpu_ms"] = round(1000 * cpu["web"] / n, 2)
+        if worker_pid is not None and not name.startswith("baseline"):
+            values_cpu[f"r{rate}_worker_cpu_ms"] = round(1000 * cpu["worker"] / n, 2)
+            values_cpu[f"r{rate}_server_cores"] = round(rate * server_side / n, 2)
     for rate in rates:
         health_cpu = values_cpu.get(f"r{rate}_health_web_cpu_ms") or float("nan")
         values_cpu[f"r{rate}_web_cpu_ratio"] = round(values_cpu[f"r{rate}_web_cpu_ms"] / health_cpu, 2)
     print_table(
-        "CPU per request, ms (this run's /healthz phase is the yardstick on a machine whose speed varies)",
-        ["path", "offered/s", "gunicorn", "postgres", "client"],
+        "CPU per request, ms (this run's /healthz phase is the yardstick on a machine whose speed varies; "
+        "worker: the RQ worker making plans meanwhile, with --rules-worker during; server = gunicorn + "
+        "postgres + worker, and the cores that takes at the offered rate)",
+        ["path", "offered/s", "gunicorn", "postgres", "worker", "client", "server", "server cores"],
         cpu_rows,
     )
     accepted = warmed + sum(
@@ -338,6 +358,12 @@ def run(args: argparse.Namespace) -> int:
         ["offered/s", "plans", "p50 s", "p99 s", "max s"],
         lag_rows,
     )
+    if worker_per_plan_ms == worker_per_plan_ms:
+        print(
+            f"the worker's CPU per plan over the phases and the drain: {worker_per_plan_ms:.2f} ms "
+            "(per phase above it counts only while the worker keeps up)"
+        )
+        values["worker_cpu_per_plan_ms"] = round(worker_per_plan_ms, 2)
     values.update(values_cpu)
     values["plans"] = plans
     values["drain_s"] = round(drain_s, 1)
@@ -347,10 +373,11 @@ def run(args: argparse.Namespace) -> int:
 
 class CpuMeter:
     """CPU seconds each phase cost gunicorn (master and workers), the bench database's PostgreSQL
-    backends and this process (the client threads), read from /proc around the phase."""
+    backends, the RQ worker (with the children it reaped: `--fork`'s per-job processes) and this
+    process (the client threads), read from /proc around the phase."""
 
-    def __init__(self, env: BenchEnv, server_pid: int) -> None:
-        self.env, self.server_pid = env, server_pid
+    def __init__(self, env: BenchEnv, server_pid: int, worker_pid: int | None = None) -> None:
+        self.env, self.server_pid, self.worker_pid = env, server_pid, worker_pid
         self.phases: list[dict[str, float]] = []
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
@@ -359,6 +386,7 @@ class CpuMeter:
             "web": {pid: _cpu(pid) for pid in tree},
             "postgres": backend_cpu_by_pid(self.env),
             "client": {0: time.process_time()},
+            "worker": {self.worker_pid: _cpu(self.worker_pid, reaped=True)} if self.worker_pid else {},
         }
 
     def measure(self, load: Load) -> float:
@@ -373,12 +401,13 @@ class CpuMeter:
         return seconds
 
 
-def _cpu(pid: int) -> float:
+def _cpu(pid: int, *, reaped: bool = False) -> float:
+    """User + system seconds of `pid`; with `reaped`, also of the children it has waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0  # gone
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return sum(int(f) for f in fields[11 : 15 if reaped else 13]) / CLOCK_TICKS
 
 
 def _children(pid: int) -> list[int]:
@@ -391,6 +420,11 @@ def _children(pid: int) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def _plan_count(env: BenchEnv) -> int:
+    with env.database.session() as session:
+        return int(session.scalar(select(func.count()).select_from(SuccessPlan)) or 0)
 
 
 def _drain(env: BenchEnv, timeout: float) -> float:
