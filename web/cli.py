@@ -15,6 +15,7 @@ from flask import Flask
 from engine.config import Settings, settings_from_env
 from engine.errors import ConfigurationError, NorthstarError
 from web import cli_content, cli_reports
+from web.process import freeze_startup_heap
 
 log = logging.getLogger("northstar")
 
@@ -324,13 +325,15 @@ def worker(burst: bool, fork: bool) -> None:
 def prepare_worker_process(app: Flask) -> None:
     """Do once, before the first job, what every job (or every forked child, with `--fork`) would
     otherwise repeat: import the job modules and configure the ORM mappers. Then drop pooled
-    connections so no child (the scheduler's, a forked job) inherits a socket."""
+    connections so no child (the scheduler's, a forked job) inherits a socket, and put what
+    start-up made out of the garbage collector's way (web.process.freeze_startup_heap)."""
     from sqlalchemy.orm import configure_mappers
 
     import campaigns.jobs  # noqa: F401
 
     configure_mappers()
     app.extensions["northstar.db"].engine.dispose()
+    freeze_startup_heap()
 
 
 @cli.command(help="Run the scheduler tick loop (a Redis lock keeps it to one at a time).")
