@@ -159,7 +159,7 @@ def test_answers_that_arrive_while_the_job_lingers_join_it(
 ) -> None:
     """The job a commit wakes waits out its linger (engine.queue, ADR 0012) before it reads the
     queue: answers committed meanwhile queue no job of their own and are applied by that one."""
-    queue.current().linger_s = 1.5
+    queue.current().linger_s = 2.0
     first, *rest = accounts
     submit_all(client, (first,))
     default = Queue("default", connection=redis_conn)
