@@ -64,7 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contacts-per-account", type=int, default=1, help="(%(default)s)")
     parser.add_argument("--no-plans", dest="plans", action="store_false", help="accounts without plans")
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes (%(default)s)")
-    parser.add_argument("--worker-class", choices=("fork", "simple"), default="fork")
+    parser.add_argument(
+        "--worker-class",
+        choices=("fork", "simple"),
+        default="simple",
+        help="simple: jobs in the worker's process, as `northstar worker` runs them; fork: `--fork`",
+    )
     parser.add_argument("--no-send", dest="send", action="store_false", help="the tick only")
     parser.add_argument("--profile", action="store_true", help="cProfile the (last) bulk tick")
     parser.add_argument("--repeat", type=int, default=3, help="bulk ticks on the same rows (%(default)s)")

@@ -59,9 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--worker-class",
         choices=("fork", "simple"),
-        default="fork",
-        help="rq.Worker forks a work horse per job, as `rq worker` does in production (default); "
-        "simple = rq.SimpleWorker, jobs in the worker process",
+        default="simple",
+        help="simple = rq.SimpleWorker, jobs in the worker's process, as `northstar worker` runs them "
+        "(default, ADR 0012); fork = rq.Worker, a work horse per job (`northstar worker --fork`)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the workers (SimpleWorker) too")
     parser.add_argument(

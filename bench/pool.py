@@ -20,7 +20,7 @@ class WorkerPool:
     env: dict[str, str]
     workdir: Path
     count: int
-    worker_class: str = "fork"
+    worker_class: str = "simple"
     profile: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)

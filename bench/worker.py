@@ -27,7 +27,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ready-key", required=True)
     parser.add_argument("--go-key", required=True)
     parser.add_argument("--stats-file", required=True, type=Path)
-    parser.add_argument("--worker-class", choices=("fork", "simple"), default="fork")
+    parser.add_argument(
+        "--worker-class",
+        choices=("fork", "simple"),
+        default="simple",
+        help="simple: jobs in this process, as `northstar worker` runs them; fork: `northstar worker --fork`",
+    )
     parser.add_argument("--profile", type=Path, default=None, help="cProfile the work loop into this file")
     parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the go signal")
     return parser.parse_args(argv)
