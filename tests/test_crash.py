@@ -219,23 +219,29 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @dataclass
 class Workers:
-    """`northstar worker` processes (RQ forking workers), each in its own process group so that a
-    SIGKILL takes the worker and its work horse together, as losing a container does."""
+    """`northstar worker` processes, each in its own process group so that a SIGKILL takes the
+    worker and any work horse together, as losing a container does. They alternate between the
+    default (jobs in the worker's process, ADR 0012) and `--fork` (a work horse per job, which
+    alone can lose just its horse, as to the OOM killer)."""
 
     env: dict[str, str]
     logs: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    forking: set[int] = field(default_factory=set)  # pids of the `--fork` ones
 
     def start(self) -> subprocess.Popen[bytes]:
+        fork = ["--fork"] if len(self.processes) % 2 else []
         with (self.logs / f"worker-{len(self.processes)}.log").open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "web.cli", "worker"],
+                [sys.executable, "-m", "web.cli", "worker", *fork],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.processes.append(process)
+        if fork:
+            self.forking.add(process.pid)
         return process
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
@@ -249,7 +255,9 @@ class Workers:
         return missing
 
     def busy(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.alive() if _children(p.pid)]
+        """Workers mid-job: a forking one with a work horse; one that runs jobs itself, always
+        (with a queue of 100 jobs it is rarely idle, and RQ does not say so from outside)."""
+        return [p for p in self.alive() if p.pid not in self.forking or _children(p.pid)]
 
     def kill(self, process: subprocess.Popen[bytes], *, horse_only: bool) -> str:
         horses = _children(process.pid)
@@ -258,7 +266,7 @@ class Workers:
             return "work horse"
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-        return "worker + horse" if horses else "idle worker"
+        return "worker + horse" if horses else "worker (mid-job if it had one)"
 
     def stop(self) -> None:
         for process in self.alive():
