@@ -108,6 +108,9 @@ def test_report_job_runs_on_the_reports_queue(
     assert (done["state"], done["progress"]) == ("finished", 1.0)
     assert done["result"]["rows"][-1]["messaged"] == 3
     problem(client.get("/api/v1/reports/jobs/not-a-job", headers=auth), 404)
+    # characters RQ refuses in a job id (its ValueError was a 500): not found, like any unknown id
+    for bad in ("a.b", "%C3%A7%20x", "x" * 101):
+        problem(client.get(f"/api/v1/reports/jobs/{bad}", headers=auth), 404)
     problem(client.post("/api/v1/reports/churn/jobs", headers=auth), 404)
     problem(client.post("/api/v1/reports/outcomes/jobs?from=x", headers=auth), 422)
 

@@ -7,6 +7,7 @@ hands back the result (the JSON shape of engine.reports.report_to_dict) once it 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ RESULT_TTL_S = 3600
 JOB_TIMEOUT_S = 900
 # Demo mode (no Redis): the job ran in this process; its outcome waits here for the status call.
 _finished_inline: dict[str, dict[str, Any]] = {}
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 def start_report_job(name: str, filters: Filters) -> str:
@@ -77,7 +79,8 @@ def report_job_status(job_id: str) -> dict[str, Any]:
     if job_id in _finished_inline:
         return dict(_finished_inline[job_id])
     runner = queue.current()
-    if runner.redis is None or not job_id or len(job_id) > 100:
+    # RQ's ids are letters, digits, '_' and '-' (Job.fetch raises ValueError on anything else)
+    if runner.redis is None or not _JOB_ID.fullmatch(job_id):
         raise NotFound(f"no report job {job_id[:100]!r}")
     try:
         job = Job.fetch(job_id, connection=runner.redis)
