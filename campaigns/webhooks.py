@@ -25,6 +25,7 @@ from campaigns.webhook_request import (
     verify_request,
 )
 from engine.accounts import Contact
+from engine.db import MAX_ID
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ def _event(item: dict[str, Any], now: dt.datetime) -> _Event:
         provider_event_id = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
     ref = item.get("message_id")  # our custom_args arrive as top-level keys
     message_ref = int(ref) if isinstance(ref, str | int) and str(ref).isdigit() else None
-    if message_ref is not None and message_ref > 2**31 - 1:
+    if message_ref is not None and message_ref > MAX_ID:
         message_ref = None
     email = item.get("email")
     return _Event(

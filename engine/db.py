@@ -32,6 +32,10 @@ from sqlalchemy.types import TypeDecorator
 
 from engine.config import Settings
 
+# PostgreSQL's `integer`, the type of every id column: a larger number names no row, and compared
+# with one the query fails ("integer out of range") rather than finding nothing.
+MAX_ID = 2**31 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.accounts import Contact
 from engine.audit import AuditEntry
-from engine.db import Base, utcnow
+from engine.db import MAX_ID, Base, utcnow
 from engine.errors import NotFound
 from engine.events.models import Event
 
@@ -172,7 +172,7 @@ def contact_summary(contact: Contact) -> dict[str, Any]:
 
 
 def _get_contact(session: Session, contact_id: int, *, lock: bool = False) -> Contact:
-    contact = session.get(Contact, contact_id, with_for_update=lock) if 0 < contact_id < 2**31 else None
+    contact = session.get(Contact, contact_id, with_for_update=lock) if 0 < contact_id <= MAX_ID else None
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
     return contact

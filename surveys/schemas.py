@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from engine.db import MAX_ID
 from engine.playbook.sections import JsonLogic
 
 QUESTION_KINDS = (
@@ -76,6 +77,6 @@ class ResponseInSchema(Schema):
     account = fields.String(load_default=None, validate=validate.Length(1, 200))
     contact = fields.Nested(ContactRefSchema, load_default=None)
     channel = fields.String(load_default="api", validate=validate.OneOf(CHANNELS))
-    version = fields.Integer(load_default=None)
+    version = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
     complete = fields.Boolean(load_default=True)
     answers = fields.Dict(keys=fields.String(), required=True)

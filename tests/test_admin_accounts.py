@@ -166,9 +166,12 @@ def test_the_account_page_shows_people_plan_messages_events(editor: FlaskClient,
 
 
 def test_an_unknown_account_is_a_friendly_404(editor: FlaskClient) -> None:
-    for path in ("/admin/accounts/999999", "/admin/accounts/99999999999999"):
-        response = editor.get(path)
-        assert response.status_code == 404 and "There is no account" in text_of(response)
+    response = editor.get("/admin/accounts/999999")
+    assert response.status_code == 404 and "There is no account" in text_of(response)
+    # Past PostgreSQL's integer no row can exist: the route does not match (web.converters), and
+    # the console's own 404 page says so.
+    response = editor.get("/admin/accounts/99999999999999")
+    assert response.status_code == 404 and "Not Found" in text_of(response)
 
 
 def test_a_viewer_sees_the_account_but_no_action_and_every_action_is_refused(

@@ -181,6 +181,16 @@ def test_unknown_survey_is_a_404_problem(client: FlaskClient, database: Database
     assert_nothing_written(database)
 
 
+def test_version_no_survey_can_have_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    """A version past PostgreSQL's integer failed the lookup's query: a 500, not a 422."""
+    for version in (2**31, 0, -1):
+        response = client.post(URL, json={**response_payload(acme), "version": version})
+
+        body = assert_problem(response, 422)
+        assert "version" in body["errors"]
+    assert_nothing_written(database)
+
+
 def test_unknown_account_is_a_404_problem(client: FlaskClient, database: Database, acme: str) -> None:
     response = client.post(URL, json=response_payload("globex", contact=NEWCOMER))
 

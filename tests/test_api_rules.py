@@ -123,6 +123,8 @@ def test_bad_rules_are_rejected_with_json_pointers(
     assert_problem(
         client.post(f"/api/v1/rulesets/{version}/simulate", json={"sample": -1}, headers=auth), 422
     )
+    against = client.post(f"/api/v1/rulesets/{version}/simulate", json={"against": 2**31}, headers=auth)
+    assert "against" in assert_problem(against, 422)["errors"]
     # Nothing half-written: the draft still holds exactly the copied rules.
     rules = client.get(f"/api/v1/rulesets/{version}", headers=auth).get_json()["rules"]
     assert all(r["name"] for r in rules)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine import db, queue
 from engine.config import Settings, settings_from_env
+from web import converters
 from web.wiring import connect_all
 
 
@@ -19,6 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     settings: Settings = config.pop("SETTINGS", None) or settings_from_env()
     app = Flask(__name__)
+    converters.register(app.url_map)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,

@@ -10,6 +10,7 @@ from flask import Blueprint, g, jsonify, request
 from marshmallow import Schema, fields, validate
 
 from engine.accounts import get_account
+from engine.db import MAX_ID
 from engine.errors import NotFound, ValidationFailed
 from engine.plans import updates
 from engine.plans.models import MilestoneStatus, SuccessPlan
@@ -45,7 +46,7 @@ def get_plan(external_id: str) -> Any:
 
 
 class KeyResultPatch(Schema):
-    id = fields.Integer(required=True, strict=True)
+    id = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_ID))
     current = fields.Raw(load_default=None)
     target = fields.Raw(load_default=None)
     due_date = fields.Date(load_default=None)

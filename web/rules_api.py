@@ -9,6 +9,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from marshmallow import Schema, fields, validate
 
 from engine.accounts import get_account
+from engine.db import MAX_ID
 from engine.errors import NotFound, ValidationFailed
 from engine.rules import RuleSpec, decide, evaluate
 from engine.rules import service as rules
@@ -201,7 +202,7 @@ def validate_ruleset(version: str) -> Any:
 
 class SimulateSchema(Schema):
     sample = fields.Raw(load_default=1000)
-    against = fields.Integer(load_default=None, strict=True)
+    against = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ID))
 
 
 def _sample(value: Any) -> int | None:

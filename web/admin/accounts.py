@@ -39,7 +39,6 @@ REVISIONS = 20
 MESSAGES_PER_CONTACT = 50
 MESSAGES_SHOWN = 100
 CONTACTS_AUDITED = 25  # beyond this, each contact's own audit page has their messages
-MAX_ID = 2**31 - 1
 MAX_PAGE = 100_000
 MAX_TEXT = 200
 ROLE_LABELS = {"exec_sponsor": "Executive sponsor", "champion": "Champion", "power_user": "Power user"}
@@ -190,7 +189,7 @@ class Problem:
 
 
 def account_or_404(session: Session, account_id: int) -> Account:
-    account = session.get(Account, account_id) if account_id <= MAX_ID else None
+    account = session.get(Account, account_id)
     if account is None:
         raise HTTPNotFound(
             f"There is no account {account_id}. It may have been removed; search for it by name."

@@ -151,7 +151,7 @@ def content_new() -> Any:
 @bp.route("/content/<int:item_id>", methods=["GET", "POST"])
 @role_required(*ANY_ROLE)
 def content_item(item_id: int) -> Any:
-    item = db_session().get(ContentItem, item_id) if item_id < 2**31 else None
+    item = db_session().get(ContentItem, item_id)
     if item is None:
         abort(404, description="There is no such content item (it may have been deleted).")
     if request.method == "GET":

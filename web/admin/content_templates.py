@@ -97,7 +97,7 @@ def content_template_new() -> Any:
 
 
 def _template_or_404(template_id: int) -> MessageTemplate:
-    row = db_session().get(MessageTemplate, template_id) if template_id < 2**31 else None
+    row = db_session().get(MessageTemplate, template_id)
     if row is None:
         abort(404, description="There is no such template (it may have been deleted).")
     return row

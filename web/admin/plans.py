@@ -32,7 +32,6 @@ PER_PAGE = 25
 HISTORY = 100
 GOAL_EXCERPT = 100
 REVIEW_SOON_DAYS = 14
-MAX_ID = 2**31 - 1  # larger ids cannot exist (and PostgreSQL would refuse to compare them)
 STATE_LABELS = {
     "active": "Active",
     "behind": "Behind",
@@ -187,7 +186,7 @@ def plan_detail(plan_id: int) -> Any:
 
 
 def _plan(plan_id: int) -> SuccessPlan:
-    plan = db_session().get(SuccessPlan, plan_id) if plan_id <= MAX_ID else None
+    plan = db_session().get(SuccessPlan, plan_id)
     if plan is None:
         raise HTTPNotFound(f"There is no plan {plan_id}. It may have been removed; go back to the plan list.")
     return plan
