@@ -275,6 +275,7 @@ def test_plan_api_reads_and_patches_in_one_transaction(
         ({"milestones": [{"key": "nope", "status": "achieved"}]}, "milestones.0"),
         ({"milestones": [{"key": "first_job_posted", "status": "done"}]}, "milestones.0.status"),
         ({"comment": "x" * 2001}, "comment"),
+        ({"key_results": [{"id": 2**31, "current": 1}]}, "key_results.0.id"),
     ):
         problem = assert_problem(client.patch("/api/v1/accounts/acme/plan", json=payload, headers=auth), 422)
         assert field in problem["errors"], (field, problem["errors"])
@@ -302,3 +303,6 @@ def test_plans_list_filters_by_state_and_paginates(
     assert_problem(client.get("/api/v1/plans?status=sideways", headers=auth), 422)
     assert_problem(client.get("/api/v1/plans?per_page=5000", headers=auth), 422)
     assert_problem(client.get("/api/v1/plans?page=0", headers=auth), 422)
+    # a NUL in a filter failed the query (PostgreSQL text refuses it): a 500 before web.api.load
+    nul = assert_problem(client.get("/api/v1/plans?segment=smb%00", headers=auth), 422)
+    assert nul["errors"] == {"segment": "must not contain NUL characters"}

@@ -74,6 +74,15 @@ def token_required(view: F) -> F:
 
 
 def load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
+    # Query arguments arrive here unchecked (json_body() already refuses NUL anywhere in a body):
+    # PostgreSQL's text refuses NUL, so a filter holding one would fail its query, not find nothing.
+    nul = {
+        key: "must not contain NUL characters"
+        for key, value in body.items()
+        if isinstance(value, str) and "\x00" in value
+    }
+    if nul:
+        raise ValidationFailed(nul)
     try:
         return cast(dict[str, Any], schema.load(body))
     except SchemaError as exc:
