@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -58,6 +59,16 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Any:
+        refused = _refused_value(exc)
+        if refused is not None:
+            # A value the database cannot store, from input no check before it caught (the views
+            # check what they know of; this is the backstop): the statement failed, the unit of
+            # work rolled back, so nothing was written.
+            log.info("value refused by the database on %s %s: %s", request.method, request.path, exc.orig)
+            detail = f"{refused}; nothing was saved"
+            if _wants_json():
+                return problem(400, "Bad Request", detail)
+            return render_template("error.html", status=400, title="Bad Request", detail=detail), 400
         if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
             return _unexpected(exc)
         # The database went away (a restart, a failover) or refused the connection: nothing was
@@ -81,3 +92,16 @@ def register(app: Flask) -> None:
         return render_template(
             "error.html", status=500, title="Something went wrong", detail="It was logged."
         ), 500
+
+
+def _refused_value(exc: DBAPIError) -> str | None:
+    """What was wrong with a value PostgreSQL (or psycopg, before sending it) refused, for the
+    kinds that only input causes; None for anything else (a fault of ours: a 500, logged)."""
+    orig = exc.orig
+    if isinstance(orig, psycopg.errors.NumericValueOutOfRange):
+        return "a number is out of the range the database stores"
+    if isinstance(orig, psycopg.errors.UntranslatableCharacter) or (
+        isinstance(orig, psycopg.DataError) and "NUL" in str(orig)
+    ):
+        return "text must not contain NUL (\\u0000) characters"
+    return None
