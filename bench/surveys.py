@@ -56,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each phase")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "granian"),
+        default="gunicorn",
+        help="the WSGI server: gunicorn sync workers (what `northstar web` runs), or granian for "
+        "comparison (Rust HTTP, WSGI on its blocking threads; `pip install granian` first)",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra argument for the server, e.g. --server-arg=--worker-class=gthread (repeatable)",
+    )
     parser.add_argument("--clients", type=int, default=48, help="client threads (keep-alive connections)")
     parser.add_argument(
         "--worker-nice",
@@ -216,9 +230,14 @@ def run(args: argparse.Namespace) -> int:
             return "GET", "/healthz", b"", {}
 
         port = free_port()
+        if args.server == "granian":
+            command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", str(args.workers)]
+            command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-ws"]
+        else:
+            command = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}"]
+            command += ["--log-level", "warning"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}"]
-            + ["--log-level", "warning", "web.wsgi:app"],
+            [*command, *args.server_arg, "web.wsgi:app"],
             # The limits stay on, so their Redis round trips count. Every request comes from one
             # address here; verified widget answers skip the per-IP limit anyway (ADR 0010), and it
             # is raised so that a change there cannot make the bench measure 429s.
@@ -291,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
         for name, rate, phase, seconds in phases
     ]
     print_table(
-        f"surveys — gunicorn {args.workers} sync workers, open loop, {args.seconds:.0f}s/phase, {machine()}",
+        f"surveys — {args.server} {args.workers} workers {' '.join(args.server_arg)}, open loop, "
+        f"{args.seconds:.0f}s/phase, {machine()}",
         ["path", "offered/s", "requests", "ok/s", "p50 ms", "p99 ms", "statuses"],
         rows,
     )
