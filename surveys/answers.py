@@ -82,6 +82,8 @@ def _check(
         return _key_results(value, objectives, today)
     if kind in ("single_choice", "multi_choice"):
         allowed = {o["value"] for o in question["options"]}
+        if kind == "single_choice" and not isinstance(value, str):
+            raise ValueError("must be one option's value")
         picked = [value] if kind == "single_choice" else _string_list(value, limit)
         bad = [v for v in picked if v not in allowed]
         if bad:

@@ -224,6 +224,18 @@ def test_unknown_option_is_named(client: FlaskClient, database: Database, acme: 
     assert_nothing_written(database)
 
 
+def test_a_single_choice_that_is_not_one_value_is_named(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    """A list or an object for a single choice failed the option lookup (unhashable): a 500."""
+    for role in ([""], ["leader"], {"leader": 1}, 7, True):
+        response = submit_rejected(client, {**outcomes_answers(), "role": role})
+
+        body = assert_problem(response, 422)
+        assert body["errors"] == {"answers.role": "must be one option's value"}, role
+    assert_nothing_written(database)
+
+
 def test_objective_outside_chosen_outcomes_is_named(
     client: FlaskClient, database: Database, acme: str
 ) -> None:
