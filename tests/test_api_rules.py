@@ -120,6 +120,9 @@ def test_bad_rules_are_rejected_with_json_pointers(
     assert_problem(client.put(f"/api/v1/rulesets/{version}/rules", json={"rules": "x"}, headers=auth), 422)
     assert_problem(client.get("/api/v1/rulesets/999", headers=auth), 404)
     assert_problem(client.get("/api/v1/rulesets/%00", headers=auth), 404)
+    odd_type = {"name": "Odd", "condition": True, "actions": [{"type": {"==": [1]}}]}
+    odd = assert_problem(client.post(f"/api/v1/rulesets/{version}/rules", json=odd_type, headers=auth), 422)
+    assert "/actions/0/type" in odd["errors"]  # an unhashable type was a 500
     assert_problem(
         client.post(f"/api/v1/rulesets/{version}/simulate", json={"sample": -1}, headers=auth), 422
     )
@@ -157,6 +160,16 @@ def test_evaluate_returns_value_match_and_reason(
         headers=auth,
     ).get_json()
     assert real["matched"] is True and real["facts"]["account"]["traits"]["seats"] == 12
+    # A condition these facts break (comparing a number with an object) does not match, as in a
+    # real run, and says why; it was datalogic's EvaluateError as a 500.
+    broken = client.post(
+        "/api/v1/rules/evaluate",
+        json={"condition": {"<=": [1.5, {"var": "x"}]}, "facts": {"x": {}}},
+        headers=auth,
+    )
+    assert broken.status_code == 200, broken.get_data(as_text=True)
+    assert broken.get_json()["result"] is None and broken.get_json()["matched"] is False
+    assert broken.get_json()["reason"].startswith("condition failed to evaluate")
     body = assert_problem(
         client.post("/api/v1/rules/evaluate", json={"condition": {"bogus": []}, "facts": {}}, headers=auth),
         422,

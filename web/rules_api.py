@@ -14,6 +14,7 @@ from engine.errors import NotFound, ValidationFailed
 from engine.rules import RuleSpec, decide, evaluate
 from engine.rules import service as rules
 from engine.rules.catalogue import catalogue
+from engine.rules.decide import EVALUATION_FAILED
 from engine.rules.facts import load_facts
 from engine.rules.logic import truthy, validate_condition
 from engine.rules.models import Rule, RuleSet, published_ruleset
@@ -271,8 +272,10 @@ def evaluate_condition() -> Any:
         facts = load_facts(session, [account], now())[account.id]
     else:
         facts = body["facts"]
-    value = evaluate(body["condition"], facts)
+    # The engine's own run: a condition that fails on these facts (`{"<=": [1.5, {}]}`) does not
+    # match, and the trace says why; the raw value is then null.
     trace = decide(facts, [RuleSpec("condition", body["condition"], ())]).trace[0]
+    value = None if trace.reason.startswith(EVALUATION_FAILED) else evaluate(body["condition"], facts)
     return jsonify(
         {
             "result": value,

@@ -94,7 +94,7 @@ def check_actions(session: Session, actions: Any, *, pointer: str = "/actions") 
             errors[where] = "an action is an object with a `type`"
             continue
         kind = action.get("type")
-        if kind not in SCHEMAS:
+        if not isinstance(kind, str) or kind not in SCHEMAS:
             errors[f"{where}/type"] = f"unknown action {kind!r}; one of {', '.join(ACTION_TYPES)}"
             continue
         try:

@@ -23,6 +23,7 @@ ACTION_TYPES = (
     "assign_content",
 )
 CONDITION_FALSE, CONDITION_TRUE = "condition is false", "condition is true"
+EVALUATION_FAILED = "condition failed to evaluate"  # the trace reason starts so when the facts break it
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def decide(facts: Mapping[str, Any], rules: Iterable[RuleSpec] | CompiledRules) 
         try:
             matched = holds_on(compiled, handle)
         except datalogic_py.DataLogicError as exc:
-            trace.append((name, False, f"condition failed to evaluate: {exc}"))
+            trace.append((name, False, f"{EVALUATION_FAILED}: {exc}"))
             continue
         if not matched:
             trace.append((name, False, false))
