@@ -344,7 +344,7 @@ def compact(loaded: dict[str, Any]) -> dict[str, Any]:
 
 def _named_steps(steps: list[Any]) -> list[Any]:
     """Steps without a key get `<kind>_<n>` (unique), so branches and timeouts can name them."""
-    taken = {s.get("key") for s in steps if isinstance(s, dict) and s.get("key")}
+    taken = {s["key"] for s in steps if isinstance(s, dict) and isinstance(s.get("key"), str) and s["key"]}
     named = []
     for n, step in enumerate(steps, start=1):
         if isinstance(step, dict) and not step.get("key"):
@@ -365,7 +365,7 @@ def _flow_view(steps: list[Any]) -> list[dict[str, Any]]:
     view = []
     for step in steps:
         step = step if isinstance(step, dict) else {}
-        kind = step.get("kind") if step.get("kind") in kinds else "email"
+        kind = step["kind"] if isinstance(step.get("kind"), str) and step["kind"] in kinds else "email"
         item: dict[str, Any] = {
             "kind": kind,
             "key": step.get("key") if isinstance(step.get("key"), str) else None,

@@ -11,7 +11,7 @@ import datalogic_py
 
 from engine.errors import ValidationFailed
 from engine.rules.explain import explain
-from engine.rules.logic import compile_condition, facts_handle, truthy_evaluator
+from engine.rules.logic import FACTS_UNREADABLE, compile_condition, facts_handle, truthy_evaluator
 
 ACTION_TYPES = (
     "create_plan",
@@ -132,7 +132,7 @@ def decide(facts: Mapping[str, Any], rules: Iterable[RuleSpec] | CompiledRules) 
     try:
         handle = facts_handle(document)
     except datalogic_py.DataLogicError as exc:
-        reason = f"facts could not be read: {exc}"
+        reason = f"{FACTS_UNREADABLE}: {exc}"
         return Decision((), tuple((row[0], False, reason) for row in ordered.rows))
     holds_on = truthy_evaluator()
     actions: list[Action] = []

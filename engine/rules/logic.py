@@ -34,6 +34,13 @@ class InvalidCondition(ValidationFailed):
     """A condition that is not valid JSON Logic; `errors` is keyed by JSON pointer."""
 
 
+FACTS_UNREADABLE = "facts could not be read"
+
+
+class UnreadableFacts(ValidationFailed):
+    """Facts datalogic cannot take (a number past what JSON Logic holds); keyed `facts`."""
+
+
 @lru_cache(maxsize=4096)
 def _compiled(condition_json: str) -> datalogic_py.Rule:
     return _ENGINE.compile(condition_json)
@@ -48,8 +55,15 @@ def compile_condition(condition: Any) -> datalogic_py.Rule:
 
 
 def evaluate(condition: Any, data: Any) -> Any:
-    """Evaluate one JSON Logic `condition` against `data` with the full JsonLogic semantics."""
-    return compile_condition(condition).evaluate(data)
+    """Evaluate one JSON Logic `condition` against `data` with the full JsonLogic semantics.
+
+    UnreadableFacts if datalogic cannot take `data`; its EvaluateError if `data` breaks the
+    condition (`{"<=": [1.5, {}]}`)."""
+    rule = compile_condition(condition)
+    try:
+        return rule.evaluate(data)
+    except datalogic_py.ParseError as exc:  # the condition compiled: what did not parse is `data`
+        raise UnreadableFacts({"facts": f"{FACTS_UNREADABLE}: {exc}"}) from exc
 
 
 def truthy(value: Any) -> bool:
