@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -13,8 +14,9 @@ from werkzeug.test import TestResponse
 from engine.accounts import Contact
 from engine.db import Database
 from engine.plans.models import SuccessPlan
-from surveys.models import Response, ResponseStatus
+from surveys.models import Response, ResponseStatus, Survey
 from surveys.rules_queue import apply_queued_rules_job
+from surveys.service import publish_definition
 from tests.factories import make_account, outcomes_answers, response_payload
 
 URL = "/api/v1/surveys/outcomes/responses"
@@ -310,6 +312,27 @@ def test_hidden_comment_is_dropped_for_promoters(client: FlaskClient, database: 
         stored = session.scalars(select(Response)).one()
         assert stored.answers["nps"] == 9
         assert "comment" not in stored.answers
+
+
+def test_a_show_if_the_answers_break_hides_its_question(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    """`show_if` comparing an answer with an object cannot be judged: the question is hidden (as
+    the rules engine leaves such a rule unmatched), not a 500 for every respondent."""
+    with database.transaction() as session:
+        survey = session.scalar(select(Survey).where(Survey.key == "outcomes"))
+        assert survey is not None and survey.latest_published is not None
+        definition = copy.deepcopy(survey.latest_published.definition)
+        comment = next(q for q in definition["questions"] if q["key"] == "comment")
+        comment["show_if"] = {"<=": [{"var": "answers.nps"}, {}]}
+        publish_definition(session, definition, now=dt.datetime.now(dt.UTC))
+    answers = {**outcomes_answers(), "nps": 3, "comment": "never shown"}
+
+    response = client.post(URL, json=response_payload(acme, answers=answers))
+
+    assert response.status_code == 201, response.get_json()
+    with database.transaction() as session:
+        assert "comment" not in session.scalars(select(Response)).one().answers
 
 
 def test_comment_is_kept_for_detractors(client: FlaskClient, database: Database, acme: str) -> None:

@@ -170,9 +170,11 @@ def test_evaluate_returns_value_match_and_reason(
     assert broken.status_code == 200, broken.get_data(as_text=True)
     assert broken.get_json()["result"] is None and broken.get_json()["matched"] is False
     assert broken.get_json()["reason"].startswith("condition failed to evaluate")
-    huge = {"condition": {"var": "x"}, "facts": {"x": 10**30}}  # past what datalogic reads
-    unread = assert_problem(client.post("/api/v1/rules/evaluate", json=huge, headers=auth), 422)
-    assert unread["errors"]["facts"].startswith("facts could not be read")
+    # Integers past 64 bits are read as doubles, as a real run reads them (datalogic's ParseError
+    # was a 500 here)
+    huge = {"condition": {">": [{"var": "x"}, 1]}, "facts": {"x": 10**30}}
+    read = client.post("/api/v1/rules/evaluate", json=huge, headers=auth)
+    assert read.status_code == 200 and read.get_json()["matched"] is True, read.get_data(as_text=True)
     body = assert_problem(
         client.post("/api/v1/rules/evaluate", json={"condition": {"bogus": []}, "facts": {}}, headers=auth),
         422,

@@ -57,12 +57,17 @@ def compile_condition(condition: Any) -> datalogic_py.Rule:
 def evaluate(condition: Any, data: Any) -> Any:
     """Evaluate one JSON Logic `condition` against `data` with the full JsonLogic semantics.
 
-    UnreadableFacts if datalogic cannot take `data`; its EvaluateError if `data` breaks the
-    condition (`{"<=": [1.5, {}]}`)."""
+    Integers beyond 64 bits are read as floats, as `facts_handle` reads them (JSON numbers are
+    doubles to JsonLogic); UnreadableFacts if datalogic still cannot take `data`; its
+    EvaluateError if `data` breaks the condition (`{"<=": [1.5, {}]}`): see `holds`."""
     rule = compile_condition(condition)
     try:
         return rule.evaluate(data)
-    except datalogic_py.ParseError as exc:  # the condition compiled: what did not parse is `data`
+    except datalogic_py.ParseError:  # the condition compiled: what did not parse is `data`
+        pass
+    try:
+        return rule.evaluate(_as_json_numbers(data))
+    except datalogic_py.ParseError as exc:
         raise UnreadableFacts({"facts": f"{FACTS_UNREADABLE}: {exc}"}) from exc
 
 
@@ -80,7 +85,13 @@ def truthy(value: Any) -> bool:
 
 
 def holds(condition: Any, data: Any) -> bool:
-    return truthy(evaluate(condition, data))
+    """Whether `condition` holds on `data`. A condition that `data` breaks does not hold (the
+    rules engine traces it so, `decide`): a survey's `show_if` comparing an answer with an object
+    hides its question rather than failing the response."""
+    try:
+        return truthy(evaluate(condition, data))
+    except datalogic_py.EvaluateError:
+        return False
 
 
 def facts_handle(data: Any) -> datalogic_py.DataHandle:
