@@ -190,6 +190,15 @@ def recruiting(database: Database) -> dict[str, int]:
 
 
 @pytest.fixture
+def acme(database: Database, recruiting: dict[str, int]) -> str:
+    """The account "acme" (two contacts, tests.factories.make_account) beside the recruiting playbook."""
+    from tests.factories import make_account
+
+    with database.transaction() as session:
+        return make_account(session, "acme").external_id
+
+
+@pytest.fixture
 def api_token(database: Database) -> str:
     from engine.apitokens import create_token
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from engine.db import Database
 from surveys.models import Response
-from tests.factories import make_account, outcomes_answers
+from tests.factories import outcomes_answers
 
 URL = "/api/v1/surveys/outcomes/responses"
 LEAF = st.one_of(
@@ -45,12 +45,6 @@ PLACES = [
     ("comment",),
     ("unknown",),
 ]
-
-
-@pytest.fixture
-def acme(database: Database, recruiting: dict[str, int]) -> str:
-    with database.transaction() as session:
-        return make_account(session, "acme").external_id
 
 
 def _responses(database: Database) -> int:

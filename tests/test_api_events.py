@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
@@ -13,15 +12,9 @@ from werkzeug.test import TestResponse
 from engine.db import Database
 from engine.events.models import Event
 from engine.plans.models import Milestone, MilestoneStatus
-from tests.factories import event, make_account, response_payload, submit_and_apply
+from tests.factories import event, response_payload, submit_and_apply
 
 URL = "/api/v1/events"
-
-
-@pytest.fixture
-def acme(database: Database, recruiting: dict[str, int]) -> str:
-    with database.transaction() as session:
-        return make_account(session, "acme").external_id
 
 
 def event_count(database: Database) -> int:

@@ -17,7 +17,7 @@ from engine.plans.models import SuccessPlan
 from surveys.models import Response, ResponseStatus, Survey
 from surveys.rules_queue import apply_queued_rules_job
 from surveys.service import publish_definition
-from tests.factories import make_account, outcomes_answers, response_payload
+from tests.factories import outcomes_answers, response_payload
 
 URL = "/api/v1/surveys/outcomes/responses"
 NEWCOMER = {"email": "newcomer@acme.example", "name": "New Comer"}
@@ -27,12 +27,6 @@ NEWCOMER = {"email": "newcomer@acme.example", "name": "New Comer"}
 def client(api_client: FlaskClient) -> FlaskClient:
     """Responses here are submitted server-to-server, with the API token."""
     return api_client
-
-
-@pytest.fixture
-def acme(database: Database, recruiting: dict[str, int]) -> str:
-    with database.transaction() as session:
-        return make_account(session, "acme").external_id
 
 
 def count(database: Database, model: type[Any]) -> int:

@@ -14,15 +14,9 @@ from sqlalchemy.pool import NullPool
 import engine.db
 from engine.db import Database
 from surveys.models import Response
-from tests.factories import make_account, response_payload
+from tests.factories import response_payload
 
 URL = "/api/v1/surveys/outcomes/responses"
-
-
-@pytest.fixture
-def acme(database: Database, recruiting: dict[str, int]) -> str:
-    with database.transaction() as session:
-        return make_account(session, "acme").external_id
 
 
 OTHERS = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
