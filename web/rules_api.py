@@ -16,7 +16,7 @@ from engine.rules import service as rules
 from engine.rules.catalogue import catalogue
 from engine.rules.decide import EVALUATION_FAILED
 from engine.rules.facts import load_facts
-from engine.rules.logic import FACTS_UNREADABLE, truthy, validate_condition
+from engine.rules.logic import truthy, validate_condition
 from engine.rules.models import Rule, RuleSet, published_ruleset
 from engine.rules.service import condition_errors
 from web.api import load, token_required
@@ -274,10 +274,8 @@ def evaluate_condition() -> Any:
         facts = body["facts"]
     # The engine's own run: a condition that fails on these facts (`{"<=": [1.5, {}]}`) does not
     # match, and the trace says why; the raw value is then null.
+    # Facts datalogic cannot take at all: evaluate() raises UnreadableFacts, a 422 keyed `facts`.
     trace = decide(facts, [RuleSpec("condition", body["condition"], ())]).trace[0]
-    if trace.reason.startswith(FACTS_UNREADABLE):  # given facts only: an account's always read
-        raise ValidationFailed({"facts": trace.reason})
-    # evaluate() raises UnreadableFacts (a 422) for facts the trace's run did not need to read
     value = None if trace.reason.startswith(EVALUATION_FAILED) else evaluate(body["condition"], facts)
     return jsonify(
         {
