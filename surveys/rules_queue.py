@@ -7,9 +7,13 @@ inline path sends (so the rules, the plan, the enrolments and the choices summar
 a synchronous submission makes), then clears `rules_queued_at` in that same transaction: a batch
 is applied whole or not at all, and a crashed job leaves its responses queued for the next one.
 
-One applier runs at a time (a transaction-scoped advisory lock on PostgreSQL): a job queued while
-another applies waits for it, then takes what it left, so no commit's wake-up is lost and two
-responses of one account are never decided concurrently. A batch that raises is retried one
+Appliers run side by side (jobs in several workers): each takes rows no other holds (`FOR UPDATE
+SKIP LOCKED`) and then its accounts' rules locks (engine.automation.lock_accounts), so two
+responses of one account are never decided concurrently. Each account's answers are decided in
+id order: an applier that finds an earlier answer of one of its accounts still queued outside its
+batch (another applier took it first) leaves that account's answers queued for a later batch. A
+batch that finds a backlog makes sure a job waits to continue it, so an idle worker joins in. A
+batch that raises is retried one
 response at a time in savepoints, so one bad response cannot hold back the rest; it is logged and
 dequeued and written as a note on the account for CS ops (the response itself stays stored;
 "Re-run rules" on the account applies it again).
@@ -52,7 +56,6 @@ Index(
 RULES_JOB = "rules"
 BATCH_SIZE = 100
 MAX_BATCHES_PER_JOB = 50
-APPLY_LOCK = 0x6E5F_7275  # "n_ru": one applier at a time
 STRANDED_AFTER = dt.timedelta(seconds=30)
 
 
@@ -207,19 +210,39 @@ def _apply_each(session: Session, taken: list[Queued], now: dt.datetime) -> None
 def apply_queued(
     session: Session, *, now: dt.datetime, limit: int = BATCH_SIZE, isolate: bool = False
 ) -> int:
-    """Apply the rules of up to `limit` queued responses, oldest first; returns how many were taken.
+    """Apply the rules of up to `limit` queued responses, oldest first; returns how many were applied.
 
     `isolate` runs each in a savepoint and logs (instead of raising) the ones that fail."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": APPLY_LOCK})
+    return _apply_queued(session, now=now, limit=limit, isolate=isolate).applied
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    applied: int
+    held_back: int  # taken, but an earlier answer of the same account is another applier's
+
+    @property
+    def taken(self) -> int:
+        return self.applied + self.held_back
+
+
+def _apply_queued(session: Session, *, now: dt.datetime, limit: int, isolate: bool) -> BatchResult:
     taken = _take(session, limit)
     if not taken:
-        return 0
+        return BatchResult(0, 0)
     # The batch's accounts: their rules locks (engine.automation.lock_accounts) in one statement,
     # then the rows in one more; each decision finds its account in the session and its lock
     # already held.
     account_ids = {i.account_id for i in taken if i.account_id is not None}
     lock_accounts(session, account_ids)
+    behind = _behind(session, taken)
+    if behind:
+        log.info("rules: %d accounts' answers wait for an earlier answer another job holds", len(behind))
+        account_ids -= behind
+    held_back = [i for i in taken if i.account_id in behind]
+    taken = [i for i in taken if i.account_id not in behind]
+    if not taken:
+        return BatchResult(0, len(held_back))
     accounts = session.scalars(select(Account).where(Account.id.in_(account_ids))).all()
     with pinned(session):  # one published-rules lookup for the batch
         if isolate:
@@ -234,7 +257,30 @@ def apply_queued(
         .values(rules_queued_at=None)
         .execution_options(synchronize_session=False)
     )
-    return len(taken)
+    return BatchResult(len(taken), len(held_back))
+
+
+def _behind(session: Session, taken: list[Queued]) -> set[int]:
+    """The batch's accounts with an answer queued before their first in the batch that the batch
+    does not hold: another applier took it (and may not have reached the account's lock yet), or it
+    was queued after this batch read the queue. Run with the accounts' locks held."""
+    first: dict[int, int] = {}
+    for item in taken:
+        if item.account_id is not None:
+            first.setdefault(item.account_id, item.response_id)  # `taken` is in id order
+    if not first:
+        return set()
+    mine = [item.response_id for item in taken]
+    rows = session.execute(
+        select(Response.account_id, func.min(Response.id))
+        .where(
+            Response.rules_queued_at.is_not(None),
+            Response.account_id.in_(list(first)),
+            ~db.id_in(session, Response.id, mine),
+        )
+        .group_by(Response.account_id)
+    )
+    return {account for account, earliest in rows if account is not None and earliest < first[account]}
 
 
 def apply_queued_rules_job(limit: int = BATCH_SIZE, backlog: bool = False) -> int:
@@ -242,7 +288,9 @@ def apply_queued_rules_job(limit: int = BATCH_SIZE, backlog: bool = False) -> in
 
     Takes no arguments because the queue is the `responses` rows themselves, marked by the
     transactions that stored them (like the reports' summary refresh, ADR 0008). A job woken by
-    a commit lingers first (engine.queue, ADR 0012); one that continues a `backlog` does not."""
+    a commit lingers first (engine.queue, ADR 0012); one that continues a `backlog` does not.
+    While a backlog lasts, every full batch makes sure a job waits to continue it (coalesced: one
+    at a time), so a second worker takes part instead of idling until this job ends."""
     try:
         runner: queue.JobRunner | None = queue.current()
     except ConfigurationError:
@@ -250,23 +298,33 @@ def apply_queued_rules_job(limit: int = BATCH_SIZE, backlog: bool = False) -> in
     if runner is not None:
         # before the first batch: later commits queue a new job
         runner.release_coalesced(RULES_JOB, linger=not backlog)
-    total = done = 0
+    total = 0
+    result = BatchResult(0, 0)
     for _ in range(MAX_BATCHES_PER_JOB):
         try:
             with db.current().transaction() as session:
-                done = apply_queued(session, now=utcnow(), limit=limit)
+                result = _apply_queued(session, now=utcnow(), limit=limit, isolate=False)
         except Exception:
             log.warning("a batch of queued rules failed; applying it one response at a time", exc_info=True)
             with db.current().transaction() as session:
-                done = apply_queued(session, now=utcnow(), limit=limit, isolate=True)
-        total += done
-        if done < limit:
+                result = _apply_queued(session, now=utcnow(), limit=limit, isolate=True)
+        total += result.applied
+        if result.held_back:  # retaken at once they would be held back again: a job later does
+            _continue(runner, limit, backlog=False)
             break
-    if done >= limit and runner is not None and runner.redis is not None:  # a backlog: the next job
-        runner.enqueue_many(
-            [queue.PendingJob("default", apply_queued_rules_job, (limit, True), None, RULES_JOB)]
-        )
+        if result.taken < limit:
+            break
+        _continue(runner, limit, backlog=True)
     return total
+
+
+def _continue(runner: queue.JobRunner | None, limit: int, *, backlog: bool) -> None:
+    """Queue a job to take what this one leaves (none if one already waits). A `backlog` job
+    starts at once; otherwise it lingers, giving the applier ahead of it time to commit."""
+    if runner is not None and runner.redis is not None:
+        runner.enqueue_many(
+            [queue.PendingJob("default", apply_queued_rules_job, (limit, backlog), None, RULES_JOB)]
+        )
 
 
 def waiting(session: Session) -> tuple[int, dt.datetime | None]:

@@ -303,6 +303,80 @@ def test_two_appliers_at_once_make_each_plan_once(
     assert plans(database) == len(accounts)
 
 
+def test_appliers_run_side_by_side(
+    client: FlaskClient, database: Database, accounts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one worker's job is mid-batch, a second worker's job applies what the first has not
+    taken: plans are made by as many workers as there are, not one at a time."""
+    submit_all(client, accounts)
+    apply = rules_queue._apply
+    mid_batch, go_on = threading.Event(), threading.Event()
+
+    def paused(session: Any, item: Any, now: dt.datetime, facts: Any = None) -> None:
+        if threading.current_thread() is ahead:
+            mid_batch.set()
+            go_on.wait(timeout=30)
+        apply(session, item, now, facts)
+
+    monkeypatch.setattr(rules_queue, "_apply", paused)
+    done: dict[str, int] = {}
+    ahead = threading.Thread(target=lambda: done.update(ahead=apply_queued_rules_job(limit=2)))
+    beside = threading.Thread(target=lambda: done.update(beside=apply_queued_rules_job()))
+    try:
+        ahead.start()
+        assert mid_batch.wait(timeout=30)
+        beside.start()
+        beside.join(timeout=30)
+        assert done.get("beside") == len(accounts) - 2, "the second applier waited for the first"
+    finally:
+        go_on.set()
+        ahead.join(timeout=30)
+        beside.join(timeout=30)
+
+    assert done["ahead"] == 2
+    assert plans(database) == len(accounts)
+
+
+def test_an_accounts_answers_are_decided_in_order_whichever_applier_takes_them(
+    client: FlaskClient,
+    database: Database,
+    accounts: tuple[str, ...],
+    redis_conn: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One applier takes acme's first answer; before it locks acme, another takes acme's second
+    answer and locks acme first. The second leaves that answer queued (with a job to take it up)
+    rather than decide it before the first."""
+    first, second = (submit_all(client, ("acme",))[0]["id"] for _ in range(2))
+    submit_all(client, accounts[1:])
+    seen: list[int] = []
+    apply = rules_queue._apply
+
+    def recorded(session: Any, item: Any, now: dt.datetime, facts: Any = None) -> None:
+        seen.append(item.response_id)
+        apply(session, item, now, facts)
+
+    monkeypatch.setattr(rules_queue, "_apply", recorded)
+    default = Queue("default", connection=redis_conn)
+    woken = default.count  # the job the answers' commits woke (not run here)
+    ahead = database.session()
+    assert [item.response_id for item in rules_queue._take(ahead, 1)] == [first]
+    try:
+        assert apply_queued_rules_job() == len(accounts) - 1  # all but acme's two
+        assert second not in seen
+        with database.session() as session:
+            waiting = session.scalar(select(Response.rules_queued_at).where(Response.id == second))
+            assert waiting is not None
+        assert default.count == woken + 1  # a job to take it up later
+    finally:
+        ahead.rollback()
+        ahead.close()
+
+    assert apply_queued_rules_job() == 2
+    assert seen[-2:] == [first, second]
+    assert plans(database) == len(accounts)
+
+
 def test_the_scheduler_sweep_requeues_responses_whose_job_was_lost(
     client: FlaskClient, database: Database, accounts: tuple[str, ...], redis_conn: Redis
 ) -> None:
