@@ -78,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="niceness of the RQ worker (`northstar worker`) that runs the rules job beside gunicorn",
     )
     parser.add_argument(
+        "--rules-workers",
+        type=int,
+        default=1,
+        help="how many `northstar worker` processes make the plans (their jobs run side by side)",
+    )
+    parser.add_argument(
         "--rules-worker",
         choices=("during", "after"),
         default="during",
@@ -248,20 +254,24 @@ def run(args: argparse.Namespace) -> int:
 
         # The production worker (every queue: the rules job, plan notifications, report refresh),
         # at a lower priority than the web server, as on a box that runs both.
-        def start_worker() -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                ["nice", "-n", str(args.worker_nice), sys.executable, "-m", "web.cli", "worker"],
-                env=env.worker_env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        def start_workers() -> list[subprocess.Popen[bytes]]:
+            return [
+                subprocess.Popen(
+                    ["nice", "-n", str(args.worker_nice), sys.executable, "-m", "web.cli", "worker"],
+                    env=env.worker_env(),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for _ in range(args.rules_workers)
+            ]
 
-        worker = start_worker() if args.rules_worker == "during" else None
-        worker_pid = worker.pid if worker is not None else None
+        workers = start_workers() if args.rules_worker == "during" else []
+        worker_pids = [worker.pid for worker in workers]
         phases: list[tuple[str, int, Load, float]] = []
-        meter = CpuMeter(env, server.pid, worker_pid)
+        meter = CpuMeter(env, server.pid, worker_pids)
         windows: list[tuple[int, int]] = []  # account index range of each POST phase
         drain_s = worker_per_plan_ms = float("nan")
+        drained = 0
         warmed = 0
         try:
             _wait_ready(port)
@@ -269,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
             warm = Load(port, 50, WARM, 8, submit)  # submission's statements and caches
             warm.run()
             warmed, offset = warm.statuses.get(201, 0), WARM
-            worker_from = (_cpu(worker_pid, reaped=True), _plan_count(env)) if worker_pid else None
+            worker_from = (_workers_cpu(worker_pids), _plan_count(env)) if worker_pids else None
             for rate, total in zip(rates, totals, strict=True):
                 baseline = Load(port, rate, total, args.clients, health)
                 phases.append(("baseline: GET /healthz", rate, baseline, meter.measure(baseline)))
@@ -278,17 +288,21 @@ def run(args: argparse.Namespace) -> int:
                 windows.append((offset, offset + total))
                 offset += total
             server.terminate()
-            worker = worker or start_worker()
+            workers = workers or start_workers()
+            worker_pids = [worker.pid for worker in workers]
+            drain_from = _plan_count(env)
             drain_s = _drain(env, args.drain_timeout)
-            if worker_from is not None and worker_pid is not None:
+            drained = _plan_count(env) - drain_from
+            if worker_from is not None:
                 cpu_from, plans_from = worker_from
                 made = max(1, _plan_count(env) - plans_from)
-                worker_per_plan_ms = 1000 * (_cpu(worker_pid, reaped=True) - cpu_from) / made
+                worker_per_plan_ms = 1000 * (_workers_cpu(worker_pids) - cpu_from) / made
         finally:
             server.terminate()
             server.wait(timeout=20)
-            if worker is not None:
+            for worker in workers:
                 worker.terminate()
+            for worker in workers:
                 worker.wait(timeout=60)
         with env.database.session() as session:
             stored = session.scalar(
@@ -330,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
         )
         prefix = f"r{rate}_health" if name.startswith("baseline") else f"r{rate}"
         values_cpu[f"{prefix}_web_cpu_ms"] = round(1000 * cpu["web"] / n, 2)
-        if worker_pid is not None and not name.startswith("baseline"):
+        if worker_pids and not name.startswith("baseline"):
             values_cpu[f"r{rate}_worker_cpu_ms"] = round(1000 * cpu["worker"] / n, 2)
             values_cpu[f"r{rate}_server_cores"] = round(rate * server_side / n, 2)
     for rate in rates:
@@ -365,7 +379,8 @@ def run(args: argparse.Namespace) -> int:
             values[f"r{rate}_health_p99_ms"] = round(phase.percentile(99), 1)
     print(
         f"plans: {plans} for {accepted} accepted; the last made {drain_s:.1f} s after the load ended "
-        f"(worker nice {args.worker_nice})"
+        f"({args.rules_workers} worker{'s' if args.rules_workers > 1 else ''}, nice {args.worker_nice}); "
+        f"{drained} of them in that drain: {drained / drain_s if drain_s > 0 else float('nan'):.0f} plans/s"
     )
     lag_rows = []
     for (first, last), rate in zip(windows, rates, strict=True):
@@ -387,6 +402,8 @@ def run(args: argparse.Namespace) -> int:
     values.update(values_cpu)
     values["plans"] = plans
     values["drain_s"] = round(drain_s, 1)
+    values["drain_plans_per_s"] = round(drained / drain_s) if drain_s > 0 else None
+    values["rules_workers"] = args.rules_workers
     result_line("surveys", values)
     return 0 if accepted == stored == plans and drain_s == drain_s else 1
 
@@ -396,8 +413,8 @@ class CpuMeter:
     backends, the RQ worker (with the children it reaped: `--fork`'s per-job processes) and this
     process (the client threads), read from /proc around the phase."""
 
-    def __init__(self, env: BenchEnv, server_pid: int, worker_pid: int | None = None) -> None:
-        self.env, self.server_pid, self.worker_pid = env, server_pid, worker_pid
+    def __init__(self, env: BenchEnv, server_pid: int, worker_pids: list[int]) -> None:
+        self.env, self.server_pid, self.worker_pids = env, server_pid, worker_pids
         self.phases: list[dict[str, float]] = []
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
@@ -406,7 +423,7 @@ class CpuMeter:
             "web": {pid: _cpu(pid) for pid in tree},
             "postgres": backend_cpu_by_pid(self.env),
             "client": {0: time.process_time()},
-            "worker": {self.worker_pid: _cpu(self.worker_pid, reaped=True)} if self.worker_pid else {},
+            "worker": {pid: _cpu(pid, reaped=True) for pid in self.worker_pids},
         }
 
     def measure(self, load: Load) -> float:
@@ -486,3 +503,7 @@ def _wait_ready(port: int, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise SystemExit("gunicorn did not become ready")
+
+
+def _workers_cpu(pids: list[int]) -> float:
+    return sum(_cpu(pid, reaped=True) for pid in pids)
