@@ -377,6 +377,59 @@ def test_an_accounts_answers_are_decided_in_order_whichever_applier_takes_them(
     assert plans(database) == len(accounts)
 
 
+@pytest.mark.slow
+def test_four_appliers_over_interleaved_answers_apply_each_once_in_order_per_account(
+    client: FlaskClient,
+    database: Database,
+    recruiting: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Twelve accounts answer three times each, interleaved; four jobs of small batches apply them
+    at once: every answer once, each account's in the order stored, one plan per account, and no
+    batch failing (a deadlock between appliers would surface as one)."""
+    names = tuple(f"firm{n:02d}" for n in range(12))
+    with database.transaction() as session:
+        for name in names:
+            make_account(session, name, contacts=((f"sofia@{name}.example", ContactRole.CHAMPION),))
+    stored = [body["id"] for _ in range(3) for body in submit_all(client, names)]
+    applied: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    apply = rules_queue._apply
+
+    def recorded(session: Any, item: Any, now: dt.datetime, facts: Any = None) -> None:
+        apply(session, item, now, facts)
+        with lock:
+            applied.append((item.account_id, item.response_id))
+
+    monkeypatch.setattr(rules_queue, "_apply", recorded)
+
+    def applier() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            apply_queued_rules_job(limit=4)
+            with database.session() as session:
+                if queued_count(session) == 0:
+                    return
+
+    with caplog.at_level("WARNING", logger="surveys.rules_queue"):
+        threads = [threading.Thread(target=applier) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=90)
+
+    assert not [r.getMessage() for r in caplog.records if r.name == "surveys.rules_queue"]
+    # (Applied inside a batch that later rolled back would be counted twice: none did, above.)
+    assert sorted(rid for _, rid in applied) == sorted(stored)
+    by_account: dict[int, list[int]] = {}
+    for account_id, response_id in applied:
+        by_account.setdefault(account_id, []).append(response_id)
+    assert len(by_account) == len(names)
+    assert all(ids == sorted(ids) for ids in by_account.values()), by_account
+    assert plans(database) == len(names)
+
+
 def test_the_scheduler_sweep_requeues_responses_whose_job_was_lost(
     client: FlaskClient, database: Database, accounts: tuple[str, ...], redis_conn: Redis
 ) -> None:
