@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -355,6 +356,28 @@ def test_nul_character_in_an_answer_is_a_400_problem(
 
     assert "NUL" in assert_problem(response, 400)["detail"]
     assert_nothing_written(database)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32-le"])
+def test_nul_character_is_found_in_a_key_and_in_any_encoding_json_allows(
+    client: FlaskClient, database: Database, acme: str, encoding: str
+) -> None:
+    payload = response_payload(contact=NEWCOMER, answers={**outcomes_answers(), "odd\u0000key": 1})
+
+    response = client.post(URL, data=json.dumps(payload).encode(encoding), content_type="application/json")
+
+    assert "NUL" in assert_problem(response, 400)["detail"]
+    assert_nothing_written(database)
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul(
+    client: FlaskClient, database: Database, acme: str
+) -> None:
+    response = client.post(
+        URL, json=response_payload(acme, answers={**outcomes_answers(), "comment": "C:\\u0000"})
+    )
+
+    assert response.status_code == 201, response.get_json()
 
 
 def test_contact_email_longer_than_320_characters_is_named(

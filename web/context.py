@@ -57,14 +57,17 @@ def json_body() -> dict[str, Any]:
     try:
         # Strict JSON: NaN/Infinity and NUL characters parse in Python but PostgreSQL's JSONB and
         # text columns refuse them, which would surface as a 500 at commit.
-        body = json.loads(request.get_data(cache=True), parse_constant=_refuse_constant)
+        raw = request.get_data(cache=True)
+        body = json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError:
         raise NorthstarError("the request body is nested too deeply") from None
     except ValueError as exc:
         raise NorthstarError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise NorthstarError("the request body must be a JSON object")
-    if has_nul(body):
+    # Strict JSON has a NUL only as the escape \u0000 (a raw one is a parse error); a body in
+    # UTF-16 or UTF-32 (which json.loads also reads) has NUL bytes: those get the full walk.
+    if (b"\\u0000" in raw or b"\x00" in raw) and has_nul(body):
         raise NorthstarError("the request body must not contain NUL (\\u0000) characters")
     return body
 
