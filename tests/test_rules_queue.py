@@ -65,6 +65,23 @@ def local(url: str) -> str:
     return url.removeprefix("http://northstar.test")
 
 
+@pytest.fixture
+def decided(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int | None, int]]:
+    """(account id, response id) of every answer the job decides, in the order decided (from any
+    thread)."""
+    seen: list[tuple[int | None, int]] = []
+    lock = threading.Lock()
+    apply = rules_queue._apply
+
+    def recorded(session: Any, item: Any, now: dt.datetime, facts: Any = None) -> None:
+        apply(session, item, now, facts)
+        with lock:
+            seen.append((item.account_id, item.response_id))
+
+    monkeypatch.setattr(rules_queue, "_apply", recorded)
+    return seen
+
+
 def test_the_pending_link_waits_for_the_job_then_opens_the_plan(
     client: FlaskClient, database: Database, accounts: tuple[str, ...]
 ) -> None:
@@ -185,20 +202,16 @@ def test_answers_that_arrive_while_the_job_lingers_join_it(
 
 
 def test_a_backlog_beyond_one_batch_is_drained_in_order(
-    client: FlaskClient, database: Database, accounts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient,
+    database: Database,
+    accounts: tuple[str, ...],
+    decided: list[tuple[int | None, int]],
 ) -> None:
     submit_all(client, accounts)
-    seen: list[int] = []
-    apply = rules_queue._apply
-
-    def recorded(session: Any, item: Any, now: dt.datetime) -> None:
-        seen.append(item.response_id)
-        apply(session, item, now)
-
-    monkeypatch.setattr(rules_queue, "_apply", recorded)
 
     assert apply_queued_rules_job(limit=2) == len(accounts)  # three batches in one job
 
+    seen = [response_id for _, response_id in decided]
     assert seen == sorted(seen) and len(seen) == len(accounts)
     assert plans(database) == len(accounts)
 
@@ -342,28 +355,20 @@ def test_an_accounts_answers_are_decided_in_order_whichever_applier_takes_them(
     database: Database,
     accounts: tuple[str, ...],
     redis_conn: Redis,
-    monkeypatch: pytest.MonkeyPatch,
+    decided: list[tuple[int | None, int]],
 ) -> None:
     """One applier takes acme's first answer; before it locks acme, another takes acme's second
     answer and locks acme first. The second leaves that answer queued (with a job to take it up)
     rather than decide it before the first."""
     first, second = (submit_all(client, ("acme",))[0]["id"] for _ in range(2))
     submit_all(client, accounts[1:])
-    seen: list[int] = []
-    apply = rules_queue._apply
-
-    def recorded(session: Any, item: Any, now: dt.datetime, facts: Any = None) -> None:
-        seen.append(item.response_id)
-        apply(session, item, now, facts)
-
-    monkeypatch.setattr(rules_queue, "_apply", recorded)
     default = Queue("default", connection=redis_conn)
     woken = default.count  # the job the answers' commits woke (not run here)
     ahead = database.session()
     assert [item.response_id for item in rules_queue._take(ahead, 1)] == [first]
     try:
         assert apply_queued_rules_job() == len(accounts) - 1  # all but acme's two
-        assert second not in seen
+        assert second not in [response_id for _, response_id in decided]
         with database.session() as session:
             waiting = session.scalar(select(Response.rules_queued_at).where(Response.id == second))
             assert waiting is not None
@@ -373,7 +378,7 @@ def test_an_accounts_answers_are_decided_in_order_whichever_applier_takes_them(
         ahead.close()
 
     assert apply_queued_rules_job() == 2
-    assert seen[-2:] == [first, second]
+    assert [response_id for _, response_id in decided[-2:]] == [first, second]
     assert plans(database) == len(accounts)
 
 
@@ -382,7 +387,7 @@ def test_four_appliers_over_interleaved_answers_apply_each_once_in_order_per_acc
     client: FlaskClient,
     database: Database,
     recruiting: dict[str, int],
-    monkeypatch: pytest.MonkeyPatch,
+    decided: list[tuple[int | None, int]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Twelve accounts answer three times each, interleaved; four jobs of small batches apply them
@@ -393,16 +398,6 @@ def test_four_appliers_over_interleaved_answers_apply_each_once_in_order_per_acc
         for name in names:
             make_account(session, name, contacts=((f"sofia@{name}.example", ContactRole.CHAMPION),))
     stored = [body["id"] for _ in range(3) for body in submit_all(client, names)]
-    applied: list[tuple[int, int]] = []
-    lock = threading.Lock()
-    apply = rules_queue._apply
-
-    def recorded(session: Any, item: Any, now: dt.datetime, facts: Any = None) -> None:
-        apply(session, item, now, facts)
-        with lock:
-            applied.append((item.account_id, item.response_id))
-
-    monkeypatch.setattr(rules_queue, "_apply", recorded)
 
     def applier() -> None:
         deadline = time.monotonic() + 60
@@ -421,9 +416,9 @@ def test_four_appliers_over_interleaved_answers_apply_each_once_in_order_per_acc
 
     assert not [r.getMessage() for r in caplog.records if r.name == "surveys.rules_queue"]
     # (Applied inside a batch that later rolled back would be counted twice: none did, above.)
-    assert sorted(rid for _, rid in applied) == sorted(stored)
-    by_account: dict[int, list[int]] = {}
-    for account_id, response_id in applied:
+    assert sorted(rid for _, rid in decided) == sorted(stored)
+    by_account: dict[int | None, list[int]] = {}
+    for account_id, response_id in decided:
         by_account.setdefault(account_id, []).append(response_id)
     assert len(by_account) == len(names)
     assert all(ids == sorted(ids) for ids in by_account.values()), by_account
