@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import BenchEnv, add_service_arguments, bench_env, machine, print_table, result_line
 from bench.fixtures import create_accounts
-from bench.surveys_inprocess import CLOCK_TICKS, backend_cpu_by_pid
+from bench.proc_cpu import CpuMeter, workers_cpu
 from engine.accounts import Account
 from engine.db import utcnow
 from engine.plans.models import SuccessPlan
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
             warm = Load(port, 50, WARM, 8, submit)  # submission's statements and caches
             warm.run()
             warmed, offset = warm.statuses.get(201, 0), WARM
-            worker_from = (_workers_cpu(worker_pids), _plan_count(env)) if worker_pids else None
+            worker_from = (workers_cpu(worker_pids), _plan_count(env)) if worker_pids else None
             for rate, total in zip(rates, totals, strict=True):
                 baseline = Load(port, rate, total, args.clients, health)
                 phases.append(("baseline: GET /healthz", rate, baseline, meter.measure(baseline)))
@@ -296,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
             if worker_from is not None:
                 cpu_from, plans_from = worker_from
                 made = max(1, _plan_count(env) - plans_from)
-                worker_per_plan_ms = 1000 * (_workers_cpu(worker_pids) - cpu_from) / made
+                worker_per_plan_ms = 1000 * (workers_cpu(worker_pids) - cpu_from) / made
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -408,57 +408,6 @@ def run(args: argparse.Namespace) -> int:
     return 0 if accepted == stored == plans and drain_s == drain_s else 1
 
 
-class CpuMeter:
-    """CPU seconds each phase cost gunicorn (master and workers), the bench database's PostgreSQL
-    backends, the RQ worker (with the children it reaped: `--fork`'s per-job processes) and this
-    process (the client threads), read from /proc around the phase."""
-
-    def __init__(self, env: BenchEnv, server_pid: int, worker_pids: list[int]) -> None:
-        self.env, self.server_pid, self.worker_pids = env, server_pid, worker_pids
-        self.phases: list[dict[str, float]] = []
-
-    def _snapshot(self) -> dict[str, dict[int, float]]:
-        tree = [self.server_pid, *_children(self.server_pid)]
-        return {
-            "web": {pid: _cpu(pid) for pid in tree},
-            "postgres": backend_cpu_by_pid(self.env),
-            "client": {0: time.process_time()},
-            "worker": {pid: _cpu(pid, reaped=True) for pid in self.worker_pids},
-        }
-
-    def measure(self, load: Load) -> float:
-        before = self._snapshot()
-        seconds = load.run()
-        after = self._snapshot()
-        # Per process: one that started during the phase counts from zero; one that ended during
-        # it (a backend the pool closed) is left out rather than counted negative.
-        self.phases.append(
-            {key: sum(cpu - before[key].get(pid, 0.0) for pid, cpu in after[key].items()) for key in after}
-        )
-        return seconds
-
-
-def _cpu(pid: int, *, reaped: bool = False) -> float:
-    """User + system seconds of `pid`; with `reaped`, also of the children it has waited for."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0  # gone
-    return sum(int(f) for f in fields[11 : 15 if reaped else 13]) / CLOCK_TICKS
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def _plan_count(env: BenchEnv) -> int:
     with env.database.session() as session:
         return int(session.scalar(select(func.count()).select_from(SuccessPlan)) or 0)
@@ -503,7 +452,3 @@ def _wait_ready(port: int, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise SystemExit("gunicorn did not become ready")
-
-
-def _workers_cpu(pids: list[int]) -> float:
-    return sum(_cpu(pid, reaped=True) for pid in pids)
