@@ -207,15 +207,6 @@ def _apply_each(session: Session, taken: list[Queued], now: dt.datetime) -> None
             _note_failure(session, item, exc, now)
 
 
-def apply_queued(
-    session: Session, *, now: dt.datetime, limit: int = BATCH_SIZE, isolate: bool = False
-) -> int:
-    """Apply the rules of up to `limit` queued responses, oldest first; returns how many were applied.
-
-    `isolate` runs each in a savepoint and logs (instead of raising) the ones that fail."""
-    return _apply_queued(session, now=now, limit=limit, isolate=isolate).applied
-
-
 @dataclass(frozen=True)
 class BatchResult:
     applied: int
@@ -226,7 +217,12 @@ class BatchResult:
         return self.applied + self.held_back
 
 
-def _apply_queued(session: Session, *, now: dt.datetime, limit: int, isolate: bool) -> BatchResult:
+def apply_queued(
+    session: Session, *, now: dt.datetime, limit: int = BATCH_SIZE, isolate: bool = False
+) -> BatchResult:
+    """Apply the rules of up to `limit` queued responses, oldest first, but for those held back
+    (see `_behind`). `isolate` runs each in a savepoint and logs (instead of raising) the ones
+    that fail."""
     taken = _take(session, limit)
     if not taken:
         return BatchResult(0, 0)
@@ -303,11 +299,11 @@ def apply_queued_rules_job(limit: int = BATCH_SIZE, backlog: bool = False) -> in
     for _ in range(MAX_BATCHES_PER_JOB):
         try:
             with db.current().transaction() as session:
-                result = _apply_queued(session, now=utcnow(), limit=limit, isolate=False)
+                result = apply_queued(session, now=utcnow(), limit=limit)
         except Exception:
             log.warning("a batch of queued rules failed; applying it one response at a time", exc_info=True)
             with db.current().transaction() as session:
-                result = _apply_queued(session, now=utcnow(), limit=limit, isolate=True)
+                result = apply_queued(session, now=utcnow(), limit=limit, isolate=True)
         total += result.applied
         if result.held_back:  # retaken at once they would be held back again: a job later does
             _continue(runner, limit, backlog=False)
