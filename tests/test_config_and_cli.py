@@ -6,15 +6,20 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from redis import Redis
+from rq import Queue, SimpleWorker
 from sqlalchemy import update
 
 from engine.config import Settings, settings_from_env
 from engine.db import Database, utcnow
 from engine.errors import ConfigurationError
+from engine.queue import QUEUE_NAMES
 from surveys.models import Response
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.factories import make_account, response_payload
@@ -101,11 +106,24 @@ def doctor_on_test_services(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return northstar("doctor", env=env)
 
 
-def test_doctor_reports_each_service(pg_engine: object, tmp_path: Path) -> None:
-    healthy = doctor_on_test_services(tmp_path)
+@contextmanager
+def registered_worker(redis: Redis, queues: tuple[str, ...]) -> Iterator[None]:
+    """An RQ worker registered in Redis, as `northstar worker` registers itself (on any machine)."""
+    worker = SimpleWorker([Queue(name, connection=redis) for name in queues], connection=redis)
+    worker.register_birth()
+    try:
+        yield
+    finally:
+        worker.register_death()
+
+
+def test_doctor_reports_each_service(pg_engine: object, redis_conn: Redis, tmp_path: Path) -> None:
+    with registered_worker(redis_conn, QUEUE_NAMES):
+        healthy = doctor_on_test_services(tmp_path)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert healthy.stdout.count("ok  ") == 4
+    assert healthy.stdout.count("ok  ") == 5
     assert "rules queue: no response waits for its plan" in healthy.stdout
+    assert "ok   workers: 1 running (per queue: default 1, delivery 1, reports 1)" in healthy.stdout
 
     broken = northstar(
         "doctor",
@@ -119,6 +137,22 @@ def test_doctor_reports_each_service(pg_engine: object, tmp_path: Path) -> None:
     assert "FAIL database: cannot connect" in broken.stdout
     assert "FAIL redis: cannot reach redis://127.0.0.1:1/0" in broken.stdout
     assert "Traceback" not in broken.stderr
+
+
+def test_doctor_says_when_no_worker_runs_or_a_queue_has_none(
+    pg_engine: object, redis_conn: Redis, tmp_path: Path
+) -> None:
+    alone = doctor_on_test_services(tmp_path)
+    assert alone.returncode == 1
+    assert "FAIL workers: none running: start `northstar worker`" in alone.stdout
+
+    with registered_worker(redis_conn, ("delivery",)), registered_worker(redis_conn, ("delivery",)):
+        partial = doctor_on_test_services(tmp_path)
+    assert partial.returncode == 1
+    assert (
+        "FAIL workers: 2 running, none on default, reports (default 0, delivery 2, reports 0)"
+        in partial.stdout
+    )
 
 
 def test_doctor_says_when_responses_wait_too_long_for_their_plan(

@@ -6,13 +6,15 @@ import datetime as dt
 import urllib.error
 import urllib.request
 
+from redis import Redis
+from rq import Worker
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from engine.config import Settings
 from engine.db import make_engine, utcnow
-from engine.queue import connect_redis, redis_reachable
+from engine.queue import QUEUE_NAMES, connect_redis, redis_reachable
 from surveys.rules_queue import waiting
 
 
@@ -21,8 +23,11 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     if results[0][1]:
         results.append(_rules_queue(settings))
     if settings.redis_url:
-        ok = redis_reachable(connect_redis(settings.redis_url, timeout=1.0))
+        redis = connect_redis(settings.redis_url, timeout=1.0)
+        ok = redis_reachable(redis)
         results.append(("redis", ok, settings.redis_url if ok else f"cannot reach {settings.redis_url}"))
+        if ok:
+            results.append(_workers(redis))
     else:
         results.append(("redis", False, "NORTHSTAR_REDIS_URL is not set: workers and the scheduler need it"))
     results.append(_mail(settings))
@@ -69,6 +74,20 @@ def _rules_queue(settings: Settings) -> tuple[str, bool, str]:
     if age > STALE_RULES:
         return ("rules queue", False, f"{said}: is `northstar worker` running?")
     return ("rules queue", True, said)
+
+
+def _workers(redis: Redis) -> tuple[str, bool, str]:
+    """The RQ workers registered in Redis (on any machine), and which queues each listens on: with
+    none on a queue, its jobs (plans from answers, nudges, report refreshes) wait for ever."""
+    workers = Worker.all(connection=redis)
+    listening = {name: sum(name in w.queue_names() for w in workers) for name in QUEUE_NAMES}
+    counts = ", ".join(f"{name} {n}" for name, n in listening.items())
+    if not workers:
+        return ("workers", False, "none running: start `northstar worker` (jobs wait until one does)")
+    idle = [name for name, n in listening.items() if not n]
+    if idle:
+        return ("workers", False, f"{len(workers)} running, none on {', '.join(idle)} ({counts})")
+    return ("workers", True, f"{len(workers)} running (per queue: {counts})")
 
 
 def _mail(settings: Settings) -> tuple[str, bool, str]:
