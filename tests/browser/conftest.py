@@ -3,7 +3,6 @@ asset must be vendored), and where screenshots go; and the widget tests' host si
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,15 +13,12 @@ from playwright.sync_api import Browser, Page
 
 from engine.db import Database
 from tests.browser.host_pages import HostSite, serving
-from tests.browser.screenshots import capture
+from tests.browser.screenshots import artifact_path, capture, publish
 from tests.browser.widget_harness import PHONE, Embed, make_embed, open_shadow_page, widget_browser
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Frame, Request, Response
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
-DOCS_SHOTS = ROOT / "docs" / "screenshots"
 
 
 @dataclass
@@ -98,14 +94,13 @@ def problems(traffic: Traffic) -> list[str]:
 
 
 def shoot(page: Page, name: str, *, docs: bool = False) -> Path:
-    """Into test-artifacts/screenshots/, and into docs/screenshots/ when the docs show it."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
+    """Into test-artifacts/screenshots/; one the docs show (`docs`) also into docs/screenshots/
+    when NORTHSTAR_UPDATE_SCREENSHOTS=1 (tests/browser/screenshots.py)."""
+    path = artifact_path(name)
     page.evaluate("window.scrollTo(0, 0)")  # sticky sidebars are shot in place
     capture(page, path, full_page=True)
     if docs:
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
+        publish(path, name)
     return path
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -24,9 +23,6 @@ from tests.browser.conftest import shoot
 from tests.browser.console_pages import page_without_javascript, sign_in_console
 from tests.factories import make_account, outcomes_answers
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
-README_SHOTS = ROOT / "docs" / "screenshots"
 EMAIL = "erin@northstar.example"
 
 

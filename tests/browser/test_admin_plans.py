@@ -5,7 +5,6 @@ go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -19,11 +18,9 @@ from engine.users import Role, create_user
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
 from tests.browser.console_pages import sign_in_console
+from tests.browser.screenshots import artifact_path
 from tests.factories import make_account
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 EMAIL = "erin@northstar.example"
 
 
@@ -117,7 +114,7 @@ def test_ops_filter_to_plans_behind_edit_a_key_result_and_rotate_the_link(
     )
     expect(page.locator(".kr-block").first.get_by_label("Current")).to_have_attribute("aria-invalid", "true")
 
-    page.locator("main").screenshot(path=str(ARTIFACTS / "admin-plan-error.png"))
+    page.locator("main").screenshot(path=str(artifact_path("admin-plan-error")))
 
     # The refused form answered at its own URL (/admin/plans/<plan>/key-results/<kr>): go back to the
     # plan's page itself.

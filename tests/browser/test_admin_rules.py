@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -22,9 +21,6 @@ from tests.browser.conftest import shoot
 from tests.browser.console_pages import live_checks_settled, page_without_javascript, sign_in_console
 from tests.factories import make_account, outcomes_answers
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 EMAIL = "erin@northstar.example"
 EXPECTED = {
     "and": [

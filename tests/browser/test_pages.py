@@ -10,7 +10,6 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeSerializer
@@ -27,9 +26,6 @@ from tests.browser.conftest import Traffic, shoot
 from tests.conftest import SECRET
 from tests.factories import make_account, outcomes_answers
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
-README_SHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 800}
 # A fixed "today" for the survey, so every date on the pages (and so the README screenshots) is stable.

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -16,9 +15,6 @@ from tests.browser.conftest import Traffic, shoot
 from tests.conftest import SECRET
 from tests.factories import make_account
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
-README_SHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 360, "height": 780}
 
 

@@ -4,7 +4,6 @@ with the widget's shadow root opened, and the steps a respondent takes."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +19,10 @@ from engine.db import Database, utcnow
 from engine.workspaces import ensure_workspace
 from surveys.models import Response
 from tests.browser.host_pages import HostSite, host_page
-from tests.browser.screenshots import capture
+from tests.browser.screenshots import artifact_path, capture, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET = ROOT / "web" / "static" / "embed" / "widget.js"
-ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
-DOC_SHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 800}
 TITLE = "What does success look like for your team?"
@@ -108,13 +105,11 @@ def widget_browser(browser: Browser, **context: Any) -> Iterator[Page]:
 
 
 def shoot(page: Page, name: str, *, docs: bool = False) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
+    path = artifact_path(name)
     page.mouse.move(0, 0)  # no hover state in the picture
     capture(page, path, animations="disabled")
     if docs:
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOC_SHOTS / f"{name}.png")
+        publish(path, name)
 
 
 def survey_dialog(scope: Page | FrameLocator) -> Locator:
