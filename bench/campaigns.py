@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.common import (
@@ -47,10 +47,9 @@ from bench.common import (
     profile_report,
     result_line,
 )
-from bench.fixtures import create_accounts, enroll_all
+from bench.fixtures import count_sent, create_accounts, enroll_all
 from bench.pool import WorkerPool
 from campaigns.bulk import CHUNK
-from campaigns.models import Message, MessageStatus
 from campaigns.scheduler import TickResult, run_tick
 from engine.db import utcnow
 
@@ -271,7 +270,7 @@ def run_the_sends(env: BenchEnv, args: argparse.Namespace, workdir: Path, ids: l
             while targets and sent >= targets[0]:
                 run.samples.append(Sample(targets.pop(0), time.monotonic() - go_at, worker_peak, horse_peak))
                 worker_peak = horse_peak = 0.0
-            if not targets and _sent(env, ids) >= len(ids):
+            if not targets and count_sent(env.database, ids) >= len(ids):
                 break
             if pool.alive() == 0 and env.sink.message_count < len(ids):
                 break
@@ -287,16 +286,8 @@ def run_the_sends(env: BenchEnv, args: argparse.Namespace, workdir: Path, ids: l
     run.requests = len(env.sink.requests)
     run.duplicates = sum(n - 1 for n in seen.values() if n > 1)
     run.lost = len(set(ids) - set(seen))
-    run.sent_in_db = _sent(env, ids)
+    run.sent_in_db = count_sent(env.database, ids)
     return run
-
-
-def _sent(env: BenchEnv, ids: list[int]) -> int:
-    with env.database.session() as session:
-        stmt = select(func.count(Message.id)).where(
-            Message.id.between(min(ids), max(ids)), Message.status == MessageStatus.SENT
-        )
-        return int(session.scalar(stmt) or 0)
 
 
 def report_the_tick(tick: TickRun, load: str) -> dict[str, Any]:

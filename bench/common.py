@@ -19,9 +19,8 @@ from pathlib import Path
 
 from flask import Flask
 from redis import Redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from bench import pgadmin
 from campaigns.sink import SendGridSink
 from engine.config import Settings, normalise_database_url
 from engine.db import Database
@@ -48,21 +47,11 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def recreate_database(database_url: str) -> None:
-    """DROP and CREATE the benchmark database through an autocommit connection to `postgres`."""
-    url = make_url(database_url)
-    name = url.database
-    if not name or not url.drivername.startswith("postgresql"):
-        raise SystemExit(f"--database-url must be a PostgreSQL URL naming a database, got {database_url!r}")
-    if name in ("postgres", "template0", "template1", "test"):
-        raise SystemExit(f"refusing to drop the {name!r} database; point --database-url elsewhere")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    """DROP and CREATE the benchmark database (bench.pgadmin); a bad URL ends the run with its message."""
     try:
-        with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote(name)
-            conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-            conn.execute(text(f"CREATE DATABASE {quoted}"))
-    finally:
-        admin.dispose()
+        pgadmin.recreate_database(database_url)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 @dataclass

@@ -21,7 +21,6 @@ from typing import Any
 
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import func, select
 
 from bench.breakdown import measure, print_breakdown
 from bench.common import (
@@ -33,10 +32,9 @@ from bench.common import (
     profile_report,
     result_line,
 )
-from bench.fixtures import contacts_per_account, create_accounts, enroll_all
+from bench.fixtures import contacts_per_account, count_sent, create_accounts, enroll_all
 from bench.pool import WorkerPool
 from campaigns.jobs import deliver_batch
-from campaigns.models import Message, MessageStatus
 from campaigns.scheduler import DELIVERY_RETRY, run_tick
 from engine import queue as job_queue
 from engine.db import utcnow
@@ -137,19 +135,11 @@ def _tick(env: BenchEnv, phase: Phase, now: dt.datetime, accounts: int, mode: st
     return ids
 
 
-def _sent(env: BenchEnv, ids: list[int]) -> int:
-    with env.database.session() as session:
-        stmt = select(func.count(Message.id)).where(
-            Message.id.between(min(ids), max(ids)), Message.status == MessageStatus.SENT
-        )
-        return int(session.scalar(stmt) or 0)
-
-
 def _wait_done(env: BenchEnv, pool: WorkerPool, ids: list[int], timeout: float) -> float:
     """Poll until the sink holds every email and every row is `sent`; returns that wall time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if env.sink.message_count >= len(ids) and _sent(env, ids) >= len(ids):
+        if env.sink.message_count >= len(ids) and count_sent(env.database, ids) >= len(ids):
             return time.time()
         if pool.alive() == 0 and env.sink.message_count < len(ids):
             break  # every burst worker exited and mail is missing: report what arrived
@@ -179,7 +169,7 @@ def _check(env: BenchEnv, phase: Phase, ids: list[int]) -> None:
     phase.requests = len(env.sink.requests)
     phase.duplicates = sum(n - 1 for n in seen.values() if n > 1)
     phase.lost = len(set(ids) - set(seen))
-    phase.sent_in_db = _sent(env, ids)
+    phase.sent_in_db = count_sent(env.database, ids)
 
 
 def prepare(env: BenchEnv, args: argparse.Namespace, label: str, emails: int) -> tuple[Phase, list[int]]:

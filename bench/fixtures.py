@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from campaigns.enrollment import get_campaign, log_entry
-from campaigns.models import Enrollment, EnrollmentState
+from campaigns.models import Enrollment, EnrollmentState, Message, MessageStatus
 from engine.accounts import Account, Contact, ContactRole
 from engine.db import Database
 from engine.plans.models import Milestone, MilestoneStatus, PlanStatus, PlanTemplate, SuccessPlan
@@ -158,3 +158,12 @@ def enroll_all(database: Database, account_ids: Sequence[int], campaign_key: str
         for part in chunks(rows):
             session.execute(insert(Enrollment), part)
     return len(account_ids)
+
+
+def count_sent(database: Database, ids: list[int]) -> int:
+    """How many of the messages `ids` (a contiguous run) are `sent`."""
+    with database.session() as session:
+        stmt = select(func.count(Message.id)).where(
+            Message.id.between(min(ids), max(ids)), Message.status == MessageStatus.SENT
+        )
+        return int(session.scalar(stmt) or 0)

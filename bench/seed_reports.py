@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.pgadmin import ALWAYS_PROTECTED, recreate_database
 from campaigns.report_facts import enrollment_facts_sql
 from engine.reports.plan_facts import KR_FACTS_SQL, PLAN_FACTS_SQL
 from surveys.funnel_report import REACH_FACTS_SQL
 from surveys.report_facts import RESPONSE_FACTS_SQL
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_reports"
-PROTECTED = ("postgres", "template0", "template1", "test", "northstar", "northstar_bench")
+PROTECTED = (*ALWAYS_PROTECTED, "northstar", "northstar_bench")
 
 SEGMENTS = "ARRAY['smb','smb','smb','starter','starter','growth','growth','enterprise','strategic']"
 STAGES = "ARRAY['onboarding','onboarding','enablement','adoption','adoption','optimisation','renewal']"
@@ -325,7 +325,7 @@ def seed(
 
     if accounts < 1 or events_per_account < 0:
         raise ValueError("--accounts must be at least 1 and --events-per-account at least 0")
-    _recreate(database_url)
+    recreate_database(database_url, protected=PROTECTED)
     upgrade(database_url)
     url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     started = time.perf_counter()
@@ -355,20 +355,3 @@ def seed(
         conn.execute("VACUUM ANALYZE")
         say(f"  vacuum analyze                    {time.perf_counter() - t0:7.1f} s")
     return SeedResult(accounts, time.perf_counter() - started, rows)
-
-
-def _recreate(database_url: str) -> None:
-    url = make_url(database_url)
-    name = url.database
-    if not name or not url.drivername.startswith("postgresql"):
-        raise ValueError(f"--database-url must be a PostgreSQL URL naming a database, got {database_url!r}")
-    if name in PROTECTED:
-        raise ValueError(f"refusing to drop the {name!r} database; point --database-url elsewhere")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote(name)
-            conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-            conn.execute(text(f"CREATE DATABASE {quoted}"))
-    finally:
-        admin.dispose()
