@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Frame, Request, Response
 
 
-
 @dataclass
 class Traffic:
     """What the page asked for: every URL, and anything that failed or logged an error."""
