@@ -44,6 +44,7 @@ WIDGET = Path(__file__).resolve().parent.parent / "web" / "static" / "embed" / "
 ORIGIN = "https://app.bench.example"
 TARGET_P99_MS = 50.0
 TARGET_GZIP = 10_000  # "< 10 KB gzipped", read strictly
+HEALTH, POST = "baseline: GET /healthz", "POST response (widget JWT)"  # the phases' names
 WARM = 100  # submissions before the first phase, not measured (as a server in service is warm)
 
 
@@ -71,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an extra argument for the server, e.g. --server-arg=--worker-class=gthread (repeatable)",
     )
     parser.add_argument("--clients", type=int, default=48, help="client threads (keep-alive connections)")
+    parser.add_argument(
+        "--alone",
+        type=int,
+        default=300,
+        metavar="N",
+        help="before the load: N GET /healthz and N submissions one at a time (one client, no "
+        "concurrency), for what a request costs alone against what it costs under load (0: skip)",
+    )
     parser.add_argument(
         "--worker-nice",
         type=int,
@@ -209,7 +218,10 @@ def run(args: argparse.Namespace) -> int:
         now = utcnow()
         with env.database.transaction() as session:
             secret = ensure_workspace(session, origins=[ORIGIN]).jwt_secret
-        create_accounts(env.database, [1] * (WARM + sum(totals)), prefix="sv", now=now, plan_template=None)
+        alone = max(0, args.alone)
+        create_accounts(
+            env.database, [1] * (WARM + alone + sum(totals)), prefix="sv", now=now, plan_template=None
+        )
         exp = int((now + dt.timedelta(hours=1)).timestamp())
         tokens = [
             jwt.encode(
@@ -217,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
                 secret,
                 algorithm="HS256",
             )
-            for i in range(WARM + sum(totals))
+            for i in range(WARM + alone + sum(totals))
         ]
         body_template = answers(now.date())
         offset = 0
@@ -269,6 +281,8 @@ def run(args: argparse.Namespace) -> int:
         worker_pids = [worker.pid for worker in workers]
         phases: list[tuple[str, int, Load, float]] = []
         meter = CpuMeter(env, server.pid, worker_pids)
+        alone_meter = CpuMeter(env, server.pid, worker_pids)
+        alone_phases: list[tuple[str, Load, float]] = []
         windows: list[tuple[int, int]] = []  # account index range of each POST phase
         drain_s = worker_per_plan_ms = float("nan")
         drained = 0
@@ -279,12 +293,20 @@ def run(args: argparse.Namespace) -> int:
             warm = Load(port, 50, WARM, 8, submit)  # submission's statements and caches
             warm.run()
             warmed, offset = warm.statuses.get(201, 0), WARM
+            if alone:  # one client sending back to back: each request has the server to itself
+                for name, make in (
+                    (HEALTH, health),
+                    (POST, submit),
+                ):
+                    serial = Load(port, 1_000_000, alone, 1, make)
+                    alone_phases.append((name, serial, alone_meter.measure(serial)))
+                offset += alone
             worker_from = (workers_cpu(worker_pids), _plan_count(env)) if worker_pids else None
             for rate, total in zip(rates, totals, strict=True):
                 baseline = Load(port, rate, total, args.clients, health)
-                phases.append(("baseline: GET /healthz", rate, baseline, meter.measure(baseline)))
+                phases.append((HEALTH, rate, baseline, meter.measure(baseline)))
                 load = Load(port, rate, total, args.clients, submit)
-                phases.append(("POST response (widget JWT)", rate, load, meter.measure(load)))
+                phases.append((POST, rate, load, meter.measure(load)))
                 windows.append((offset, offset + total))
                 offset += total
             server.terminate()
@@ -357,8 +379,13 @@ def run(args: argparse.Namespace) -> int:
         ["path", "offered/s", "gunicorn", "postgres", "worker", "client", "server", "server cores"],
         cpu_rows,
     )
+    if alone_phases:
+        _print_alone(alone_phases, alone_meter, phases, meter, values_cpu)
     accepted = warmed + sum(
         phase.statuses.get(201, 0) for name, _r, phase, _s in phases if name.startswith("POST")
+    )
+    accepted += sum(
+        serial.statuses.get(201, 0) for name, serial, _s in alone_phases if name.startswith("POST")
     )
     verdict = "met" if gz < TARGET_GZIP else "MISSED"
     print(f"widget.js: {raw} bytes raw, {gz} bytes gzip -9 (target < {TARGET_GZIP}: {verdict})")
@@ -406,6 +433,42 @@ def run(args: argparse.Namespace) -> int:
     values["rules_workers"] = args.rules_workers
     result_line("surveys", values)
     return 0 if accepted == stored == plans and drain_s == drain_s else 1
+
+
+def _print_alone(
+    alone_phases: list[tuple[str, Load, float]],
+    alone_meter: CpuMeter,
+    phases: list[tuple[str, int, Load, float]],
+    meter: CpuMeter,
+    values: dict[str, float],
+) -> None:
+    """What a request costs gunicorn and PostgreSQL alone, and each loaded phase's cost against it:
+    the in-process figures understate the box by about that ratio (bench/RESULTS.md, session 11)."""
+    alone_ms: dict[str, tuple[float, float]] = {}
+    rows: list[list[object]] = []
+    for (name, serial, seconds), cpu in zip(alone_phases, alone_meter.phases, strict=True):
+        n = max(1, len(serial.latencies))
+        web, pg = 1000 * cpu["web"] / n, 1000 * cpu["postgres"] / n
+        alone_ms[name] = (web, pg)
+        rows.append([name, "alone", f"{web:.2f}", f"{pg:.2f}", f"{1000 * seconds / n:.2f}", ""])
+        values["alone_health_web_cpu_ms" if name.startswith("baseline") else "alone_web_cpu_ms"] = round(
+            web, 2
+        )
+    for (name, rate, phase, _s), cpu in zip(phases, meter.phases, strict=True):
+        n = max(1, len(phase.latencies))
+        web = 1000 * cpu["web"] / n
+        ratio = web / alone_ms[name][0] if alone_ms[name][0] else float("nan")
+        rows.append([name, rate, f"{web:.2f}", f"{1000 * cpu['postgres'] / n:.2f}", "", f"{ratio:.2f}"])
+        key = (
+            f"r{rate}_health_web_cpu_vs_alone" if name.startswith("baseline") else f"r{rate}_web_cpu_vs_alone"
+        )
+        values[key] = round(ratio, 2)
+    print_table(
+        "CPU per request, ms, alone (one request at a time) and under each load, with gunicorn's "
+        "cost under load ÷ its cost alone",
+        ["path", "offered/s", "gunicorn", "postgres", "wall ms", "gunicorn ÷ alone"],
+        rows,
+    )
 
 
 def _plan_count(env: BenchEnv) -> int:
