@@ -277,11 +277,10 @@ def run(args: argparse.Namespace) -> int:
                 for _ in range(args.rules_workers)
             ]
 
-        workers = start_workers() if args.rules_worker == "during" else []
-        worker_pids = [worker.pid for worker in workers]
+        workers: list[subprocess.Popen[bytes]] = []
+        worker_pids: list[int] = []
         phases: list[tuple[str, int, Load, float]] = []
-        meter = CpuMeter(env, server.pid, worker_pids)
-        alone_meter = CpuMeter(env, server.pid, worker_pids)
+        alone_meter = CpuMeter(env, server.pid, [])
         alone_phases: list[tuple[str, Load, float]] = []
         windows: list[tuple[int, int]] = []  # account index range of each POST phase
         drain_s = worker_per_plan_ms = float("nan")
@@ -293,14 +292,16 @@ def run(args: argparse.Namespace) -> int:
             warm = Load(port, 50, WARM, 8, submit)  # submission's statements and caches
             warm.run()
             warmed, offset = warm.statuses.get(201, 0), WARM
-            if alone:  # one client sending back to back: each request has the server to itself
-                for name, make in (
-                    (HEALTH, health),
-                    (POST, submit),
-                ):
+            if alone:  # one client sending back to back, no worker yet: the box to itself
+                for name, make in ((HEALTH, health), (POST, submit)):
                     serial = Load(port, 1_000_000, alone, 1, make)
                     alone_phases.append((name, serial, alone_meter.measure(serial)))
                 offset += alone
+            if args.rules_worker == "during":  # it makes the answers' plans so far, then the load's
+                workers = start_workers()
+                worker_pids = [worker.pid for worker in workers]
+                _drain(env, args.drain_timeout)
+            meter = CpuMeter(env, server.pid, worker_pids)
             worker_from = (workers_cpu(worker_pids), _plan_count(env)) if worker_pids else None
             for rate, total in zip(rates, totals, strict=True):
                 baseline = Load(port, rate, total, args.clients, health)
