@@ -443,8 +443,9 @@ def _print_alone(
     meter: CpuMeter,
     values: dict[str, float],
 ) -> None:
-    """What a request costs gunicorn and PostgreSQL alone, and each loaded phase's cost against it:
-    the in-process figures understate the box by about that ratio (bench/RESULTS.md, session 11)."""
+    """What a request costs gunicorn and PostgreSQL one at a time (no worker running yet), and each
+    loaded phase's cost against it: what contention adds within the run (bench/RESULTS.md,
+    session 11: 0-10 % for a submission)."""
     alone_ms: dict[str, tuple[float, float]] = {}
     rows: list[list[object]] = []
     for (name, serial, seconds), cpu in zip(alone_phases, alone_meter.phases, strict=True):
