@@ -16,12 +16,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import http.client
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import BenchEnv, add_service_arguments, bench_env, machine, print_table, result_line
 from bench.fixtures import create_accounts
+from bench.http_load import Load, free_port, wait_ready
 from bench.proc_cpu import CpuMeter, workers_cpu
 from engine.accounts import Account
 from engine.db import utcnow
@@ -123,12 +121,6 @@ def widget_sizes() -> tuple[int, int]:
     return len(raw), len(gzip.compress(raw, compresslevel=9))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def answers(today: dt.date) -> dict[str, object]:
     return {
         "outcomes": ["hire_faster"],
@@ -148,61 +140,6 @@ def answers(today: dt.date) -> dict[str, object]:
         "role": "leader",
         "nps": 9,
     }
-
-
-class Load:
-    """Open-loop load: request i is due at start + i/rate; latency counts from that moment."""
-
-    def __init__(self, port: int, rate: int, total: int, clients: int, make_request) -> None:  # type: ignore[no-untyped-def]
-        self.port, self.rate, self.total, self.clients = port, rate, total, clients
-        self.make_request = make_request
-        self.latencies: list[float] = []
-        self.statuses: dict[int, int] = {}
-        self.lock = threading.Lock()
-        self.next_index = 0
-
-    def _take(self) -> int | None:
-        with self.lock:
-            if self.next_index >= self.total:
-                return None
-            self.next_index += 1
-            return self.next_index - 1
-
-    def _client(self, start: float) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        while (i := self._take()) is not None:
-            due = start + i / self.rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            method, path, body, headers = self.make_request(i)
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                status = 0
-            elapsed = time.perf_counter() - due
-            with self.lock:
-                self.latencies.append(elapsed)
-                self.statuses[status] = self.statuses.get(status, 0) + 1
-        conn.close()
-
-    def run(self) -> float:
-        start = time.perf_counter() + 0.2
-        threads = [threading.Thread(target=self._client, args=(start,)) for _ in range(self.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return time.perf_counter() - start
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return 1000 * ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         drained = 0
         warmed = 0
         try:
-            _wait_ready(port)
+            wait_ready(port)
             Load(port, 200, 200, 8, health).run()  # warm every worker: connections, then the
             warm = Load(port, 50, WARM, 8, submit)  # submission's statements and caches
             warm.run()
@@ -504,16 +441,3 @@ def _pct(ordered: list[float], p: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
-def _wait_ready(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not become ready")
