@@ -39,6 +39,8 @@ def create_token(session: Session, name: str, role: Role | str = Role.EDITOR) ->
     name = name.strip()
     if not name:
         raise ValidationFailed({"name": "a token needs a name"})
+    if len(name) > 120 or not name.isprintable():
+        raise ValidationFailed({"name": "a token name is at most 120 printable characters"})
     if role not in {r.value for r in Role}:
         raise ValidationFailed({"role": f"one of {', '.join(r.value for r in Role)}"})
     if session.scalar(select(ApiToken).where(ApiToken.name == name)):

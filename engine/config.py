@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,7 +12,10 @@ from urllib.parse import urlparse
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
+from limits import parse_many
 from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from engine.errors import ConfigurationError
 
@@ -19,6 +23,8 @@ MAIL_BACKENDS = ("sendgrid", "outbox")
 DEFAULT_SQLITE = "sqlite:///northstar.sqlite3"
 DEV_SECRET = "dev-insecure-secret-change-me"
 MAX_JOB_LINGER_MS = 10_000
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also takes "²"
+REDIS_DB = re.compile(r"/?([0-9]{1,5})?/?")
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     if url := env.get("NORTHSTAR_DATABASE_URL"):
         values["database_url"] = normalise_database_url(url)
     if url := env.get("NORTHSTAR_REDIS_URL"):
-        if urlparse(url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigurationError(
-                f"NORTHSTAR_REDIS_URL={url!r} is not a redis:// URL (e.g. redis://127.0.0.1:6379/0)"
-            )
-        values["redis_url"] = url
+        values["redis_url"] = redis_url(url)
     if secret := env.get("NORTHSTAR_SECRET_KEY"):
         if len(secret) < 16:
             raise ConfigurationError("NORTHSTAR_SECRET_KEY must be at least 16 characters long")
@@ -102,7 +104,11 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         ("NORTHSTAR_RESPONSE_LIMIT_PER_CONTACT", "response_limit_per_contact"),
     ):
         if limit := env.get(name):
-            if "/" not in limit:
+            try:
+                parsed = parse_many(limit)
+            except ValueError:
+                parsed = []
+            if not parsed:
                 raise ConfigurationError(f"{name}={limit!r} is not a rate like 120/minute")
             values[field_name] = limit
     if env.get("NORTHSTAR_RATE_LIMITS", "").lower() in ("off", "0", "false"):
@@ -112,17 +118,19 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         ("NORTHSTAR_CAP_CONTACT_PER_WEEK", "cap_contact_per_week"),
     ):
         if (raw := env.get(name)) is not None:
-            if not raw.isdigit() or int(raw) > 1000:
+            if not WHOLE_NUMBER.fullmatch(raw) or int(raw) > 1000:
                 raise ConfigurationError(f"{name}={raw!r} must be a whole number from 0 (no cap) to 1000")
             values[field_name] = int(raw)
     if (raw := env.get("NORTHSTAR_JOB_LINGER_MS")) is not None:
-        if not raw.isdigit() or int(raw) > MAX_JOB_LINGER_MS:
+        if not WHOLE_NUMBER.fullmatch(raw) or int(raw) > MAX_JOB_LINGER_MS:
             raise ConfigurationError(
                 f"NORTHSTAR_JOB_LINGER_MS={raw!r} must be a whole number of milliseconds from 0 to "
                 f"{MAX_JOB_LINGER_MS}"
             )
         values["job_linger_ms"] = int(raw)
     if outbox := env.get("NORTHSTAR_OUTBOX_DIR"):
+        if Path(outbox).exists() and not Path(outbox).is_dir():
+            raise ConfigurationError(f"NORTHSTAR_OUTBOX_DIR={outbox!r} is a file, not a directory")
         values["outbox_dir"] = Path(outbox)
     if sender := env.get("NORTHSTAR_MAIL_FROM"):
         values["mail_from"] = sender
@@ -139,13 +147,53 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def normalise_database_url(url: str) -> str:
-    """Accept the URLs people paste (postgres://, postgresql://) and use the psycopg 3 driver."""
-    scheme = urlparse(url).scheme
+    """Accept the URLs people paste (postgres://, postgresql://) and use the psycopg 3 driver;
+    refuse, naming the variable, a URL SQLAlchemy cannot parse or whose driver is not installed."""
+    usage = "use postgresql://… (psycopg 3) or sqlite:///path"
+    try:
+        scheme = urlparse(url).scheme
+    except ValueError:
+        scheme = ""
     if scheme in ("postgres", "postgresql"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    if scheme.startswith("postgresql+") or scheme.startswith("sqlite"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    elif not (scheme.startswith("postgresql+") or scheme.startswith("sqlite")):
+        raise ConfigurationError(f"NORTHSTAR_DATABASE_URL={masked(url)!r}: {usage}")
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        raise ConfigurationError(
+            f"NORTHSTAR_DATABASE_URL={masked(url)!r} needs a driver that is not installed: {usage}"
+        ) from None
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigurationError(f"NORTHSTAR_DATABASE_URL is not a valid URL ({exc}): {usage}") from None
+    return url
+
+
+def masked(url: str) -> str:
+    """The URL with its password, if any, replaced by ***."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def redis_url(url: str) -> str:
+    """A redis://host:port/db URL redis-py will use as written (it quietly falls back to db 0 when
+    the db is not a number), or ConfigurationError naming NORTHSTAR_REDIS_URL."""
+    example = "e.g. redis://127.0.0.1:6379/0"
+    parsed = urlparse(url)
+    try:
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        port_ok = False
+    if parsed.scheme == "unix" and parsed.path:
         return url
-    raise ConfigurationError(f"NORTHSTAR_DATABASE_URL={url!r}: use postgresql://… or sqlite:///path")
+    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+        raise ConfigurationError(f"NORTHSTAR_REDIS_URL={masked(url)!r} is not a redis:// URL ({example})")
+    if not port_ok:
+        raise ConfigurationError(f"NORTHSTAR_REDIS_URL={masked(url)!r}: the port is not a number ({example})")
+    if not REDIS_DB.fullmatch(parsed.path):
+        raise ConfigurationError(
+            f"NORTHSTAR_REDIS_URL={masked(url)!r}: the database after the port is a number ({example})"
+        )
+    return url
 
 
 def webhook_public_key(value: str) -> ec.EllipticCurvePublicKey:

@@ -85,7 +85,7 @@ class Invitation(Base):
 def _email(email: str) -> str:
     email = email.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > 320 or any(ch.isspace() for ch in email):
+    if not local or "." not in domain or len(email) > 320 or not email.isprintable() or " " in email:
         raise ValidationFailed({"email": "not an email address"})
     return email
 
@@ -95,12 +95,18 @@ def _password(password: str) -> str:
         raise ValidationFailed({"password": f"at least {MIN_PASSWORD} characters"})
     if len(password) > 1024:
         raise ValidationFailed({"password": "at most 1024 characters"})
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, smuggled in as surrogates
+        raise ValidationFailed({"password": "must be text (UTF-8)"}) from None
     return password
 
 
 def create_user(session: Session, email: str, password: str, *, role: Role, name: str = "") -> User:
     email = _email(email)
     _password(password)
+    if len(name) > 200 or not name.isprintable():
+        raise ValidationFailed({"name": "at most 200 printable characters"})
     if session.scalar(select(User).where(User.email == email)):
         raise Conflict(f"a user {email} already exists")
     user = User(email=email, name=name, password_hash=_hasher.hash(password), role=role)

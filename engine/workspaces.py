@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,13 @@ def workspace_keys(session: Session, key: str) -> WorkspaceKeys:
     return found
 
 
+WORKSPACE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}")
+MAX_ORIGIN = 300
+
+
 def normalise_origin(origin: str) -> str:
+    if len(origin) > MAX_ORIGIN:
+        raise ValidationFailed({"origin": f"an origin is at most {MAX_ORIGIN} characters"})
     parsed = urlparse(origin.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
         raise ValidationFailed({"origin": f"{origin!r} is not an origin like https://app.example.com"})
@@ -114,8 +121,14 @@ def ensure_workspace(
     origins: list[str] | None = None,
 ) -> Workspace:
     """Create the workspace if missing (with a fresh secret); add any new allowed origins."""
+    if name is not None and not (0 < len(name.strip()) <= 200 and name.isprintable()):
+        raise ValidationFailed({"name": "a workspace name is 1 to 200 printable characters"})
     workspace = session.scalar(select(Workspace).where(Workspace.key == key))
     if workspace is None:
+        if not WORKSPACE_KEY.fullmatch(key):
+            raise ValidationFailed(
+                {"key": f"{key!r}: a workspace key is 1 to 80 letters, digits, '_', '.' or '-'"}
+            )
         workspace = Workspace(key=key, name=name or key, jwt_secret=new_secret(), allowed_origins=[])
         session.add(workspace)
     if name:

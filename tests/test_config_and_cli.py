@@ -72,6 +72,14 @@ def test_postgres_urls_are_normalised_to_psycopg3() -> None:
         ({"NORTHSTAR_JOB_LINGER_MS": "0.25"}, "NORTHSTAR_JOB_LINGER_MS"),
         ({"NORTHSTAR_JOB_LINGER_MS": "-1"}, "NORTHSTAR_JOB_LINGER_MS"),
         ({"NORTHSTAR_JOB_LINGER_MS": "60000"}, "from 0 to 10000"),
+        ({"NORTHSTAR_JOB_LINGER_MS": "³"}, "NORTHSTAR_JOB_LINGER_MS"),  # a digit to isdigit(), not to int()
+        ({"NORTHSTAR_CAP_ACCOUNT_PER_WEEK": "²"}, "NORTHSTAR_CAP_ACCOUNT_PER_WEEK"),
+        ({"NORTHSTAR_REDIS_URL": "redis://127.0.0.1:6379/notanumber"}, "the database after the port"),
+        ({"NORTHSTAR_REDIS_URL": "redis://127.0.0.1:abc/0"}, "the port is not a number"),
+        ({"NORTHSTAR_REDIS_URL": "redis://:hunter2@127.0.0.1:6379/x"}, r"redis://:\*\*\*@"),
+        ({"NORTHSTAR_DATABASE_URL": "postgresql+psycopg2://u@h/db"}, "driver that is not installed"),
+        ({"NORTHSTAR_RESPONSE_LIMIT_PER_IP": "abc/def"}, "NORTHSTAR_RESPONSE_LIMIT_PER_IP"),
+        ({"NORTHSTAR_OUTBOX_DIR": "/etc/hostname"}, "not a directory"),
     ],
 )
 def test_invalid_settings_are_named(env: dict[str, str], message: str) -> None:

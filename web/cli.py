@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import Any
 
 import click
 from flask import Flask
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from engine.config import Settings, settings_from_env
 from engine.errors import ConfigurationError, NorthstarError
@@ -18,6 +22,8 @@ from web import cli_content, cli_reports
 from web.process import freeze_startup_heap
 
 log = logging.getLogger("northstar")
+
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also takes "²"
 
 
 def _settings() -> Settings:
@@ -28,15 +34,75 @@ def _settings() -> Settings:
 
 
 def _app(settings: Settings | None = None) -> Flask:
+    """The app for a command that reads or writes the database: refused, with what to do, while the
+    database's schema is not the one this code expects or the Redis it is given does not answer
+    (a command's commit may queue jobs; better to stop before the work than fail after it)."""
     from web import create_app
 
     try:
-        return create_app({"SETTINGS": settings or _settings()})
+        app = create_app({"SETTINGS": settings or _settings()})
     except ConfigurationError as exc:
         raise click.ClickException(exc.detail) from None
+    engine = app.extensions["northstar.db"].engine
+    context = click.get_current_context(silent=True)
+    if context is not None:  # the pool's connections close with the command, not with the collector
+        context.call_on_close(engine.dispose)
+    try:
+        _require_services(app)
+    except BaseException:
+        engine.dispose()
+        raise
+    return app
 
 
-@click.group(help="Northstar: self-selected outcomes → one-page success plans → milestone nudges.")
+def _require_services(app: Flask) -> None:
+    from engine.queue import redis_reachable
+    from migrations.runner import current_revision, head_revision
+
+    redis = app.extensions["northstar.jobs"].redis
+    if redis is not None and not redis_reachable(redis):
+        raise click.ClickException(
+            "NORTHSTAR_REDIS_URL is set but Redis does not answer: start it (`northstar doctor` "
+            "checks it), or unset the variable"
+        )
+    database = app.extensions["northstar.db"]
+    with database.engine.connect() as connection:
+        current = current_revision(connection)
+    head = head_revision()
+    if current != head:
+        raise click.ClickException(
+            f"the database {_safe_url(database.settings.database_url)} has schema "
+            f"{current or '(none)'}, this code expects {head}: run `northstar db upgrade`"
+        )
+
+
+class NorthstarGroup(click.Group):
+    """Ends a command whose database or Redis fails (unreachable, or refusing a value) with one line
+    naming the service, never a traceback. Bad input the commands know about is refused before."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            raise click.ClickException(_database_failure(exc)) from None
+        except RedisError as exc:
+            raise click.ClickException(
+                f"Redis: {exc}. Check NORTHSTAR_REDIS_URL and that Redis is running (`northstar doctor`)."
+            ) from None
+
+
+def _database_failure(exc: SQLAlchemyError) -> str:
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    if isinstance(exc, OperationalError):
+        return f"the database failed: {first}. Check NORTHSTAR_DATABASE_URL (`northstar doctor`)."
+    return f"the database refused the command: {first}"
+
+
+@click.group(
+    cls=NorthstarGroup,
+    help="Northstar: self-selected outcomes → one-page success plans → milestone nudges.",
+)
 def cli() -> None:
     pass
 
@@ -49,11 +115,21 @@ def db() -> None:
 @db.command("upgrade", help="Upgrade the schema to the latest revision.")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    from migrations.runner import upgrade
+    from alembic.util import CommandError
 
+    from migrations.runner import revision_of, upgrade
+
+    if not revision.strip():
+        raise click.BadParameter("a revision id, or 'head'", param_hint="--revision")
     settings = _settings()
-    upgrade(settings.database_url, revision)
-    click.echo(f"database at {revision}: {_safe_url(settings.database_url)}")
+    try:
+        upgrade(settings.database_url, revision)
+    except CommandError as exc:
+        raise click.ClickException(f"cannot upgrade to {revision!r}: {exc}") from None
+    reached = revision_of(settings.database_url)
+    click.echo(f"database at {reached or '(none)'}: {_safe_url(settings.database_url)}")
+    if revision != "head" and reached != revision:
+        click.echo(f"(asked for {revision}: upgrade never goes back to an earlier revision)", err=True)
 
 
 @cli.group(help="Playbooks: outcomes, objectives, rules, plan templates, surveys, content, campaigns.")
@@ -120,11 +196,12 @@ def _ruleset(session: Any, version: str) -> Any:
         else published_ruleset(session)
         if version == "published"
         else service.get_version(session, int(version))
-        if version.isdigit()
+        if WHOLE_NUMBER.fullmatch(version)
         else None
     )
     if found is None:
-        raise click.ClickException(f"no {version} rule set (use a version number, 'draft' or 'published')")
+        named = version if version in ("draft", "published") else repr(version)
+        raise click.ClickException(f"no {named} rule set (use a version number, 'draft' or 'published')")
     return found
 
 
@@ -155,7 +232,7 @@ def rules_simulate(version: str, sample: str) -> None:
     from engine.db import utcnow
     from engine.rules import service
 
-    if sample != "all" and not (sample.isdigit() and int(sample) > 0):
+    if sample != "all" and not (WHOLE_NUMBER.fullmatch(sample) and int(sample) > 0):
         raise click.BadParameter("a positive number of accounts, or 'all'", param_hint="--sample")
     with _app().extensions["northstar.db"].session() as session:
         try:
@@ -253,7 +330,7 @@ def user_create(email: str, role: str, name: str, password_stdin: bool) -> None:
     from engine.users import Role, create_user
 
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")  # a Windows line end is not part of it
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     app = _app()
@@ -279,8 +356,8 @@ def doctor() -> None:
 
 @cli.command(help="Serve the web app (gunicorn when available, else Flask's server).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 def web(host: str, port: int, workers: int) -> None:
     _settings()  # fail fast with one line
     if shutil.which("gunicorn") and sys.platform != "win32":
@@ -337,7 +414,14 @@ def prepare_worker_process(app: Flask) -> None:
 
 
 @cli.command(help="Run the scheduler tick loop (a Redis lock keeps it to one at a time).")
-@click.option("--interval", default=5.0, show_default=True, type=float, help="Seconds between ticks.")
+@click.option(
+    "--interval",
+    default=5.0,
+    show_default=True,
+    type=float,
+    callback=lambda _ctx, _param, value: _seconds(value, "--interval"),
+    help="Seconds between ticks (0.5 to 3600).",
+)
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 def scheduler(interval: float, once: bool) -> None:
     from web.scheduling import scheduler_loop
@@ -350,13 +434,25 @@ def scheduler(interval: float, once: bool) -> None:
 
 @cli.command(help="Run the whole flow on ~200 generated accounts and print the report.")
 @click.option("--dir", "directory", default=None, help="Where the SQLite file and outbox go.")
-@click.option("--accounts", default=200, show_default=True, type=int)
+@click.option("--accounts", default=200, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--serve", is_flag=True, help="Then serve the web app on 127.0.0.1:5000.")
 @click.option("--seed", default=7, show_default=True, type=int)
 def demo(directory: str | None, accounts: int, serve: bool, seed: int) -> None:
     from web.demo import run_demo
 
-    run_demo(directory=directory, n_accounts=accounts, serve=serve, seed=seed)
+    try:
+        run_demo(directory=directory, n_accounts=accounts, serve=serve, seed=seed)
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.detail) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+
+
+def _seconds(value: float, name: str) -> float:
+    if not (math.isfinite(value) and 0.5 <= value <= 3600):
+        raise click.BadParameter("seconds from 0.5 to 3600", param_hint=name)
+    return value
 
 
 def _safe_url(url: str) -> str:

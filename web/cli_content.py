@@ -27,12 +27,17 @@ def register(cli: click.Group) -> None:
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--dry-run", is_flag=True, help="only report what would change")
     def content_import(file: Path, dry_run: bool) -> None:
-        from content.csvimport import apply_import, plan_import
+        from content.csvimport import MAX_BYTES, apply_import, plan_import
         from engine.errors import ValidationFailed
         from web.cli import _app
 
         try:
-            text = file.read_text(encoding="utf-8-sig")
+            with file.open("rb") as stream:
+                raw = stream.read(MAX_BYTES + 1)  # never more: /dev/zero or a 600 MB file
+            if len(raw) > MAX_BYTES:
+                click.echo(f"{file}: larger than {MAX_BYTES // 1_000_000} MB; split it", err=True)
+                sys.exit(2)
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             click.echo(f"{file}: not UTF-8 text; save the CSV as UTF-8 and try again", err=True)
             sys.exit(2)

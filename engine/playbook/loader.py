@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +35,27 @@ class Section:
 
 _sections: dict[str, Section] = {}
 TOP_LEVEL_KEYS = {"name", "title", "description", "version"}
+BUNDLED_NAME = re.compile(r"[a-z][a-z0-9_\-]{0,79}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML would keep the last silently,
+    and a playbook's second `outcomes:` would drop the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
 
 
 def register_section(section: Section) -> None:
@@ -47,11 +69,21 @@ def sections() -> list[Section]:
 def resolve_playbook(name_or_path: str) -> tuple[str, str]:
     """Return (label, YAML text) for a bundled playbook name or a file path."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    try:
+        is_file = path.suffix in (".yaml", ".yml") or path.exists()
+    except OSError:  # a name the file system refuses (too long): not a file
+        is_file = False
+    if is_file:
         try:
             return str(path), path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise PlaybookInvalid({"file": f"{path} is not UTF-8 text; save it as UTF-8"}) from None
         except OSError as exc:
             raise PlaybookInvalid({"file": f"cannot read {path}: {exc.strerror}"}) from exc
+    if not BUNDLED_NAME.fullmatch(name_or_path):
+        raise PlaybookInvalid(
+            {"playbook": f"no file {name_or_path[:200]!r} and no bundled playbook of that name"}
+        )
     bundled = resources.files("engine.playbook") / "bundled" / f"{name_or_path}.yaml"
     if not bundled.is_file():
         names = sorted(
@@ -71,13 +103,17 @@ def resolve_playbook(name_or_path: str) -> tuple[str, str]:
 def read_playbook(text: str) -> dict[str, list[dict[str, Any]]]:
     """Parse and validate every section; raise PlaybookInvalid listing every bad key path."""
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
         raise PlaybookInvalid({where: f"not valid YAML: {getattr(exc, 'problem', exc)}"}) from exc
+    except RecursionError:
+        raise PlaybookInvalid({"file": "nested too deeply to be a playbook"}) from None
     if not isinstance(document, dict):
         raise PlaybookInvalid({"(top)": "a playbook is a mapping of sections"})
+    if nul := _nul_path(document, ""):
+        raise PlaybookInvalid({nul: "contains a NUL character"})
     known = {s.name: s for s in sections()}
     errors: dict[str, Any] = {}
     loaded: dict[str, list[dict[str, Any]]] = {}
@@ -95,9 +131,29 @@ def read_playbook(text: str) -> dict[str, list[dict[str, Any]]]:
             loaded[key] = section.schema().load(value, many=True)
         except SchemaError as exc:
             errors.update(flatten_errors(exc.messages, key))
+        except RecursionError:
+            errors[key] = "nested too deeply"
     if errors:
         raise PlaybookInvalid(errors)
     return loaded
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The key path of the first string (or key) holding a NUL character, which PostgreSQL refuses."""
+    if isinstance(value, str):
+        return (path or "(top)") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return child
+            if found := _nul_path(inner, child):
+                return found
+    if isinstance(value, list):
+        for i, inner in enumerate(value):
+            if found := _nul_path(inner, f"{path}[{i}]"):
+                return found
+    return None
 
 
 def import_playbook(session: Session, text: str) -> dict[str, int]:

@@ -45,8 +45,8 @@ class ObjectiveSchema(Schema):
     key = KEY
     outcome = fields.String(required=True)
     title = fields.String(required=True, validate=validate.Length(1, 200))
-    metric = fields.String(required=True)
-    unit = fields.String(required=True)
+    metric = fields.String(required=True, validate=validate.Length(1, 200))
+    unit = fields.String(required=True, validate=validate.Length(1, 40))
     baseline = fields.Float(required=True)
     target = fields.Float(required=True)
     days = fields.Integer(required=True, validate=validate.Range(1, 3650))
@@ -69,7 +69,7 @@ class MilestoneSpecSchema(Schema):
     owner = fields.String(load_default="customer", validate=validate.OneOf(["customer", "vendor"]))
     criteria = JsonLogic(load_default=None)
     # Due `due_days` after this earlier milestone is due (a dependency), not after the plan start.
-    after = fields.String(load_default=None)
+    after = fields.String(load_default=None, validate=validate.Length(1, 80))
 
 
 class DependencySchema(Schema):
@@ -85,7 +85,7 @@ class RiskSchema(Schema):
 
 class PlanTemplateSchema(Schema):
     key = KEY
-    name = fields.String(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
     goal = fields.String(required=True)
     default_objectives = fields.List(
         fields.String(), load_default=list, validate=validate.Length(max=MAX_MEASURES)
@@ -122,7 +122,7 @@ class ActionSchema(Schema):
 class RuleSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     description = fields.String(load_default="")
-    priority = fields.Integer(load_default=100)
+    priority = fields.Integer(load_default=100, validate=validate.Range(-1_000_000, 1_000_000))
     condition = JsonLogic(required=True)
     actions = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
     stop = fields.Boolean(load_default=False)
