@@ -50,6 +50,25 @@ class Objective(Base):
         }
 
 
+# Measures that cannot go below zero: rates and shares, counts per period, durations.
+NON_NEGATIVE_UNITS = frozenset({"%", "percent", "seconds", "minutes", "hours", "days", "weeks", "months"})
+
+
+def least_value(unit: str) -> float | None:
+    """The least value a measure in `unit` can take (0 for %, "per week", days…), or None: a unit
+    this cannot tell about (points, a score, a currency) may go negative."""
+    unit = unit.strip().lower()
+    return 0.0 if unit in NON_NEGATIVE_UNITS or unit.startswith("per ") else None
+
+
+def below_least(value: float, unit: str) -> str | None:
+    """Why `value` cannot be a measure in `unit`, or None when it can."""
+    least = least_value(unit)
+    return (
+        f"cannot be below 0 for a measure in {unit.strip()}" if least is not None and value < least else None
+    )
+
+
 @dataclass(frozen=True)
 class ObjectiveInfo:
     """An objective as plain values (the cached library hands these out, not ORM rows)."""

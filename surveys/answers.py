@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.errors import ValidationFailed
-from engine.library import ObjectiveInfo, objectives_by_key, outcome_keys
+from engine.library import ObjectiveInfo, below_least, objectives_by_key, outcome_keys
 from engine.plans.service import ObjectiveChoice
 from engine.rules.logic import holds
 from surveys.schemas import MAX_TEXT
@@ -124,8 +124,10 @@ def _key_results(value: Any, objectives: dict[str, ObjectiveInfo], today: dt.dat
         if not isinstance(numbers, dict):
             raise ValueError(f"{key}: must be {{baseline, target, due_date}}")
         objective = objectives[key]
-        baseline = _number(numbers.get("baseline", objective.default_baseline), f"{key}.baseline")
-        target = _number(numbers.get("target", objective.default_target), f"{key}.target")
+        baseline = _number(
+            numbers.get("baseline", objective.default_baseline), f"{key}.baseline", objective.unit
+        )
+        target = _number(numbers.get("target", objective.default_target), f"{key}.target", objective.unit)
         if baseline == target:
             raise ValueError(f"{key}.target must differ from the baseline")
         due_raw = numbers.get("due_date")
@@ -141,11 +143,13 @@ def _key_results(value: Any, objectives: dict[str, ObjectiveInfo], today: dt.dat
     return clean
 
 
-def _number(value: Any, name: str) -> float:
+def _number(value: Any, name: str, unit: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number")
+    if why := below_least(value, unit):
+        raise ValueError(f"{name} {why}")
     return float(value)
 
 

@@ -259,6 +259,14 @@ def test_non_numeric_baseline_is_named(client: FlaskClient, database: Database, 
     assert_nothing_written(database)
 
 
+def test_a_negative_count_per_week_is_named(client: FlaskClient, database: Database, acme: str) -> None:
+    response = submit_rejected(client, key_results_with(baseline=-5))  # careers-site visits per week
+
+    body = assert_problem(response, 422)
+    assert "baseline cannot be below 0 for a measure in per week" in body["errors"]["answers.key_results"]
+    assert_nothing_written(database)
+
+
 def test_target_equal_to_baseline_is_named(client: FlaskClient, database: Database, acme: str) -> None:
     response = submit_rejected(client, key_results_with(baseline=8000, target=8000))
 

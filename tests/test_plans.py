@@ -17,6 +17,7 @@ from engine.accounts import ContactRole
 from engine.db import Database
 from engine.errors import Conflict, ValidationFailed
 from engine.events.models import Event
+from engine.library import below_least, least_value
 from engine.plans import updates
 from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
 from engine.plans.progress import criteria_progress, refresh_plans, triangle
@@ -126,7 +127,15 @@ def test_every_change_is_a_revision_and_bad_values_change_nothing(db: Session, p
     updates.update_key_result(db, plan, kr.id, current="9,100", actor="sofia", channel="shared", now=clock)
     assert kr.current == 9100 and len(plan.revisions) == before + 1
     assert plan.revisions[-1].actor == "sofia" and plan.revisions[-1].channel == "shared"
-    for bad in ({"current": "lots"}, {"current": float("nan")}, {"target": kr.baseline}, {"current": True}):
+    assert kr.unit == "per week"
+    for bad in (
+        {"current": "lots"},
+        {"current": float("nan")},
+        {"target": kr.baseline},
+        {"current": True},
+        {"current": "-5"},  # no negative visits per week
+        {"target": -1},
+    ):
         with pytest.raises(ValidationFailed):
             updates.update_key_result(db, plan, kr.id, actor="x", channel="api", now=clock, **bad)
     assert kr.current == 9100 and len(plan.revisions) == before + 1
@@ -306,3 +315,13 @@ def test_plans_list_filters_by_state_and_paginates(
     # a NUL in a filter failed the query (PostgreSQL text refuses it): a 500 before web.api.load
     nul = assert_problem(client.get("/api/v1/plans?segment=smb%00", headers=auth), 422)
     assert nul["errors"] == {"segment": "must not contain NUL characters"}
+
+
+@pytest.mark.parametrize(
+    ("unit", "least"),
+    [("%", 0.0), ("per week", 0.0), ("Days", 0.0), ("points", None), ("USD", None), ("NPS", None)],
+)
+def test_measures_that_cannot_go_negative(unit: str, least: float | None) -> None:
+    assert least_value(unit) == least
+    assert (below_least(-0.5, unit) is None) == (least is None)
+    assert below_least(0, unit) is None

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from engine import signals
 from engine.accounts import Account
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.library import below_least
 from engine.plans.milestones import mark_achieved
 from engine.plans.models import (
     MAX_MILESTONES,
@@ -77,8 +78,9 @@ def milestone(plan: SuccessPlan, key: str) -> Milestone:
     raise NotFound(f"no milestone {key!r} in this plan")
 
 
-def number(value: Any, field: str) -> float:
-    """A finite number from JSON or a form ("12,000" is read as 12000)."""
+def number(value: Any, field: str, unit: str = "") -> float:
+    """A finite number from JSON or a form ("12,000" is read as 12000), and one a measure in `unit`
+    can take (no negative %, counts per week or days)."""
     if isinstance(value, str):
         value = value.strip().replace(",", "").replace("_", "")
         try:
@@ -89,6 +91,8 @@ def number(value: Any, field: str) -> float:
         raise ValidationFailed({field: "must be a number"})
     if abs(value) > 1e12:
         raise ValidationFailed({field: "is too large"})
+    if why := below_least(value, unit):
+        raise ValidationFailed({field: why})
     return float(value)
 
 
@@ -109,11 +113,11 @@ def update_key_result(
     kr = key_result(plan, key_result_id)
     changes: dict[str, Any] = {}
     if current is not None:
-        value = number(current, "current")
+        value = number(current, "current", kr.unit)
         if value != kr.current:
             changes["current"] = [kr.current, value]
     if target is not None:
-        value = number(target, "target")
+        value = number(target, "target", kr.unit)
         if value == kr.baseline:
             raise ValidationFailed({"target": "the target must differ from the baseline"})
         if value != kr.target:

@@ -12,7 +12,7 @@ from engine.accounts import TraitDefinition, TraitType
 from engine.db import utcnow
 from engine.errors import ValidationFailed
 from engine.events.models import EventType
-from engine.library import Objective, Outcome
+from engine.library import Objective, Outcome, below_least
 from engine.plans.models import LIFECYCLE_STAGES, MAX_MEASURES, MAX_MILESTONES, PlanTemplate
 from engine.playbook.loader import Section, register_section
 from engine.rules.actions import check_actions
@@ -55,6 +55,9 @@ class ObjectiveSchema(Schema):
     def _target_moves(self, data: dict[str, Any], **_: Any) -> None:
         if data["baseline"] == data["target"]:
             raise ValidationError("target must differ from baseline", "target")
+        for name in ("baseline", "target"):
+            if why := below_least(data[name], data["unit"]):
+                raise ValidationError(why, name)
 
 
 class EventTypeSchema(Schema):
