@@ -150,7 +150,10 @@ def run_demo(*, directory: str | None, n_accounts: int, serve: bool, seed: int) 
 
     run_id = uuid.uuid4().hex[:6]
     counts = DemoCounts()
-    clock = utcnow().replace(microsecond=0)
+    # The simulated month ends now: the surveys were answered SIM_DAYS ago and a tick ran each morning
+    # since (09:00 UTC), then one at this moment, so the console shows a past, not a future.
+    finish = utcnow().replace(microsecond=0)
+    clock = finish - dt.timedelta(days=SIM_DAYS)
     external_ids = _create_accounts(database, rng, n_accounts, run_id)
     counts.accounts = len(external_ids)
     counts.responses, counts.plans = _answer_surveys(database, rng, external_ids, clock)
@@ -161,8 +164,10 @@ def run_demo(*, directory: str | None, n_accounts: int, serve: bool, seed: int) 
         counts.plans,
     )
     event_names = _event_names(database)
-    for day in range(SIM_DAYS + 1):
-        now = clock + dt.timedelta(days=day, hours=9)
+    mornings = [
+        clock.replace(hour=9, minute=0, second=0) + dt.timedelta(days=day) for day in range(SIM_DAYS + 1)
+    ]
+    for day, now in enumerate([m for m in mornings if clock <= m < finish] + [finish]):
         if day:
             counts.milestones_achieved += _product_events(database, rng, external_ids, now, event_names, day)
         _tick(database, runner, now)
