@@ -189,7 +189,7 @@ def test_the_detail_shows_the_one_page_plan_and_ops_information(
     assert "Dependencies" in html and "Risks" in html and "high impact" in html
     assert "Relationship triangle" in html and "1 of 3 power users" not in html and "no power user" in html
     assert plan_token(SECRET, plan) in html  # the share link, in a field to copy
-    assert "Plan created from template" in html and "rules</span>" in html  # history: what, channel
+    assert "Plan created: Hire faster plan" in html and "rules</span>" in html  # history: what, channel
     assert "Rotating revokes the link above" in html
     assert editor.get("/admin/plans/999999").status_code == 404
     assert editor.get("/admin/plans/99999999999999999999").status_code == 404

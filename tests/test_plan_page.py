@@ -145,7 +145,7 @@ def test_shared_page_shows_the_whole_plan_on_one_page(client: FlaskClient, share
     assert "medium likelihood · high impact" in page
     assert "1 of 2 champions — who else leads a team" in page
     assert "No power user yet — who works in it every day?" in page
-    assert "Plan created from template" in page  # the recent history
+    assert "Plan created: Hire faster plan" in page and "hire_faster_plan" not in page  # history, in words
     assert "Print / Save as PDF" in page
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Referrer-Policy"] == "no-referrer"
@@ -197,9 +197,9 @@ def test_customer_moves_the_target(client: FlaskClient, database: Database, shar
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"current": "lots"}, "Enter a number, like 9,500."),
-        ({"current": ""}, "Enter a number, like 9,500."),
-        ({"current": "nan"}, "Enter a number, like 9,500."),
+        ({"current": "lots"}, "Enter a number, like 8,000."),  # the measure's own number now
+        ({"current": ""}, "Enter a number, like 8,000."),
+        ({"current": "nan"}, "Enter a number, like 8,000."),
         ({"current": "9000", "target": "8000"}, "The target must differ from the starting number."),
         ({"current": "9000", "target": "more"}, "Enter a number, like 12,000."),
     ],
@@ -215,6 +215,23 @@ def test_bad_key_result_input_is_refused_inline_and_changes_nothing(
     assert message in text_of(response)
     assert 'aria-invalid="true"' in response.get_data(as_text=True)
     assert plan_state(database, shared.plan_id) == before
+
+
+def test_a_percentage_measure_asks_for_a_number_that_fits_it(
+    client: FlaskClient, database: Database, shared: Shared
+) -> None:
+    with database.transaction() as session:  # onboarding completion: 80 % now, 99.4 % the target
+        kr = session.get(KeyResult, shared.kr_id)
+        assert kr is not None
+        kr.unit, kr.baseline, kr.current, kr.target = "%", 80.0, 80.0, 99.4
+
+    now_refused = post(client, shared, f"key-results/{shared.kr_id}", {"current": "85%"})
+    target_refused = post(client, shared, f"key-results/{shared.kr_id}", {"current": "85", "target": "all"})
+
+    assert now_refused.status_code == 422 and target_refused.status_code == 422
+    assert "Enter a number, like 80, without the % sign." in text_of(now_refused)
+    assert "Enter a number, like 99.4, without the % sign." in text_of(target_refused)
+    assert "9,500" not in text_of(now_refused)
 
 
 def test_unknown_key_result_is_a_404_notice(client: FlaskClient, database: Database, shared: Shared) -> None:

@@ -201,7 +201,7 @@ def create_plan(
         PlanRevision(
             actor=actor,
             channel=channel,
-            summary=f"Plan created from template {template.key!r}",
+            summary=f"Plan created: {template.name}",  # customers read it in the plan's history
             change={"template": template.key, "objectives": [c.key for c in choices]},
             created_at=now,
         )

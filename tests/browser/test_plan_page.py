@@ -151,12 +151,29 @@ def test_bad_number_is_shown_inline_and_nothing_changes(
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.get_by_role("button", name="Update").click()
     assert posted.value.status == 422
-    expect(page.locator(".kr .field-error")).to_have_text("Enter a number, like 9,500.")
+    expect(page.locator(".kr .field-error")).to_have_text("Enter a number, like 8,000.")
     expect(page.get_by_label("Your number now")).to_have_value("about ten thousand")
     expect(page.get_by_label("Your number now")).to_have_attribute("aria-invalid", "true")
     with database.session() as session:
         assert session.scalars(select(KeyResult.current)).all() == [8000.0]
     shoot(page, "plan-shared-error")
+
+
+@pytest.mark.browser
+def test_the_target_is_changed_with_its_own_button(
+    page: Page, live_server: str, shared_plan: SharedPlan, database: Database, traffic: Traffic
+) -> None:
+    page.goto(live_server + shared_plan.path)
+    page.get_by_text("Change the target").click()
+    target = page.get_by_label("Target (per week; it started at 8,000)")
+    target.fill("15,000")
+    shoot(page, "plan-shared-target")
+    page.get_by_role("button", name="Save the target").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    expect(page.locator(".kr .muted").first).to_contain_text("to 15,000")
+    with database.session() as session:
+        assert session.scalars(select(KeyResult.target)).all() == [15000.0]
+        assert session.scalars(select(KeyResult.current)).all() == [8000.0]
 
 
 @pytest.mark.browser
