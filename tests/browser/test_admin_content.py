@@ -139,3 +139,36 @@ def test_editor_browses_imports_fixes_a_template_previews_and_sends_a_test(
         "rel", "noopener noreferrer"
     )
     shoot(page, "track-item", docs=True)
+
+
+@pytest.mark.browser
+def test_library_rows_line_up_and_each_kind_stays_on_one_line(
+    page: Page, live_server: str, library: None, problems: list[str]
+) -> None:
+    sign_in_console(page, live_server, EMAIL, "/admin/content")
+    expect(page.locator("tr[data-item]")).to_have_count(11)
+    # Every cell of a row starts and ends where the row does (so their borders are one line), and
+    # no kind pill ("Template download") breaks over two lines.
+    rows = page.evaluate(
+        """() => [...document.querySelectorAll("tr[data-item]")].map((tr) => ({
+            item: tr.dataset.item,
+            edges: [...new Set([...tr.cells].map((td) => {
+              const box = td.getBoundingClientRect();
+              return `${Math.round(box.top)}-${Math.round(box.bottom)}`;
+            }))],
+            kind: (() => {
+              const pill = tr.querySelector(".pill");
+              return pill.getBoundingClientRect().height / parseFloat(getComputedStyle(pill).fontSize);
+            })(),
+        }))"""
+    )
+    uneven = [row for row in rows if len(row["edges"]) != 1]
+    assert not uneven, f"cells of a row at different heights: {uneven}"
+    wrapped = [row for row in rows if row["kind"] >= 2.5]  # one line is about 1.8 em high
+    assert not wrapped, f"kind pills on two lines: {wrapped}"
+    shoot(page, "admin-content-rows")
+
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shoot(page, "admin-content-360")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -50,6 +52,7 @@ ROLE_HELP = {
     Role.VIEWER: "read everything, change nothing",
 }
 AUDIT_PAGE = 100
+AUDIT_FOLDED = 120  # characters: a longer value (a rule's condition, a campaign's document) is folded
 
 
 def _role(value: str | None) -> Role:
@@ -227,7 +230,14 @@ def invite_accept(token: str) -> Any:
 # --- settings --------------------------------------------------------------------------------
 
 
-def _settings_page(*, new_token: str | None = None, errors: dict[Any, Any] | None = None) -> Any:
+def _settings_page(
+    *,
+    new_token: str | None = None,
+    errors: dict[Any, Any] | None = None,
+    typed: dict[Any, dict[str, str]] | None = None,
+) -> Any:
+    """The settings page; after a refused save, `typed` holds what was submitted (by workspace id,
+    or "token") so the form shows it again beside its errors, not the stored values."""
     session = db_session()
     configured = settings()
     env = [
@@ -252,6 +262,7 @@ def _settings_page(*, new_token: str | None = None, errors: dict[Any, Any] | Non
         roles=list(Role),
         new_token=new_token,
         errors=errors or {},
+        typed=typed or {},
     ), 422 if errors else 200
 
 
@@ -264,8 +275,9 @@ def settings_page() -> Any:
 @bp.post("/settings/workspaces/<int:workspace_id>")
 @role_required(*ADMINS)
 def save_workspace(workspace_id: int) -> Any:
-    name = request.form.get("name", "").strip()
-    lines = [line.strip() for line in request.form.get("origins", "").splitlines() if line.strip()]
+    typed = {"name": request.form.get("name", ""), "origins": request.form.get("origins", "")}
+    name = typed["name"].strip()
+    lines = [line.strip() for line in typed["origins"].splitlines() if line.strip()]
     errors: dict[str, str] = {}
     if not name or len(name) > 200:
         errors["name"] = "a name of 1 to 200 characters"
@@ -276,7 +288,7 @@ def save_workspace(workspace_id: int) -> Any:
         except ValidationFailed as exc:
             errors["origins"] = str(exc.errors["origin"])
     if errors:
-        return _settings_page(errors={workspace_id: errors})
+        return _settings_page(errors={workspace_id: errors}, typed={workspace_id: typed})
     with unit_of_work() as session:
         workspace = session.get(Workspace, workspace_id)
         if workspace is None:
@@ -306,11 +318,12 @@ def rotate_workspace_secret(workspace_id: int) -> BaseResponse:
 @bp.post("/settings/tokens")
 @role_required(*ADMINS)
 def create_api_token() -> Any:
+    typed = {"name": request.form.get("name", "")[:120], "role": request.form.get("role", "")}
     try:
         with unit_of_work() as session:
-            token = create_token(session, request.form.get("name", "")[:120], _role(request.form.get("role")))
+            token = create_token(session, typed["name"], _role(typed["role"]))
     except NorthstarError as exc:
-        return _settings_page(errors={"token": exc.detail})
+        return _settings_page(errors={"token": exc.detail}, typed={"token": typed})
     return _settings_page(new_token=token)
 
 
@@ -339,6 +352,36 @@ def _day(value: str, field: str, errors: dict[str, str]) -> dt.datetime | None:
         errors[field] = "a date like 2026-03-02"
         return None
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ShownChange:
+    """One field of an audit entry as the log shows it, as text: `before` and `value` for an
+    update; for anything else only `value` (what was created, or what was deleted)."""
+
+    field: str
+    value: str
+    before: str | None = None
+
+    @property
+    def folded(self) -> bool:
+        """Long enough to fold behind a glimpse, so one entry cannot fill (or widen) the page."""
+        return len(self.value) + len(self.before or "") > AUDIT_FOLDED
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def shown_changes(entry: audit.AuditEntry) -> list[ShownChange]:
+    shown = []
+    for field, pair in entry.changes.items():
+        before, after = _as_text(pair[0]), _as_text(pair[1])
+        if entry.action == "update":
+            shown.append(ShownChange(field, after, before))
+        else:
+            shown.append(ShownChange(field, before if entry.action == "delete" else after))
+    return shown
 
 
 @bp.get("/audit")
@@ -373,6 +416,7 @@ def audit_log() -> Any:
         "admin/audit_log.html",
         section="settings",
         entries=entries[:AUDIT_PAGE],
+        changes={entry.id: shown_changes(entry) for entry in entries[:AUDIT_PAGE]},
         older=entries[AUDIT_PAGE - 1].id if more else None,
         filters=filters,
         errors=errors,
