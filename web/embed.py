@@ -21,6 +21,23 @@ from web.cors import check_origin, request_workspace, with_cors
 
 bp = Blueprint("embed", __name__)
 
+# The one-line stub a host page puts before the widget's script (docs/surveys.md): calls made
+# before the async script loads are queued and run once it arrives.
+STUB = (
+    "window.Northstar=window.Northstar||{q:[],"
+    'identify:function(){this.q.push(["identify",arguments])},'
+    "show:function(){var a=arguments,q=this.q;"
+    'return new Promise(function(r){q.push(["show",a,r])})}};'
+)
+
+
+def embed_snippet(public_url: str, workspace_key: str) -> str:
+    """The two lines a host page's <head> needs for `workspace_key`'s widget."""
+    return (
+        f"<script>{STUB}</script>\n"
+        f'<script src="{public_url}/embed/v1/widget.js" data-workspace="{workspace_key}" async></script>'
+    )
+
 
 @bp.get("/embed/v1/widget.js")
 def widget_script() -> Response:

@@ -12,15 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from web.embed import STUB
+
 NONCE = "host-page-nonce"
 
-# The one-line stub from docs/surveys.md: calls made before the async script loads are queued.
-STUB = (
-    "window.Northstar=window.Northstar||{q:[],"
-    'identify:function(){this.q.push(["identify",arguments])},'
-    "show:function(){var a=arguments,q=this.q;"
-    'return new Promise(function(r){q.push(["show",a,r])})}};'
-)
 
 # The host's own look: a plain SaaS screen behind the survey, so screenshots show it in context.
 HOST_CSS = """

@@ -225,3 +225,61 @@ def test_a_refused_api_token_comes_back_with_the_name_and_role_typed(
     with database.session() as session:
         roles = session.scalars(select(ApiToken.role).where(ApiToken.name == LONG_TOKEN)).all()
     assert roles == [Role.VIEWER]  # the first token is untouched, and no second one was made
+
+
+@pytest.mark.browser
+def test_settings_give_the_embed_snippet_and_the_secret_and_rotating_asks_first(
+    page: Page, live_server: str, console: None, database: Database, problems: list[str]
+) -> None:
+    with database.session() as session:
+        before = session.scalars(select(Workspace).where(Workspace.key == "default")).one().jwt_secret
+    sign_in(page, live_server, "/admin/settings")
+    embed = page.get_by_role("group", name="Embed the widget for default")
+    expect(embed.locator("pre.snippet")).to_contain_text(
+        '/embed/v1/widget.js" data-workspace="default" async>'
+    )
+    expect(embed.locator("pre.snippet")).to_contain_text("window.Northstar=window.Northstar||")
+    secret = embed.locator("details.secret code")
+    expect(secret).to_be_hidden()
+    embed.get_by_text("Show the signing secret").click()
+    expect(secret).to_have_text(before)
+    # One click opens the confirmation; only its own button rotates.
+    embed.get_by_text("Rotate the widget secret…").click()
+    shoot(page, "console-settings-rotate-confirm")
+    with database.session() as session:
+        assert session.scalars(select(Workspace.jwt_secret).where(Workspace.key == "default")).one() == before
+    embed.get_by_role("button", name="Rotate the secret of default").click()
+    expect(page.get_by_role("status")).to_contain_text("has a new widget secret")
+    with database.session() as session:
+        after = session.scalars(select(Workspace).where(Workspace.key == "default")).one()
+        assert after.jwt_secret != before and after.previous_jwt_secret == before
+    embed = page.get_by_role("group", name="Embed the widget for default")
+    embed.get_by_text("Show the signing secret").click()
+    expect(embed.locator("details.secret code")).to_have_text(after.jwt_secret)
+    fits(page, "console-settings-embed-1280")
+    page.set_viewport_size(PHONE)
+    fits(page, "console-settings-embed-360")
+
+
+@pytest.mark.browser
+def test_deactivating_asks_first_and_the_last_admin_is_told_on_the_people_page(
+    page: Page, live_server: str, console: None, database: Database, problems: list[str]
+) -> None:
+    with database.transaction() as session:
+        create_user(session, "eve@acme.example", PASSWORD, role=Role.EDITOR, name="Eve Editor")
+    sign_in(page, live_server, "/admin/people")
+    eve = page.locator("tr", has_text="eve@acme.example")
+    eve.get_by_text("Deactivate…").click()
+    expect(eve.get_by_role("button", name="Deactivate Eve Editor")).to_be_visible()
+    eve.get_by_role("button", name="Deactivate Eve Editor").click()
+    expect(page.get_by_role("status")).to_contain_text("eve@acme.example is deactivated")
+    me = page.locator("tr", has_text=ADMIN)
+    me.get_by_text("Deactivate…").click()
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        me.get_by_role("button", name="Deactivate Ada Admin").click()
+    assert posted.value.status == 409
+    expect(page.get_by_role("heading", name="People", exact=True)).to_be_visible()
+    expect(page.locator("tr", has_text=ADMIN).locator(".field-error")).to_have_text(
+        f"{ADMIN} is the last admin: make someone else an admin first."
+    )
+    shoot(page, "console-people-last-admin")

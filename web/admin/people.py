@@ -25,7 +25,7 @@ from campaigns.mail import (
 )
 from engine import audit
 from engine.apitokens import ApiToken, create_token
-from engine.errors import NorthstarError, ValidationFailed
+from engine.errors import Conflict, NorthstarError, ValidationFailed
 from engine.users import (
     INVITE_TTL,
     Invitation,
@@ -43,6 +43,7 @@ from engine.workspaces import Workspace, normalise_origin, rotate_secret
 from web.admin import bp
 from web.admin.auth import ADMINS, role_required
 from web.context import db_session, now, settings, unit_of_work
+from web.embed import embed_snippet
 from web.ratelimit import limiter
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,14 @@ def _role(value: str | None) -> Role:
     return Role(value)
 
 
-def _people_page(*, errors: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> Any:
+def _people_page(
+    *, errors: dict[str, Any] | None = None, form: dict[str, str] | None = None, status: int = 422
+) -> Any:
     session = db_session()
     users = session.scalars(select(User).order_by(User.deactivated_at.is_not(None), User.email)).all()
     invitations = session.scalars(
         select(Invitation).where(Invitation.accepted_at.is_(None)).order_by(Invitation.id.desc()).limit(50)
     ).all()
-    status = 422 if errors else 200
     return render_template(
         "admin/people.html",
         section="settings",
@@ -79,7 +81,7 @@ def _people_page(*, errors: dict[str, Any] | None = None, form: dict[str, str] |
         form=form or {"email": "", "role": Role.EDITOR.value},
         clock=now(),
         me=current_user.user_id,
-    ), status
+    ), status if errors else 200
 
 
 @bp.get("/people")
@@ -167,16 +169,26 @@ def change_user_role(user_id: int) -> Any:
             flash(f"{user.email} is now {user.role}.", "ok")
     except ValidationFailed as exc:
         return _people_page(errors={"row": {user_id: exc.errors.get("role", exc.detail)}})
+    except Conflict as exc:  # the last admin: said beside them, on the page, not on an error page
+        return _people_page(errors={"row": {user_id: _sentence(exc.detail)}}, status=409)
     return redirect(url_for("admin.people"), 303)
 
 
 @bp.post("/people/<int:user_id>/deactivate")
 @role_required(*ADMINS)
-def deactivate(user_id: int) -> BaseResponse:
-    with unit_of_work() as session:
-        user = deactivate_user(session, user_id, now=now())
-        flash(f"{user.email} is deactivated: they cannot sign in, and their open sessions ended.", "ok")
+def deactivate(user_id: int) -> Any:
+    try:
+        with unit_of_work() as session:
+            user = deactivate_user(session, user_id, now=now())
+            flash(f"{user.email} is deactivated: they cannot sign in, and their open sessions ended.", "ok")
+    except Conflict as exc:
+        return _people_page(errors={"row": {user_id: _sentence(exc.detail)}}, status=409)
     return redirect(url_for("admin.people"), 303)
+
+
+def _sentence(text: str) -> str:
+    """A domain message ("x is the last admin: …") as a sentence for the page; emails keep their case."""
+    return text if text.endswith(".") else text + "."
 
 
 @bp.post("/people/<int:user_id>/reactivate")
@@ -263,6 +275,7 @@ def _settings_page(
         new_token=new_token,
         errors=errors or {},
         typed=typed or {},
+        embed_snippet=lambda key: embed_snippet(configured.public_url, key),
     ), 422 if errors else 200
 
 
@@ -308,8 +321,8 @@ def rotate_workspace_secret(workspace_id: int) -> BaseResponse:
             raise HTTPNotFound("There is no such workspace.")
         rotate_secret(session, workspace, now=now())
         flash(
-            f"Workspace {workspace.key} has a new widget secret; the old one works for 7 more days. "
-            "Read it with: northstar workspace set " + workspace.key,
+            f"Workspace {workspace.key} has a new widget secret (under “Embed the widget” below); "
+            "tokens signed with the old one work for 7 more days.",
             "ok",
         )
     return redirect(url_for("admin.settings"), 303)
