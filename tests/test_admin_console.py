@@ -19,6 +19,7 @@ from engine.users import Role
 from surveys.models import Channel, Response, ResponseStatus, Survey
 from tests.admin_client import csrf_of, make_user, sign_in, signed_in, text_of
 from tests.test_admin_accounts import EDITOR, Story, build_story
+from web.admin.dashboard import no_delivery_events
 from web.admin.nav import NAV, nav_links
 
 
@@ -217,6 +218,34 @@ def test_the_dashboard_counts_this_week_against_the_week_before(
     # Each card links to its report when the report pages exist, else to the list it counts.
     links = re.findall(r'<p class="tile-link"><a href="([^"]+)"', html)
     assert len(links) == 5 and all(link.startswith("/admin/") for link in links)
+
+
+def test_delivery_rates_without_any_delivery_event_are_unknown_not_zero(
+    editor: FlaskClient, database: Database, story: Story
+) -> None:
+    """Emails went out, and nothing (no SendGrid event webhook here) says how they fared."""
+    this_week = utcnow() - dt.timedelta(days=1)
+    with database.transaction() as session:
+        held = session.scalars(select(Message)).one()
+        session.add(
+            Message(
+                enrollment_id=held.enrollment_id,
+                step_id=held.step_id,
+                contact_id=held.contact_id,
+                channel="email",
+                status=MessageStatus.SENT,
+                dedupe_key="dash-untracked",
+                created_at=this_week,
+                sent_at=this_week,
+                trace={},
+            )
+        )
+    html = text_of(editor.get("/admin/"))
+    for key in ("delivered_rate", "bounced_rate", "spam_rate"):
+        assert figure(html, key) == "—", key
+    assert "not tracked: set up SendGrid&#39;s event webhook" in html
+    assert no_delivery_events("outbox", None).startswith("not tracked: mail goes to the outbox")
+    assert no_delivery_events("sendgrid", "key").startswith("no delivery events from SendGrid yet")
 
 
 def test_an_empty_dashboard_renders_with_dashes_and_what_to_do(

@@ -23,7 +23,7 @@ from surveys.models import Response, ResponseStatus
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, role_required
 from web.admin.nav import first_link
-from web.context import db_session, now
+from web.context import db_session, now, settings
 
 # Indexes the dashboard's date-bounded counts need on other packages' tables (declared here, next to
 # the queries that use them, as the reports do, and created by migration 0012). Each is partial where
@@ -63,6 +63,7 @@ class Figure:
     better: str = "up"
     detail: str = ""
     snapshot: bool = False  # a count of now, with nothing to compare against
+    unknown: str = ""  # why there is no figure to show (said instead of a misleading 0 %)
 
     @property
     def change(self) -> float | None:
@@ -206,7 +207,22 @@ def _share_of_emails(
     return Figure(key, label, this_rate, before_rate, rate=True, better=better, detail=detail)
 
 
-def deliverability(this: MessageWeek, before: MessageWeek) -> tuple[Figure, ...]:
+def deliverability(this: MessageWeek, before: MessageWeek, *, no_events: str) -> tuple[Figure, ...]:
+    """Delivered, bounced and spam shares of the emails sent. Emails went out but no delivery event
+    came back in either week (the outbox backend, SendGrid's event webhook not set up, or not yet
+    arrived): the rates are unknown, not 0 %, and `no_events` says why."""
+    heard = sum(week.delivered + week.bounced + week.spam for week in (this, before))
+    if (this.emails or before.emails) and not heard:
+        return tuple(
+            Figure(
+                key, label, None, None, rate=True, detail=f"{this.emails:,} emails sent", unknown=no_events
+            )
+            for key, label in (
+                ("delivered_rate", "delivered"),
+                ("bounced_rate", "bounced or dropped"),
+                ("spam_rate", "reported as spam"),
+            )
+        )
     of_emails = f" of {this.emails:,} emails"
     return (
         _share_of_emails(
@@ -278,7 +294,16 @@ def plans_at_risk_list(session: Session, *, limit: int = AT_RISK_LISTED) -> list
     return found
 
 
-def dashboard_tiles(session: Session, moment: dt.datetime) -> list[Tile]:
+def no_delivery_events(mail_backend: str, webhook_key: str | None) -> str:
+    """Why no delivery event comes back, as the settings say."""
+    if mail_backend == "outbox":
+        return "not tracked: mail goes to the outbox folder (NORTHSTAR_MAIL_BACKEND=outbox)"
+    if not webhook_key:
+        return "not tracked: set up SendGrid's event webhook (NORTHSTAR_SENDGRID_WEBHOOK_PUBLIC_KEY)"
+    return "no delivery events from SendGrid yet: check its event webhook"
+
+
+def dashboard_tiles(session: Session, moment: dt.datetime, *, no_events: str = "") -> list[Tile]:
     weeks = Weeks.ending(moment)
     at_risk, slipped = plans_at_risk(session, weeks)
     this, before = message_weeks(session, weeks)
@@ -328,7 +353,7 @@ def dashboard_tiles(session: Session, moment: dt.datetime) -> list[Tile]:
         Tile(
             "deliverability",
             "Deliverability",
-            deliverability(this, before),
+            deliverability(this, before, no_events=no_events),
             report("campaign-funnel", "admin.campaigns"),
             "Campaign funnel",
         ),
@@ -343,7 +368,11 @@ def dashboard() -> Any:
     return render_template(
         "admin/dashboard.html",
         section="dashboard",
-        tiles=dashboard_tiles(session, moment),
+        tiles=dashboard_tiles(
+            session,
+            moment,
+            no_events=no_delivery_events(settings().mail_backend, settings().sendgrid_webhook_public_key),
+        ),
         at_risk=plans_at_risk_list(session),
         weeks=Weeks.ending(moment),
     )
