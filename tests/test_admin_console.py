@@ -18,6 +18,7 @@ from engine.plans.models import Milestone, MilestoneStatus
 from engine.users import Role
 from surveys.models import Channel, Response, ResponseStatus, Survey
 from tests.admin_client import csrf_of, make_user, sign_in, signed_in, text_of
+from tests.factories import make_account
 from tests.test_admin_accounts import EDITOR, Story, build_story
 from web.admin.dashboard import no_delivery_events
 from web.admin.nav import NAV, nav_links
@@ -119,6 +120,16 @@ def test_search_finds_accounts_contacts_and_campaigns_by_name(editor: FlaskClien
     wildcard = text_of(editor.get("/admin/search?q=%25"))  # LIKE wildcards are searched literally
     assert "0 results" in wildcard
     assert "Type what you are looking for." in text_of(editor.get("/admin/search"))
+
+
+def test_search_says_when_there_are_more_than_it_shows(
+    editor: FlaskClient, database: Database, story: Story
+) -> None:
+    with database.transaction() as session:
+        for i in range(25):
+            make_account(session, f"manyco-{i:02d}", contacts=())
+    html = text_of(editor.get("/admin/search?q=manyco"))
+    assert "20+ results for “manyco” (the first 20 of each kind)." in html
 
 
 def test_search_refuses_bad_input(editor: FlaskClient) -> None:

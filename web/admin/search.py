@@ -161,6 +161,7 @@ def search() -> Any:
             labels=KIND_LABELS,
             limit=PAGE_LIMIT,
             total=sum(len(v) for v in results.values()) if results else 0,
+            capped=any(len(v) >= PAGE_LIMIT for v in results.values()) if results else False,
             breadcrumbs=[("Dashboard", url_for("admin.dashboard")), ("Search", None)],
         ),
         status,
