@@ -234,6 +234,78 @@ def test_hosted_page_saves_each_page_and_completes_with_a_plan(
         assert session.scalars(select(SuccessPlan)).one().account_id == answer.account_id
 
 
+def complete_hosted_survey(client: FlaskClient, path: str, outcome: str, objective: str) -> str:
+    """Answer every page of the hosted outcomes survey (key results as prefilled); the thank-you page."""
+    first = post_page(client, path, {"q.outcomes": [outcome]})
+    second = post_page(client, first.headers["Location"], {"q.objectives": [objective]})
+    due = (dt.date.today() + dt.timedelta(days=100)).isoformat()
+    third = post_page(client, second.headers["Location"], {f"kr.{objective}.due_date": due})
+    done = post_page(client, third.headers["Location"], {"q.role": "exec", "q.nps": "10"})
+    assert done.status_code == 303 and done.headers["Location"].endswith("&done=1"), done.get_data(
+        as_text=True
+    )
+    return str(client.get(done.headers["Location"]).get_data(as_text=True))
+
+
+@pytest.fixture
+def colleague(database: Database, acme: dict[str, Any], settings: Settings) -> str:
+    """The hosted survey link of acme's second contact."""
+    with database.session() as session:
+        contact = session.scalars(select(Contact).where(Contact.email == "johnny@acme.example")).one()
+        return survey_link(settings, contact, "outcomes").removeprefix(settings.public_url)
+
+
+def plan_objectives(database: Database) -> list[str]:
+    with database.session() as session:
+        plan = session.scalars(select(SuccessPlan)).one()
+        return [kr.objective_key for kr in plan.key_results]
+
+
+def test_a_second_contacts_answers_keep_the_plan_and_the_thank_you_says_so(
+    client: FlaskClient, acme: dict[str, Any], colleague: str, database: Database
+) -> None:
+    first = complete_hosted_survey(client, acme["survey"], "hire_faster", "time_to_fill")
+    assert "We turned your answers into a one-page success plan" in first
+    thanks = complete_hosted_survey(client, colleague, "keep_people", "regrettable_attrition")
+    # The rules keep the account's active plan: his objective is not in it, and the page says so.
+    assert plan_objectives(database) == ["time_to_fill"]
+    assert "Thank you! We have your answers." in thanks
+    assert "Acme Inc already has a one-page success plan, so your answers did not change it." in thanks
+    assert "saved and shared with your customer success team" in thanks
+    assert "We turned your answers" not in thanks and "Your success plan is ready" not in thanks
+    assert re.search(r'<a class="button" href="/p/[^"]+">Open your plan</a>', thanks)
+    # Opening his link again later says the same, not "your success plan is ready".
+    again = client.get(colleague).get_data(as_text=True)
+    assert (
+        "You already answered — thank you" in again
+        and "Acme Inc already has a one-page success plan" in again
+    )
+    assert "your success plan is ready" not in again
+    assert "Your answers are in, and your success plan is ready." in client.get(acme["survey"]).get_data(
+        as_text=True
+    )
+
+
+def test_a_second_contacts_answers_that_a_rule_adds_to_the_plan_say_it_was_updated(
+    client: FlaskClient, acme: dict[str, Any], colleague: str, database: Database
+) -> None:
+    document = yaml.safe_load(RECRUITING)
+    rule = {
+        "name": "Retention on a plan → add the attrition measure",
+        "priority": 250,
+        "condition": {"in": ["keep_people", {"var": ["outcomes", []]}]},
+        "actions": [{"type": "add_objective", "key": "regrettable_attrition"}],
+        "stop": False,
+    }
+    with database.transaction() as session:
+        import_playbook(session, yaml.safe_dump({**document, "rules": [rule, *document["rules"]]}))
+    complete_hosted_survey(client, acme["survey"], "hire_faster", "time_to_fill")
+    thanks = complete_hosted_survey(client, colleague, "keep_people", "regrettable_attrition")
+    assert plan_objectives(database) == ["time_to_fill", "regrettable_attrition"]
+    assert "We updated Acme Inc’s one-page success plan from your answers:" in thanks
+    assert "already has a one-page success plan" not in thanks
+
+
 def test_a_low_score_adds_the_follow_up_question_as_its_own_page(
     client: FlaskClient, acme: dict[str, Any], database: Database
 ) -> None:

@@ -41,6 +41,7 @@ from surveys.links import (
     respondent_token,
 )
 from surveys.models import Channel, Response, ResponseStatus, Survey, SurveyVersion
+from surveys.plan_effect import PlanEffect, plan_effect
 from surveys.reports import record_reach
 from surveys.service import ResponseIn, get_survey, published_version, submit_response
 from web.context import db_session, now, settings, unit_of_work
@@ -380,11 +381,14 @@ def _render(
 
 
 def _thanks(session: Session, visit: Visit, *, already: bool) -> Any:
+    """The thank-you page says what the answers did: made the plan, changed it, or (another contact
+    made it first, and the rules keep an account's active plan) left it as it was."""
     response = visit.response
     plan = active_plan(session, response.account_id) if response and response.account_id else None
     plan_url = (
         url_for("plan_page.shared_plan", token=plan_token(settings().secret_key, plan)) if plan else None
     )
+    effect = plan_effect(session, response, plan) if response and plan else None
     return render_template(
         "survey/thanks.html",
         already=already,
@@ -392,5 +396,7 @@ def _thanks(session: Session, visit: Visit, *, already: bool) -> Any:
         title=visit.version.definition.get("title", visit.survey.title),
         plan=plan,
         plan_url=plan_url,
+        effect=effect or PlanEffect.KEPT,  # unknown (the `rules` job's): claim nothing about it
+        account=plan.account if plan else None,
         contact=visit.who.contact if visit.who else None,
     )

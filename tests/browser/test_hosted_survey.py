@@ -22,13 +22,15 @@ from sqlalchemy import select
 from campaigns.enrollment import enroll_account
 from campaigns.sink import SendGridSink
 from campaigns.ticker import tick_once
+from engine.accounts import Contact
 from engine.config import Settings
 from engine.db import Database, utcnow
 from engine.plans.models import SuccessPlan
 from surveys.links import answer_link, one_click_question, survey_link
 from surveys.models import Response, ResponseStatus
+from surveys.service import Respondent, ResponseIn, submit_response
 from tests.browser.conftest import shoot
-from tests.factories import make_account
+from tests.factories import make_account, outcomes_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE = {"width": 360, "height": 780}
@@ -74,6 +76,13 @@ def responses(database: Database) -> list[Response]:
 def plans(database: Database) -> list[SuccessPlan]:
     with database.session() as session:
         return list(session.scalars(select(SuccessPlan)))
+
+
+def objectives_of(database: Database, plan_id: int) -> list[str]:
+    with database.session() as session:
+        plan = session.get(SuccessPlan, plan_id)
+        assert plan is not None
+        return [kr.objective_key for kr in plan.key_results]
 
 
 def fits(page: Page, width: int) -> bool:
@@ -164,6 +173,49 @@ def test_hosted_survey_without_javascript_builds_a_plan(
     page.goto(live_server + invited.survey_path)
     expect(page.get_by_role("heading", level=1)).to_have_text("You already answered — thank you")
     assert len(responses(database)) == 1
+
+
+@pytest.mark.browser
+def test_a_second_contact_is_told_the_account_already_has_its_plan(
+    nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
+) -> None:
+    with database.transaction() as session:  # the champion answered first: that made the plan
+        champion = session.get(Contact, invited.contact_id)
+        assert champion is not None
+        submit_response(
+            session,
+            "outcomes",
+            ResponseIn(f"hosted-{champion.id}", None, outcomes_answers(), channel="hosted"),
+            now=utcnow(),
+            respondent=Respondent(champion.account, champion, champion.email),
+        )
+        sponsor = next(c for c in champion.account.contacts if c.id != champion.id)
+        path = survey_link(settings, sponsor, "outcomes").removeprefix(settings.public_url)
+    [plan] = plans(database)
+    measured = objectives_of(database, plan.id)
+    page = nojs
+    page.set_viewport_size(PHONE)
+    page.goto(live_server + path)
+    page.get_by_label("Keep the people you hire").check()
+    assert submit(page, "Next") == 200
+    page.get_by_label("Keep the people you cannot afford to lose").check()
+    assert submit(page, "Next") == 200
+    assert submit(page, "Next") == 200  # the key results as prefilled
+    page.get_by_label("Executive / budget owner").check()
+    assert submit(page, "Submit") == 200
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Thank you! We have your answers.")
+    expect(page.locator(".thanks")).to_contain_text(
+        "Acme Inc already has a one-page success plan, so your answers did not change it. They are "
+        "saved and shared with your customer success team."
+    )
+    expect(page.locator(".goal")).to_have_text(plan.goal)
+    assert fits(page, PHONE["width"])
+    shoot(page, "hosted-thanks-second-contact")
+    assert [p.id for p in plans(database)] == [plan.id]
+    assert objectives_of(database, plan.id) == measured  # his objective is not in the plan
+    page.get_by_role("link", name="Open your plan").click()
+    expect(page.get_by_role("heading", name="Our goal")).to_be_visible()
 
 
 @pytest.mark.browser
