@@ -29,7 +29,16 @@ TRIGGERS = (
     "kr_stalled",
     "review_near",
 )
-STEP_KEY = validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$")
+# Said in full: marshmallow's own "String does not match expected pattern." tells no one what to type.
+KEY_RULE = "use lower-case letters, digits, '-' and '_', starting with a letter (at most 80 characters)"
+STEP_KEY = validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$", error=KEY_RULE)
+# "an email step", not "a email step"
+STEP_NAMES = {
+    "email": "an email step",
+    "in_app": "an in-app step",
+    "wait": "a wait step",
+    "branch": "a branch step",
+}
 
 
 class StepSchema(Schema):
@@ -72,7 +81,7 @@ class StepSchema(Schema):
         kind = data["kind"]
         needs = {"email": ("template",), "in_app": ("template",), "wait": ("days",), "branch": ("condition",)}
         missing = {
-            name: f"required for a {kind} step" for name in needs.get(kind, ()) if data.get(name) is None
+            name: f"required for {STEP_NAMES[kind]}" for name in needs.get(kind, ()) if data.get(name) is None
         }
         if kind == "wait_until":
             targets = [name for name in ("milestone", "event", "kr") if data.get(name)]
@@ -117,7 +126,7 @@ class WindowSchema(Schema):
 
 
 class CampaignSchema(Schema):
-    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
+    key = fields.String(required=True, validate=STEP_KEY)  # the same rule as a step's key
     name = fields.String(required=True, validate=validate.Length(1, 200))
     description = fields.String(load_default="")
     steps = fields.List(fields.Nested(StepSchema), required=True, validate=validate.Length(1, 50))
@@ -126,7 +135,13 @@ class CampaignSchema(Schema):
     exit_when = fields.Nested(ExitSchema, load_default=None)
     reentry_days = fields.Integer(load_default=None, validate=validate.Range(min=1, max=3650))
     holdout_percent = fields.Integer(load_default=0, validate=validate.Range(0, 50))
-    category = fields.String(load_default="nurture", validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
+    category = fields.String(
+        load_default="nurture",
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]{0,39}$",
+            error="use lower-case letters, digits and '_', starting with a letter (at most 40 characters)",
+        ),
+    )
     # How the preference page names the category (campaigns.preferences has defaults).
     category_label = fields.String(load_default=None, validate=validate.Length(1, 80))
     category_description = fields.String(load_default=None, validate=validate.Length(1, 200))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Select, Subquery, and_, false, func, select, text
+from sqlalchemy import ColumnElement, Index, Select, Subquery, and_, exists, false, func, select, text
 from sqlalchemy.orm import Session
 
-from campaigns.models import Campaign, Enrollment, Message, WebhookEvent
+from campaigns.models import Campaign, CampaignVersion, Enrollment, Message, WebhookEvent
 from campaigns.report_facts import (
     CAPPED,
     SENT,
@@ -34,6 +34,7 @@ from campaigns.report_sources import (
     survey_emails_sent,
     survey_emails_sent_from_summaries,
 )
+from engine.accounts import Account
 from engine.reports import (
     Chart,
     Column,
@@ -302,6 +303,35 @@ def holdout_lift_from_summaries(session: Session, filters: Filters) -> ReportRes
     return _lift_report(session, filters, per_enrollment)
 
 
+NO_HOLDOUT = (
+    "Nothing to compare: no campaign holds any accounts out (every campaign's Holdout is 0 %, and no "
+    "account is in the global holdout group). Set a campaign's Holdout share in its builder "
+    "(Campaigns → the campaign → Edit → Delivery → Holdout) and publish; its new enrolments are "
+    "then split between messaged and held out."
+)
+
+
+def campaigns_holding_out(session: Session, campaign_key: str | None = None) -> list[str]:
+    """The campaigns (all, or `campaign_key`) whose current version holds a share of accounts out."""
+    query = select(Campaign.key, CampaignVersion.settings).join(
+        CampaignVersion,
+        and_(CampaignVersion.campaign_id == Campaign.id, CampaignVersion.version == Campaign.version),
+    )
+    if campaign_key:
+        query = query.where(Campaign.key == campaign_key)
+    return sorted(
+        key for key, found in session.execute(query) if int((found or {}).get("holdout_percent") or 0)
+    )
+
+
+def holds_anyone_out(session: Session, campaign_key: str | None = None) -> bool:
+    """Whether the holdout-lift report can ever have a held-out side: a campaign in scope holds a
+    share out, or some account is in the global holdout group (held out of every campaign)."""
+    return bool(campaigns_holding_out(session, campaign_key)) or bool(
+        session.scalar(select(exists().where(Account.holdout_group)))
+    )
+
+
 def _lift_report(session: Session, filters: Filters, per_enrollment: Subquery) -> ReportResult:
     e = per_enrollment.c
     measures: list[ColumnElement[Any]] = [
@@ -397,7 +427,10 @@ def _lift_report(session: Session, filters: Filters, per_enrollment: Subquery) -
             )
         },
         notes=[
-            total["verdict"],
+            # No one held out in scope: the reason is the campaigns' settings, not the filters.
+            NO_HOLDOUT
+            if not total["held"] and not holds_anyone_out(session, filters.campaign)
+            else total["verdict"],
             "Held out: enrolments in the campaign's holdout share or accounts in the global holdout group; "
             "all other enrolments count as messaged (intention to treat).",
             "Milestone attainment: a milestone achieved after enrolling, up to the end date. KR attainment: "

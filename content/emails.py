@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import css_inline
 from jinja2 import Environment, Template
@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 from content.library import items_by_key
 from content.models import ContentItem
 from content.plaintext import html_to_text
-from content.templates import find_template, render_string
+from content.templates import SAMPLE_CONTEXT, find_template, render_string
 from engine.errors import NotFound
-from surveys.links import OneClickQuestion
+from surveys.links import OneClickOption
 
 RECIPIENT_FIELDS: dict[str, tuple[str, ...]] = {
     "contact": ("first_name", "name", "email"),
@@ -71,7 +71,37 @@ def survey_option_path(value: str) -> str:
     return f"survey.option.{value}"
 
 
-def survey_placeholders(survey: OneClickQuestion | None, token: Any) -> dict[str, Any]:
+class SurveyQuestion(Protocol):
+    """What an email shows of a survey: a send gets `surveys.links.OneClickQuestion`, a preview
+    without a survey to show gets SAMPLE_SURVEY."""
+
+    @property
+    def survey_title(self) -> str: ...
+
+    @property
+    def question_title(self) -> str: ...
+
+    @property
+    def options(self) -> tuple[OneClickOption, ...]: ...
+
+
+@dataclass(frozen=True)
+class SampleSurvey:
+    survey_title: str
+    question_title: str
+    options: tuple[OneClickOption, ...]
+
+
+# The survey check_template renders against, as a question: what a preview shows when no campaign
+# step names a survey for the template.
+SAMPLE_SURVEY = SampleSurvey(
+    survey_title=SAMPLE_CONTEXT["survey"]["title"],
+    question_title=SAMPLE_CONTEXT["survey"]["question"],
+    options=tuple(OneClickOption(o["value"], o["label"]) for o in SAMPLE_CONTEXT["survey"]["options"]),
+)
+
+
+def survey_placeholders(survey: SurveyQuestion | None, token: Any) -> dict[str, Any]:
     """`survey.title`, `survey.question` and `survey.options` (value, label, url): the urls are
     per-recipient tokens, since each recipient's answer links are signed for them."""
     if survey is None:
@@ -115,7 +145,7 @@ def compose_email(
     content_keys: list[str],
     campaign_name: str,
     postal_address: str,
-    survey: OneClickQuestion | None = None,
+    survey: SurveyQuestion | None = None,
     locale: str | None = None,
     recommend: bool = False,
 ) -> ComposedEmail:

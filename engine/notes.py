@@ -33,9 +33,11 @@ def add_note(session: Session, account: Account, body: str, *, author: str, now:
     if not text:
         raise ValidationFailed({"body": "write the note first"})
     if len(text) > MAX_NOTE:
-        raise ValidationFailed({"body": f"at most {MAX_NOTE:,} characters (this one has {len(text):,})"})
+        raise ValidationFailed(
+            {"body": f"a note has at most {MAX_NOTE:,} characters (this one has {len(text):,})"}
+        )
     if "\x00" in text:
-        raise ValidationFailed({"body": "must not contain NUL characters"})
+        raise ValidationFailed({"body": "a note must not contain NUL characters"})
     note = AccountNote(account_id=account.id, author=author[:MAX_AUTHOR], body=text, created_at=now)
     session.add(note)
     session.flush()

@@ -29,7 +29,13 @@ class OptionSchema(Schema):
 
 
 class QuestionSchema(Schema):
-    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,59}$"))
+    key = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]{0,59}$",
+            error="Use lower-case letters, digits and _, starting with a letter (at most 60 characters).",
+        ),
+    )
     kind = fields.String(required=True, validate=validate.OneOf(QUESTION_KINDS))
     title = fields.String(required=True, validate=validate.Length(1, 300))
     help = fields.String(load_default="")
@@ -46,14 +52,22 @@ class QuestionSchema(Schema):
 
 
 class SurveyDefinitionSchema(Schema):
-    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
+    key = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_\-]{0,79}$",
+            error="Use lower-case letters, digits, _ and -, starting with a letter (at most 80 characters).",
+        ),
+    )
     title = fields.String(required=True, validate=validate.Length(1, 200))
     anonymous = fields.Boolean(load_default=False)
     intro = fields.String(load_default="")
     redisplay_days = fields.Integer(load_default=30, validate=validate.Range(0, 3650))
     # UI strings per language, overriding the built-in ones: {"de": {"next": "Weiter"}}
     strings = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^[a-z]{2}$")),
+        keys=fields.String(
+            validate=validate.Regexp(r"^[a-z]{2}$", error="Use a two-letter language code, such as de.")
+        ),
         values=fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(max=300))),
         load_default=dict,
     )

@@ -216,9 +216,12 @@ def test_a_note_is_added_and_bad_notes_are_refused(
     html = text_of(editor.get(saved.headers["Location"]))
     assert "Note added." in html and "Called Dana: renewal in March." in html and EDITOR in html
     empty = post_form(editor, page, action, body="   ")
-    assert empty.status_code == 422 and "write the note first" in text_of(empty)
+    assert empty.status_code == 422 and "Nothing was changed. Write the note first.</p>" in text_of(empty)
+    assert 'id="note-error" data-problem>Write the note first.</p>' in text_of(empty)
+    assert "Nothing was saved" not in text_of(empty)
     long = post_form(editor, page, action, body="x" * 4001)
-    assert long.status_code == 422 and "at most 4,000 characters" in text_of(long)
+    assert long.status_code == 422
+    assert "A note has at most 4,000 characters (this one has 4,001)." in text_of(long)
     assert "x" * 4001 in text_of(long)  # what was typed comes back
     with database.session() as session:
         assert [n.body for n in session.scalars(select(AccountNote))] == ["Called Dana: renewal in March."]

@@ -9,9 +9,11 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from campaigns.digests import DigestPreference
+from campaigns.models import Campaign
+from engine.accounts import Account
 from engine.db import Database
 from engine.reports import REPORT_NAMES
 from engine.users import Role
@@ -72,6 +74,38 @@ BAD_FILTERS = [
     ("trait.nonesuch=1", "trait", "unknown trait"),
     ("from=9999-12-31&to=9999-12-31", "to", "out of range"),
 ]
+
+
+def test_holdout_lift_without_any_holdout_says_so_and_points_to_the_holdout_setting(
+    viewer: FlaskClient, database: Database
+) -> None:
+    html = text_of(viewer.get("/admin/reports/holdout-lift"))
+    assert "No campaign holds anyone out" in html and "No data for these filters" not in html
+    assert "set Holdout to a share such as 10 %" in html and 'href="/admin/campaigns"' in html
+    assert "Nothing to compare: no campaign holds any accounts out" in html  # the report's note
+    one = text_of(viewer.get("/admin/reports/holdout-lift?campaign=nurture"))
+    assert "The campaign nurture holds no one out" in one and 'href="/admin/campaigns/nurture"' in one
+    with database.transaction() as session:  # nurture's current version holds 10 % out
+        campaign = session.scalars(select(Campaign).where(Campaign.key == "nurture")).one()
+        version = next(v for v in campaign.versions if v.version == campaign.version)
+        version.settings = {**version.settings, "holdout_percent": 10}
+    assert "holds no one out" not in text_of(viewer.get("/admin/reports/holdout-lift?campaign=nurture"))
+    assert "No campaign holds anyone out" not in text_of(viewer.get("/admin/reports/holdout-lift"))
+    other = text_of(viewer.get("/admin/reports/holdout-lift?campaign=survey_invite"))
+    assert "The campaign survey_invite holds no one out" in other
+
+
+def test_an_editor_is_pointed_at_the_campaigns_holdout_field(
+    client: FlaskClient, database: Database, recruiting: dict[str, int]
+) -> None:
+    signed_in(client, database, EDITOR, Role.EDITOR)
+    html = text_of(client.get("/admin/reports/holdout-lift?campaign=nurture"))
+    assert 'href="/admin/campaigns/nurture/edit#holdout_percent"' in html
+    assert 'id="holdout_percent"' in text_of(client.get("/admin/campaigns/nurture/edit"))
+    make_plan(database, "acme")
+    with database.transaction() as session:  # the global holdout group holds accounts out of all
+        session.execute(update(Account).values(holdout_group=True))
+    assert "holds no one out" not in text_of(client.get("/admin/reports/holdout-lift?campaign=nurture"))
 
 
 def test_bad_filters_show_the_form_with_field_messages(viewer: FlaskClient) -> None:

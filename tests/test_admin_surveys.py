@@ -110,7 +110,7 @@ def test_an_invalid_form_is_422_with_each_message_by_its_field_and_stores_nothin
     for label in (
         "<b>Title:</b>",
         "<b>Ask again after:</b> Enter a whole number of days.",
-        "<b>Question 1 · Key:</b>",
+        "<b>Question 1 · Key:</b> Use lower-case letters, digits and _, starting with a letter (at most 60",
         "<b>Question 4 · Options:</b> choice questions need options",
         "<b>Question 5 · Most picks:</b> Enter a whole number.",
         "<b>Question 6 · Show only if:</b> Not valid JSON",
@@ -369,6 +369,14 @@ def test_a_new_survey_starts_as_a_draft_and_publishes_as_version_1(
     assert response.headers["Location"] == "/admin/surveys/onboarding-pulse"
     listing = text_of(editor.get("/admin/surveys"))
     assert "How is onboarding going?" in listing and "not yet" in listing
+
+    bad_key = editor.post("/admin/surveys/new", data={**fields, "key": "My Survey!"})
+    assert bad_key.status_code == 422
+    assert (
+        "<b>Key:</b> Use lower-case letters, digits, _ and -, starting with a letter (at most 80 characters)."
+        in text_of(bad_key)
+    )
+    assert "expected pattern" not in text_of(bad_key)
 
     again = editor.post("/admin/surveys/new", data=fields)
     assert again.status_code == 422

@@ -161,6 +161,24 @@ def test_unreachable_steps_missing_content_and_wrong_template_kinds(playbook: Se
     assert "holdout_percent" in errors
 
 
+def test_bad_step_keys_and_missing_templates_say_what_is_needed(playbook: Session) -> None:
+    document = onboarding(
+        steps=[
+            {"key": "Say Hello!", "kind": "wait", "days": 1},
+            {"key": "hello", "kind": "email"},
+            {"key": "card", "kind": "in_app"},
+            {"key": "done", "kind": "exit"},
+        ]
+    )
+    _, errors = builder.validate_document(playbook, document, key="nurture")
+    assert errors["steps.0.key"] == (
+        "use lower-case letters, digits, '-' and '_', starting with a letter (at most 80 characters)"
+    )
+    assert errors["steps.1.template"] == "required for an email step"
+    assert errors["steps.2.template"] == "required for an in-app step"
+    assert not any("expected pattern" in message for message in errors.values())
+
+
 def test_steps_without_a_key_are_named_and_bad_shapes_are_errors_not_crashes(playbook: Session) -> None:
     normalized, errors = builder.validate_document(
         playbook, onboarding(steps=[{"kind": "wait", "days": 1}, {"kind": "exit"}]), key="nurture"

@@ -18,6 +18,7 @@ from campaigns import builder
 from campaigns.builder import CampaignDraft
 from campaigns.enrollment import enroll_account
 from campaigns.models import Campaign
+from content.models import MessageTemplate
 from engine.db import Database
 from engine.users import Role
 from tests.admin_client import EDITOR, VIEWER, console_user, make_user, sign_in, signed_in, text_of
@@ -293,6 +294,42 @@ def test_pause_resume_and_the_template_preview(editor: FlaskClient, database: Da
     assert "sandbox" in preview.headers["Content-Security-Policy"]
     card = editor.get("/admin/campaigns/templates/plan_ready_card/preview")
     assert card.status_code == 200
+
+
+def test_only_rule_entered_campaigns_are_told_to_add_an_enrolling_rule(editor: FlaskClient) -> None:
+    slipped = text_of(editor.get("/admin/campaigns/milestone_slipped"))
+    assert "<dd>a milestone slipped</dd>" in slipped
+    assert "No published rule enrols" not in slipped and "Rules that enrol accounts" not in slipped
+    invite = text_of(editor.get("/admin/campaigns/survey_invite"))  # entered by rule: nothing enrols it
+    assert "No published rule enrols accounts here: add an <code>enroll</code> action" in invite
+    assert "or enrol an account from its page" in invite
+    nurture = text_of(editor.get("/admin/campaigns/nurture"))  # the rules that enrol it are listed
+    assert "Rules that enrol accounts" in nurture and "Hire faster or hire better" in nurture
+
+
+def test_every_bundled_template_previews_and_the_survey_invite_shows_its_survey(
+    editor: FlaskClient, database: Database
+) -> None:
+    with database.session() as session:
+        keys = sorted(set(session.scalars(select(MessageTemplate.key))))
+    assert "outcomes_survey" in keys
+    for key in keys:
+        assert editor.get(f"/admin/campaigns/templates/{key}/preview").status_code == 200, key
+    # survey_invite's step sends outcomes_survey with `survey: outcomes`: the preview shows that
+    # survey's first question and one link per outcome, as the send does, but links that answer
+    # for nobody (the survey's console preview), never a signed answer link.
+    page = text_of(editor.get("/admin/campaigns/templates/outcomes_survey/preview"))
+    assert "Which outcomes matter most to your team this year?" in page
+    assert "Hire faster" in page and "Hire better people" in page
+    assert page.count('href="http://localhost/admin/surveys/outcomes/preview"') >= 3
+    assert "/s/outcomes/a/" not in page and "%ns:" not in page
+    # The builder's link names the step's survey; one an email cannot offer says why (no 500).
+    builder_page = text_of(editor.get("/admin/campaigns/survey_invite/edit"))
+    assert "/admin/campaigns/templates/outcomes_survey/preview?survey=outcomes" in builder_page
+    asked = editor.get("/admin/campaigns/templates/outcomes_survey/preview?survey=outcomes")
+    assert asked.status_code == 200 and "Hire faster" in text_of(asked)
+    unknown = editor.get("/admin/campaigns/templates/outcomes_survey/preview?survey=nope")
+    assert unknown.status_code == 422 and "no survey" in text_of(unknown)
 
 
 def test_a_viewer_sees_read_only_pages_and_cannot_change_anything(

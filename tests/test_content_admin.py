@@ -129,6 +129,34 @@ def test_preview_for_a_contact_and_a_test_send_outside_the_ledger(
     assert "is not an email address" in text_of(client.get(bad.headers["Location"]))
 
 
+def test_every_bundled_template_previews_with_and_without_a_contact(
+    recruiting: object, client: FlaskClient, database: Database, sink: SendGridSink
+) -> None:
+    editor(client, database)
+    with database.transaction() as session:
+        make_account(session, "acme", contacts=(("sofia@acme.example", ContactRole.CHAMPION),))
+        contact_id = session.scalar(select(Contact.id).where(Contact.email == "sofia@acme.example"))
+        templates = [(t.key, t.locale, t.id) for t in session.scalars(select(MessageTemplate))]
+    for key, locale, template_id in templates:
+        for query in ("", f"?contact={contact_id}"):
+            preview = client.get(f"/admin/content/templates/{template_id}/preview{query}")
+            assert preview.status_code == 200, (key, locale, query)
+    # The survey invitation gets the survey its campaign step names (survey_invite: `outcomes`),
+    # with links that answer for nobody, in the preview and in a test send alike.
+    survey_id = next(i for key, locale, i in templates if (key, locale) == ("outcomes_survey", "en"))
+    frame = text_of(client.get(f"/admin/content/templates/{survey_id}/render?contact={contact_id}"))
+    assert "Which outcomes matter most to your team this year?" in frame and "Hire faster" in frame
+    assert "/admin/surveys/outcomes/preview" in frame and "/s/outcomes/a/" not in frame
+    page = text_of(client.get(f"/admin/content/templates/{survey_id}/preview?contact={contact_id}"))
+    sent = client.post(
+        f"/admin/content/templates/{survey_id}/test-send",
+        data={"csrf_token": csrf_of(page), "contact": str(contact_id), "email": "qa@northstar.example"},
+    )
+    assert sent.status_code == 303
+    message = sink.messages()[-1]
+    assert "Hire faster" in (message.html or "") and "/s/outcomes/a/" not in (message.html or "")
+
+
 def test_csv_import_in_the_admin_dry_runs_then_applies(
     recruiting: object, client: FlaskClient, database: Database
 ) -> None:

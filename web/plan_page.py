@@ -25,7 +25,7 @@ from werkzeug.utils import redirect
 from engine.accounts import ContactRole
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.plans import updates
-from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
+from engine.plans.models import KeyResult, MilestoneStatus, PlanStatus, SuccessPlan
 from engine.plans.progress import ROLE_NAMES, WANTED, triangle
 from engine.plans.service import active_plan
 from engine.plans.sharing import plan_from_token, plan_token
@@ -50,9 +50,7 @@ SAVED = {
     "comment": "Your comment is on the plan; we will see it too.",
     "review": "Review confirmed. Thank you!",
 }
-FRIENDLIER = {
-    "current: must be a number": "Enter a number, like 9,500.",
-    "target: must be a number": "Enter a number, like 12,000.",
+FRIENDLIER = {  # "must be a number" is said per measure, in its unit: _number_hint
     "current: is too large": "That number is too large.",
     "target: is too large": "That number is too large.",
     "target: the target must differ from the baseline": "The target must differ from the starting number.",
@@ -299,6 +297,18 @@ def _friendly(field: str, value: Any) -> str:
     return FRIENDLIER.get(f"{field}: {text}") or _sentence(str(text))
 
 
+def _number_hint(kr: KeyResult, field: str) -> str:
+    """What to say for text where a number belongs, with an example that fits this measure: its
+    own number (the target, for the target), in its unit; a percentage is typed without its sign."""
+    value = kr.target if field == "target" else kr.current
+    example = f"{value:,.2f}".rstrip("0").rstrip(".")
+    if kr.unit == "%":
+        return f"Enter a number, like {example}, without the % sign."
+    if kr.unit == "days":
+        return f"Enter a number of days, like {example}."
+    return f"Enter a number, like {example}."
+
+
 def _sentence(text: str) -> str:
     text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
@@ -317,16 +327,25 @@ def update_key_result(token: str, kr_id: str) -> Any:
     target = (request.form.get("target") or "").strip() or None
 
     def apply(session: Session, plan: SuccessPlan) -> None:
-        updates.update_key_result(
-            session,
-            plan,
-            _int(kr_id),
-            current=request.form.get("current", ""),
-            target=target,
-            actor=ACTOR,
-            channel=CHANNEL,
-            now=now(),
-        )
+        kr = updates.key_result(plan, _int(kr_id))
+        try:
+            updates.update_key_result(
+                session,
+                plan,
+                kr.id,
+                current=request.form.get("current", ""),
+                target=target,
+                actor=ACTOR,
+                channel=CHANNEL,
+                now=now(),
+            )
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                {
+                    field: _number_hint(kr, field) if message == "must be a number" else message
+                    for field, message in exc.errors.items()
+                }
+            ) from None
 
     return _change(token, f"kr-{kr_id}"[:40], "kr", apply)
 

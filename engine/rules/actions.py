@@ -19,7 +19,13 @@ from engine.rules.decide import ACTION_TYPES
 
 ActionCheck = Callable[[Session, dict[str, Any]], str | None]
 _action_checks: dict[str, ActionCheck] = {}
-NAME = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
+NAME = fields.String(
+    required=True,
+    validate=validate.Regexp(
+        r"^[a-z][a-z0-9_\-]{0,79}$",
+        error="use lower-case letters, digits, '-' and '_', starting with a letter (at most 80 characters)",
+    ),
+)
 
 
 def register_action_check(action_type: str, check: ActionCheck) -> None:
@@ -61,7 +67,16 @@ class AssignContent(_ActionSchema):
 
 
 class TagAccount(_ActionSchema):
-    value = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9_\-]{0,59}$"))
+    value = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z0-9][a-z0-9_\-]{0,59}$",
+            error=(
+                "use lower-case letters, digits, '-' and '_', starting with a letter or digit "
+                "(at most 60 characters)"
+            ),
+        ),
+    )
 
 
 SCHEMAS: dict[str, type[Schema]] = {

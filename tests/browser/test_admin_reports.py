@@ -130,3 +130,18 @@ def test_reports_index_and_two_reports_in_light_and_dark(
             mail.close()
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_holdout_lift_without_a_holdout_says_where_to_set_one(
+    page: Page, live_server: str, database: Database, recruiting: dict[str, int]
+) -> None:
+    with database.transaction() as session:
+        create_user(session, EMAIL, PASSWORD, role=Role.VIEWER, name="Vera Viewer")
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/admin/reports/holdout-lift")
+    empty = page.locator("[data-no-holdout]")
+    expect(empty).to_contain_text("No campaign holds anyone out")
+    expect(empty.get_by_role("link", name="Open Campaigns, pick a campaign and choose Edit")).to_be_visible()
+    expect(page.get_by_text("No data for these filters")).to_have_count(0)
+    shoot(page, "reports-holdout-lift-no-holdout")

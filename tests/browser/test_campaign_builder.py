@@ -151,3 +151,30 @@ def test_an_editor_builds_publishes_and_watches_a_campaign(
             "then": "remind",
         }
     assert not problems
+
+
+@pytest.mark.browser
+def test_the_survey_invitations_preview_shows_its_survey_from_the_builder(
+    page: Page, live_server: str, editor: str, problems: list[str]
+) -> None:
+    sign_in_console(page, live_server, editor, "/admin/campaigns/survey_invite/edit")
+    step = page.locator("li[data-step]").first
+    link = step.get_by_role("link", name="Preview template outcomes_survey")
+    expect(link).to_have_attribute(
+        "href", "/admin/campaigns/templates/outcomes_survey/preview?survey=outcomes"
+    )
+    with page.context.expect_page() as opened:
+        link.click()
+    preview = opened.value
+    preview.wait_for_load_state()
+    expect(preview.locator("body")).to_contain_text("Which outcomes matter most to your team this year?")
+    expect(preview.get_by_role("link", name="Hire faster →")).to_have_attribute(
+        "href", f"{live_server}/admin/surveys/outcomes/preview"
+    )
+    shoot(preview, "campaign-template-preview-survey")
+    preview.close()
+    # Clearing the step's survey drops it from the link, as the send would.
+    survey = step.get_by_role("textbox", name="Survey")
+    survey.fill("")
+    survey.dispatch_event("change")
+    expect(link).to_have_attribute("href", "/admin/campaigns/templates/outcomes_survey/preview")

@@ -177,8 +177,8 @@ def add_account_note(account_id: int) -> Any:
         with unit_of_work() as work:
             add_note(work, account, request.form.get("body", ""), author=_actor(), now=now())
     except ValidationFailed as exc:
-        return _refuse(
-            account_id, "note", f"Nothing was saved: the note {exc.errors.get('body', exc.detail)}.", 422
-        )
+        # The page puts "Nothing was changed." before it; next to the field it stands alone.
+        reason = str(exc.errors.get("body", exc.detail))
+        return _refuse(account_id, "note", f"{reason[:1].upper()}{reason[1:]}.", 422)
     flash("Note added.", "ok")
     return _back(account_id, "notes")

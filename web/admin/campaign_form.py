@@ -349,6 +349,12 @@ def step_text(step: Any) -> str:
     return "ends the enrolment"
 
 
+def enters_by_trigger(values: Mapping[str, Any]) -> bool:
+    """Whether accounts enter by a plan trigger (a milestone slipped, …) rather than a rule's enrol
+    action: then no enrolling rule is nothing to fix."""
+    return str((values.get("trigger") or {}).get("signal", "rule")) != "rule"
+
+
 def settings_text(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     trigger = values.get("trigger") or {}
     signal = trigger.get("signal", "rule")

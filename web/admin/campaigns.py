@@ -35,6 +35,7 @@ from web.admin.campaign_form import (
     condition_errors,
     condition_text,
     content_options,
+    enters_by_trigger,
     error_summary,
     extra_of,
     field_text,
@@ -44,6 +45,7 @@ from web.admin.campaign_form import (
     wait_mode,
     without_none,
 )
+from web.admin.content_templates import survey_for_preview
 from web.admin.rules_form import describe, field_choices
 from web.context import db_session, now, settings, unit_of_work
 
@@ -115,6 +117,7 @@ def campaign(key: str) -> Any:
         stats=stats,
         current=current,
         settings_text=settings_text(current.settings if current else {}),
+        by_trigger=enters_by_trigger(current.settings if current else {}),
         entry_rules=[(r, describe(r.condition)) for r in builder.entry_rules(session, key)],
         kind_labels=KIND_LABELS,
         step_text=step_text,
@@ -141,6 +144,7 @@ def _unpublished_page(session: Session, draft: builder.DraftView) -> Any:
         stats=[],
         current=preview,
         settings_text=settings_text(document),
+        by_trigger=enters_by_trigger(document),
         entry_rules=[(r, describe(r.condition)) for r in builder.entry_rules(session, draft.key)],
         kind_labels=KIND_LABELS,
         step_text=step_text,
@@ -339,21 +343,25 @@ def campaign_template_preview(key: str) -> Any:
     session = db_session()
     # `?locale=de`: that locale's version, else the default locale's (as a contact would get it).
     locale = request.args.get("locale", "").strip()[:16] or None
+    # `?survey=outcomes`: the builder step's survey (a step with `survey:` gets `survey.*`).
+    survey_key = request.args.get("survey", "").strip()[:80] or None
     try:
         template = find_template(session, key, locale)
     except NotFound:
         abort(404, description=f"There is no message template {key[:80]!r}.")
     try:
         if template.kind == "email":
+            survey, survey_links = survey_for_preview(session, key, survey_key)
             email = compose_email(
                 session,
                 key,
                 content_keys=[],
                 campaign_name="Preview",
                 postal_address=settings().postal_address,
+                survey=survey,
                 locale=template.locale,
             )
-            substitutions = recipient_substitutions(SAMPLE)
+            substitutions = recipient_substitutions({**SAMPLE, **survey_links})
             body = personalise(email.html, substitutions)
         else:
             reader = CardReader("Alex", "Alex Rivera", "Acme Staffing", campaign_name="Preview")

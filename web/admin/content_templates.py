@@ -21,8 +21,15 @@ from campaigns.mail import (
     TransientSendError,
     backend_for,
 )
+from campaigns.previews import preview_survey
 from campaigns.unsubscribe import unsubscribe_token
-from content.emails import compose_email, personalise, recipient_substitutions
+from content.emails import (
+    SurveyQuestion,
+    compose_email,
+    personalise,
+    recipient_substitutions,
+    survey_option_path,
+)
 from content.inapp import CardContent, CardReader, render_card
 from content.models import DEFAULT_LOCALE, MessageTemplate
 from content.recipients import Links, recipient_values
@@ -31,7 +38,7 @@ from content.schemas import (
     TEMPLATE_KINDS,
     TemplateSchema,
 )
-from content.templates import VARIABLES, save_template
+from content.templates import SAMPLE_CONTEXT, VARIABLES, save_template
 from engine.accounts import Contact
 from engine.errors import NorthstarError, ValidationFailed
 from engine.plans.models import PlanStatus, SuccessPlan
@@ -177,12 +184,14 @@ def render_for_contact(session: Session, row: MessageTemplate, contact: Contact 
     try:
         if row.kind == "in_app":
             return _render_card(row, contact, plan, top)
+        survey, survey_links = survey_for_preview(session, row.key)
         email = compose_email(
             session,
             row.key,
             content_keys=[r.item.key for r in top[1:]],  # top[0] is `recommended`, first in the list
             campaign_name="Preview",
             postal_address=config.postal_address,
+            survey=survey,
             locale=row.locale,
             recommend=True,
         )
@@ -200,7 +209,7 @@ def render_for_contact(session: Session, row: MessageTemplate, contact: Contact 
                 message_id=None,
                 recommended=top[0] if top else None,
             )
-        substitutions = recipient_substitutions(values)
+        substitutions = recipient_substitutions({**values, **survey_links})
         return Rendered(
             subject=personalise(email.subject, substitutions),
             html=personalise(email.html, substitutions),
@@ -211,9 +220,23 @@ def render_for_contact(session: Session, row: MessageTemplate, contact: Contact 
         return Rendered(error=exc.detail, recommendations=top)
 
 
-def _sample_values(email: Any) -> dict[str, str]:
-    from content.templates import SAMPLE_CONTEXT
+def survey_for_preview(
+    session: Session, template_key: str, survey_key: str | None = None
+) -> tuple[SurveyQuestion, dict[str, str]]:
+    """The survey a preview of the template shows (campaigns.previews) and a link per option. A
+    real send signs each link for its recipient, and following one answers for them; a preview
+    (and a test send to any address) must answer for nobody, so each option opens the survey's
+    console preview instead (the sample survey: the sample's url)."""
+    survey, key = preview_survey(session, template_key, survey_key)
+    url = (
+        url_for("admin.preview_survey", key=key, _external=True)
+        if key
+        else str(SAMPLE_CONTEXT["survey"]["options"][0]["url"])
+    )
+    return survey, {survey_option_path(option.value): url for option in survey.options}
 
+
+def _sample_values(email: Any) -> dict[str, str]:
     values: dict[str, str] = {}
     for group in ("contact", "account", "plan", "next_milestone"):
         for name, value in SAMPLE_CONTEXT[group].items():

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from campaigns.digests import digest_preference, set_digest_preference
+from campaigns.reports import NO_HOLDOUT
 from engine import queue
 from engine.accounts import Account
 from engine.errors import NorthstarError, NotFound, ValidationFailed
@@ -204,6 +205,9 @@ def report(name: str) -> Any:
             options=options,
             field_labels=FIELD_LABELS,
             charts=chart_views(result) if result else [],
+            # Holdout lift with no campaign holding anyone out: say so and where to set it, rather
+            # than charts that blame the filters ("No data for these filters").
+            no_holdout=result is not None and NO_HOLDOUT in result.notes,
             headline=headline_items(result) if result else [],
             table=table_rows(result) if result else [],
             csv_url=report_url("admin.report_csv", name, {**filters.as_params(), "job": job_id})

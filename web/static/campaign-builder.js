@@ -89,7 +89,13 @@
     if (!select || !link) return;
     link.hidden = !select.value;
     if (select.value) {
-      link.href = link.getAttribute("data-preview-base").replace("__key__", encodeURIComponent(select.value));
+      var href = link.getAttribute("data-preview-base").replace("__key__", encodeURIComponent(select.value));
+      // An email step's survey fills the template's survey.* in the preview, as it will in the send.
+      var survey = li.querySelector("input[name$='-survey']");
+      if (survey && kindOf(li) === "email" && survey.value.trim()) {
+        href += "?survey=" + encodeURIComponent(survey.value.trim());
+      }
+      link.href = href;
       link.setAttribute("aria-label", "Preview template " + select.value);
     }
   }
@@ -181,7 +187,7 @@
     var li = event.target.closest("li[data-step]");
     if (!li) return;
     if (event.target.matches("[data-kind-select], [data-wait-for]")) showFields(li);
-    if (event.target.matches("[data-template-select]")) updatePreview(li);
+    if (event.target.matches("[data-template-select], input[name$='-survey']")) updatePreview(li);
   });
   list.addEventListener("input", function (event) {
     if (event.target.matches("[data-step-key]")) refreshKeys();
