@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
@@ -65,3 +66,45 @@ def test_healthz_is_503_when_the_database_is_unreachable(settings: Settings) -> 
     assert body["status"] == "degraded"
     assert body["checks"]["database"]["ok"] is False
     assert body["checks"]["redis"] == {"ok": True}
+
+
+@pytest.mark.usefixtures("restore_job_runner", "acme")
+def test_a_request_that_loses_redis_after_its_commit_is_a_503_to_retry(
+    settings: Settings, database: Database, app: Flask
+) -> None:
+    from sqlalchemy import func, select
+
+    from engine.apitokens import create_token
+    from engine.db import utcnow
+    from surveys.models import Response
+    from surveys.rules_queue import sweep_stranded
+    from tests.factories import response_payload
+
+    with database.transaction() as session:
+        token = create_token(session, "integration")
+    broken = create_app(
+        {"SETTINGS": settings.with_overrides(redis_url=CLOSED_PORT_REDIS), "DATABASE": database}
+    )
+
+    payload = response_payload()
+    response = broken.test_client().post(
+        "/api/v1/surveys/outcomes/responses",
+        json=payload,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    # The response is stored (the commit came first); queueing its `rules` job needed Redis. The
+    # client is told to retry, and the retry is a replay; the scheduler's sweep re-queues the job.
+    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    assert "retry the request" in response.get_json()["detail"]
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Response)) == 1
+
+    queue.configure(app.extensions["northstar.jobs"])  # Redis is back
+    retried = app.test_client().post(
+        "/api/v1/surveys/outcomes/responses", json=payload, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert retried.status_code == 200 and retried.get_json()["replayed"] is True
+    with database.transaction() as session:
+        assert sweep_stranded(session, now=utcnow() + dt.timedelta(minutes=1))  # its job, queued again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import current_app, g, request
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
 from engine.config import Settings
@@ -42,7 +44,10 @@ def unit_of_work() -> Iterator[Session]:
         yield session
         session.commit()
     except BaseException:
-        session.rollback()
+        # After a commit whose after-commit hook failed (Redis lost while queueing the jobs), the
+        # data is stored and there is nothing to roll back: the hook's error is the one to report.
+        with contextlib.suppress(InvalidRequestError):
+            session.rollback()
         raise
 
 

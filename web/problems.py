@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 from flask import Flask, Response, jsonify, render_template, request
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -74,7 +75,18 @@ def register(app: Flask) -> None:
         # The database went away (a restart, a failover) or refused the connection: nothing was
         # written (the transaction died with the connection), so the client may simply retry.
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
-        detail = "the database is unavailable for a moment; nothing was saved, retry the request"
+        return _try_again("the database is unavailable for a moment; nothing was saved, retry the request")
+
+    @app.errorhandler(RedisError)
+    def _redis_unavailable(exc: RedisError) -> Any:
+        # Redis (rate limits, the job queue) is down or slow. The limiter asks it first, so a
+        # request usually stops here before it writes; one that loses Redis after its commit has
+        # its data stored, and a retry is answered as a replay (submissions are idempotent).
+        log.warning("redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return _try_again("a service is unavailable for a moment; retry the request")
+
+    def _try_again(detail: str) -> Response:
+        """503 with Retry-After: a service is away for a moment, and the client may simply retry."""
         if _wants_json():
             response = problem(503, "Service Unavailable", detail)
         else:
