@@ -15,7 +15,7 @@ from content.models import ContentItem, MessageTemplate
 from engine.db import utcnow
 from engine.errors import NotFound, ValidationFailed
 from engine.plans.models import PlanTemplate
-from engine.playbook.sections import JsonLogic
+from engine.playbook.sections import KEY_PATTERN, JsonLogic
 from surveys.links import one_click_question
 
 ROLES = ("exec_sponsor", "champion", "power_user", "other")
@@ -29,9 +29,7 @@ TRIGGERS = (
     "kr_stalled",
     "review_near",
 )
-# Said in full: marshmallow's own "String does not match expected pattern." tells no one what to type.
-KEY_RULE = "use lower-case letters, digits, '-' and '_', starting with a letter (at most 80 characters)"
-STEP_KEY = validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$", error=KEY_RULE)
+STEP_KEY = KEY_PATTERN
 # "an email step", not "a email step"
 STEP_NAMES = {
     "email": "an email step",

@@ -21,7 +21,10 @@ from engine.rules.logic import InvalidCondition, validate_condition
 from engine.rules.models import Rule, RuleSet, RuleSetStatus, published_ruleset
 from engine.rules.service import condition_errors, rule_document
 
-KEY = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$"))
+# Said in full: marshmallow's own "String does not match expected pattern." tells no one what to type.
+KEY_RULE = "use lower-case letters, digits, '-' and '_', starting with a letter (at most 80 characters)"
+KEY_PATTERN = validate.Regexp(r"^[a-z][a-z0-9_\-]{0,79}$", error=KEY_RULE)
+KEY = fields.String(required=True, validate=KEY_PATTERN)
 
 
 class JsonLogic(fields.Raw):
@@ -61,7 +64,13 @@ class ObjectiveSchema(Schema):
 
 
 class EventTypeSchema(Schema):
-    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_.\-]{0,119}$"))
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_.\-]{0,119}$",
+            error="use lower-case letters, digits, '.', '-' and '_', starting with a letter (at most 120)",
+        ),
+    )
     description = fields.String(load_default="")
 
 
@@ -243,7 +252,13 @@ def _load_rules(session: Session, items: list[dict[str, Any]]) -> int:
 
 
 class TraitSchema(Schema):
-    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,79}$"))
+    key = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]{0,79}$",
+            error="use lower-case letters, digits and '_', starting with a letter (at most 80 characters)",
+        ),
+    )
     type = fields.String(required=True, validate=validate.OneOf([t.value for t in TraitType]))
     description = fields.String(load_default="")
 
