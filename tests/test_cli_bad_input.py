@@ -138,6 +138,7 @@ def _outcomes(database: Database) -> int:
     [
         ("outcomes:\n  - {key: a, title: A}\noutcomes:\n  - {key: b, title: B}\n", "appears twice"),
         ('outcomes:\n  - {key: a, title: "A\\0"}\n', "NUL"),
+        ("outcomes:\n  - {key: Bad Key, title: A}\n", "outcomes[0].key: use lower-case letters, digits"),
         ("rules:\n  - " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
         (
             "outcomes:\n  - {key: a, title: A}\nobjectives:\n  - {key: o, outcome: a, title: O, metric: m,"
