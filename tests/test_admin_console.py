@@ -170,6 +170,21 @@ def trend(html: str, key: str) -> str:
     return match.group(1)
 
 
+def email_beside(held: Message, status: MessageStatus, dedupe_key: str, sent_at: dt.datetime) -> Message:
+    """An email to the held-out nudge's contact, for the same step, sent at `sent_at`."""
+    return Message(
+        enrollment_id=held.enrollment_id,
+        step_id=held.step_id,
+        contact_id=held.contact_id,
+        channel="email",
+        status=status,
+        dedupe_key=dedupe_key,
+        created_at=sent_at,
+        sent_at=sent_at,
+        trace={},
+    )
+
+
 def test_the_dashboard_counts_this_week_against_the_week_before(
     editor: FlaskClient, database: Database, story: Story
 ) -> None:
@@ -198,17 +213,7 @@ def test_the_dashboard_counts_this_week_against_the_week_before(
         # The held-out nudge was skipped this week; pretend a second message went out and bounced.
         held = session.scalars(select(Message)).one()
         held.created_at = this_week
-        sent = Message(
-            enrollment_id=held.enrollment_id,
-            step_id=held.step_id,
-            contact_id=held.contact_id,
-            channel="email",
-            status=MessageStatus.BOUNCED,
-            dedupe_key="dash-sent",
-            created_at=this_week,
-            sent_at=this_week,
-            trace={},
-        )
+        sent = email_beside(held, MessageStatus.BOUNCED, "dash-sent", this_week)
         session.add(sent)
         session.flush()
         session.add(
@@ -238,19 +243,7 @@ def test_delivery_rates_without_any_delivery_event_are_unknown_not_zero(
     this_week = utcnow() - dt.timedelta(days=1)
     with database.transaction() as session:
         held = session.scalars(select(Message)).one()
-        session.add(
-            Message(
-                enrollment_id=held.enrollment_id,
-                step_id=held.step_id,
-                contact_id=held.contact_id,
-                channel="email",
-                status=MessageStatus.SENT,
-                dedupe_key="dash-untracked",
-                created_at=this_week,
-                sent_at=this_week,
-                trace={},
-            )
-        )
+        session.add(email_beside(held, MessageStatus.SENT, "dash-untracked", this_week))
     html = text_of(editor.get("/admin/"))
     for key in ("delivered_rate", "bounced_rate", "spam_rate"):
         assert figure(html, key) == "—", key
