@@ -16,7 +16,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from engine.config import Settings, settings_from_env
+from engine.config import Settings, masked, settings_from_env
 from engine.errors import ConfigurationError, NorthstarError
 from web import cli_content, cli_reports
 from web.process import freeze_startup_heap
@@ -71,7 +71,7 @@ def _require_services(app: Flask) -> None:
     head = head_revision()
     if current != head:
         raise click.ClickException(
-            f"the database {_safe_url(database.settings.database_url)} has schema "
+            f"the database {masked(database.settings.database_url)} has schema "
             f"{current or '(none)'}, this code expects {head}: run `northstar db upgrade`"
         )
 
@@ -127,7 +127,7 @@ def db_upgrade(revision: str) -> None:
     except CommandError as exc:
         raise click.ClickException(f"cannot upgrade to {revision!r}: {exc}") from None
     reached = revision_of(settings.database_url)
-    click.echo(f"database at {reached or '(none)'}: {_safe_url(settings.database_url)}")
+    click.echo(f"database at {reached or '(none)'}: {masked(settings.database_url)}")
     if revision != "head" and reached != revision:
         click.echo(f"(asked for {revision}: upgrade never goes back to an earlier revision)", err=True)
 
@@ -453,13 +453,6 @@ def _seconds(value: float, name: str) -> float:
     if not (math.isfinite(value) and 0.5 <= value <= 3600):
         raise click.BadParameter("seconds from 0.5 to 3600", param_hint=name)
     return value
-
-
-def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 cli_content.register(cli)
