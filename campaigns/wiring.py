@@ -117,7 +117,8 @@ def connect() -> None:
     register_action_check("exit", check_enroll_action)
     reporting.register_metric("messages_sent", "messages sent", 30, _messages_sent)
     campaign_reports.connect()
-    for model in (Campaign, CampaignVersion, Step, ContentItem, MessageTemplate):
+    for model in (Campaign, CampaignVersion, ContentItem, MessageTemplate):
         audit.register(model)
+    audit.register(Step, title="Campaign step")
     audit.register(CampaignDraft, object_type="CampaignDraft")
     privacy.register_provider(campaign_privacy.PROVIDER)

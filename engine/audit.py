@@ -14,6 +14,7 @@ import datetime as dt
 import decimal
 import enum
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -65,6 +66,7 @@ class Audited:
     ignore: frozenset[str]
     redact: frozenset[str]
     label: Callable[[Any], str] | None
+    title: str  # what people call the kind of object: "Rule set" for RuleSet
 
 
 _registry: dict[type, Audited] = {}
@@ -78,20 +80,41 @@ def register(
     ignore: Iterable[str] = (),
     redact: Iterable[str] = (),
     label: Callable[[Any], str] | None = None,
+    title: str | None = None,
 ) -> None:
     """Log people's changes to `model`. `ignore`: columns whose changes are noise (counters,
-    timestamps); `redact`: columns logged only as "changed" (password hashes, secrets)."""
+    timestamps); `redact`: columns logged only as "changed" (password hashes, secrets); `title`:
+    what people call it (default: the object type in words, "Rule set" for RuleSet)."""
     _columns_of.pop(model, None)
+    kind = object_type or model.__name__
     _registry[model] = Audited(
-        object_type or model.__name__,
+        kind,
         DEFAULT_IGNORED | frozenset(ignore),
         frozenset(redact),
         label,
+        title or in_words(kind),
     )
 
 
-def audited_types() -> list[str]:
-    return sorted({a.object_type for a in _registry.values()})
+def type_titles() -> dict[str, str]:
+    """Each audited object type (what entries store and the log filters on) → what people call it,
+    in the order people read them (by title)."""
+    titles = {a.object_type: a.title for a in _registry.values()}
+    return dict(sorted(titles.items(), key=lambda item: (item[1].lower(), item[0])))
+
+
+def type_title(object_type: str) -> str:
+    """What people call an object type, registered or not ("Contact" for privacy requests)."""
+    return next((a.title for a in _registry.values() if a.object_type == object_type), in_words(object_type))
+
+
+def in_words(object_type: str) -> str:
+    """A class name as words: CampaignDraft → "Campaign draft"; an acronym stays upper case."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", object_type)
+    if not words:
+        return object_type
+    rest = [w if w.isupper() and len(w) > 1 else w.lower() for w in words[1:]]
+    return " ".join([words[0], *rest])
 
 
 def current_actor() -> Actor | None:

@@ -58,6 +58,6 @@ def connect() -> None:
     login_state = ["failed_logins", "locked_until", "last_login_at", "session_epoch"]
     audit.register(User, redact=["password_hash"], ignore=login_state)
     audit.register(Invitation, redact=["nonce"])
-    audit.register(ApiToken, redact=["digest"])
+    audit.register(ApiToken, redact=["digest"], title="API token")
     audit.register(Workspace, redact=["jwt_secret", "previous_jwt_secret"])
     privacy.register_provider(plan_privacy.PROVIDER)

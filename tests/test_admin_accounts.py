@@ -6,7 +6,9 @@ which only editors may take, each with CSRF, and which refuse bad input with not
 from __future__ import annotations
 
 import datetime as dt
+import html as markup
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from engine.plans.models import SuccessPlan
 from engine.plans.service import create_plan, get_template
 from engine.playbook import import_playbook, resolve_playbook
 from engine.users import Role
+from surveys.service import ContactRef, ResponseIn, submit_response
 from tests.admin_client import csrf_of, form_fields, signed_in, text_of
 from tests.factories import make_account
 
@@ -95,6 +98,23 @@ def editor(client: FlaskClient, database: Database, story: Story) -> FlaskClient
 @pytest.fixture
 def viewer(client: FlaskClient, database: Database, story: Story) -> FlaskClient:
     return signed_in(client, database, VIEWER, Role.VIEWER)
+
+
+def answer_for_acme(database: Database, **answers: Any) -> None:
+    """Camila answers the outcomes survey for Acme, through the service the API uses."""
+    with database.transaction() as session:
+        submit_response(
+            session,
+            "outcomes",
+            ResponseIn(
+                client_response_id=str(uuid.uuid4()),
+                account="acme",
+                answers=answers,
+                channel="hosted",
+                contact=ContactRef("camila@acme.example", "Camila Ortiz"),
+            ),
+            now=dt.datetime.now(dt.UTC),
+        )
 
 
 def listed(html: str) -> list[str]:
@@ -294,3 +314,65 @@ def test_rerunning_rules_shows_the_trace_first_then_applies_it(
     applied = post_form(editor, f"{other}/rerun", f"{other}/rerun", confirm="rerun")
     assert applied.status_code == 303
     assert "Rules re-run:" in text_of(editor.get(applied.headers["Location"]))
+
+
+def test_survey_answers_read_as_titles_with_the_stored_keys_beside_them(
+    editor: FlaskClient, story: Story, database: Database
+) -> None:
+    due = (dt.date.today() + dt.timedelta(days=200)).isoformat()
+    answer_for_acme(
+        database,
+        nps=9,
+        role="leader",
+        outcomes=["keep_people", "hire_faster"],
+        objectives=["new_hire_onboarding", "careers_site_traffic"],
+        key_results={
+            "new_hire_onboarding": {"baseline": 80, "target": 99.4, "due_date": due},
+            "careers_site_traffic": {"baseline": 8000, "target": 12000, "due_date": due},
+        },
+    )
+    html = text_of(editor.get(f"/admin/accounts/{story.account_id}"))
+    answers = re.search(r'<dl class="answers">(.*?)</dl>', html, re.S)
+    assert answers, "no survey answers"
+    shown = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", answers.group(1))).strip()
+    day = dt.date.fromisoformat(due)
+    by = f"{day:%b} {day.day}, {day.year}"
+    # In the survey's order, each question's title, then what was picked in words and its key.
+    assert shown == (
+        "Which outcomes matter most to your team this year? "
+        "Keep the people you hire keep_people , Hire faster hire_faster "
+        "Which of these would make the biggest difference in the next few months? "
+        "Get new team members ready to work from day one new_hire_onboarding , "
+        "Increase traffic to the careers microsite careers_site_traffic "
+        "Where are you today, and where do you want to be by when? "
+        f"Get new team members ready to work from day one: 80% → 99.40% by {by} new_hire_onboarding "
+        f"Increase traffic to the careers microsite: 8,000 per week → 12,000 per week by {by} "
+        "careers_site_traffic "
+        "What is your role? Recruiting leader leader "
+        "How likely are you to recommend us to a colleague? 9"
+    )
+    assert '<code class="answer-key">keep_people</code>' in answers.group(1)
+    assert "keep_people, hire_faster" not in html and "target: 99.4" not in html
+
+
+def test_the_rerun_trace_says_each_condition_in_the_rule_lists_words(
+    editor: FlaskClient, story: Story, database: Database
+) -> None:
+    answer_for_acme(
+        database, nps=9, outcomes=["hire_better", "keep_people"], objectives=["new_hire_onboarding"]
+    )
+    page = markup.unescape(text_of(editor.get(f"/admin/accounts/{story.account_id}/rerun")))
+    why = {
+        rule: reason
+        for rule, reason in re.findall(
+            r'<tr class="[^"]+" data-rule="([^"]+)">.*?<td>([^<]*)</td></tr>', page, re.S
+        )
+    }
+    assert why["Detractor → tag account"] == ("answers.outcomes.nps ≤ 6: no (answers.outcomes.nps is 9)")
+    assert why["Hire faster or hire better → hire-faster plan"] == (
+        'outcomes contains "hire_better": yes (outcomes is ["hire_better", "keep_people"])'
+    )
+    assert why["Anyone who answered → hire-faster plan"] == (
+        "skipped: 'Hire faster or hire better → hire-faster plan' stops processing"
+    )
+    assert '{"var"' not in page.split('<details class="facts">')[0]  # no JSON Logic in the trace

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from campaigns.models import Message, MessageStatus, WebhookEvent
+from content.models import ContentItem, MessageTemplate
 from engine.db import Database, utcnow
 from engine.plans.models import Milestone, MilestoneStatus
 from engine.users import Role
@@ -79,6 +80,98 @@ def test_every_page_shares_the_shell_with_its_section_highlighted(editor: FlaskC
         "Accounts",
         "Acme Inc",
     ]
+
+
+def crumbs_of(html: str) -> list[tuple[str, str | None]]:
+    """The page's breadcrumbs as (label, link); the page itself (last) has no link."""
+    found = re.findall(r'<nav class="crumbs" aria-label="Breadcrumb">(.*?)</nav>', html, re.S)
+    assert len(found) == 1, f"{len(found)} breadcrumb trails"
+    items = re.findall(
+        r'<li>(?:<a href="([^"]*)">([^<]*)</a>|<span aria-current="page">([^<]*)</span>)</li>', found[0]
+    )
+    assert len(items) == found[0].count("<li>"), "a crumb that is neither a link nor the current page"
+    assert items and items[-1][2], "the trail does not end with the current page"
+    return [(link_label or here, href or None) for href, link_label, here in items]
+
+
+def test_breadcrumbs_end_with_the_page_and_lead_back_through_its_account(
+    client: FlaskClient, database: Database, story: Story
+) -> None:
+    admin = signed_in(client, database, "ada@northstar.example", Role.ADMIN)
+    home = ("Dashboard", "/admin/")
+    account = [home, ("Accounts", "/admin/accounts"), ("Acme Inc", f"/admin/accounts/{story.account_id}")]
+    camila = ("Camila Ortiz", f"/admin/contacts/{story.camila_id}/audit")
+    outcomes = "What does success look like for your team?"
+    expected: dict[str, list[tuple[str, str | None]]] = {
+        f"/admin/contacts/{story.camila_id}/audit": [*account, (camila[0], None)],
+        f"/admin/contacts/{story.camila_id}/privacy": [*account, camila, ("Privacy requests", None)],
+        f"/admin/plans/{story.plan_id}": [*account, ("Success plan", None)],
+        f"/admin/accounts/{story.account_id}/rerun": [*account, ("Re-run rules", None)],
+        "/admin/reports": [home, ("Reports", None)],
+        "/admin/reports/outcomes": [home, ("Reports", "/admin/reports"), ("Outcomes and objectives", None)],
+        "/admin/content": [home, ("Content", None)],
+        "/admin/content/new": [home, ("Content", "/admin/content"), ("New content item", None)],
+        "/admin/content/import": [home, ("Content", "/admin/content"), ("Import from CSV", None)],
+        "/admin/content/templates": [home, ("Content", "/admin/content"), ("Message templates", None)],
+        "/admin/campaigns/new": [home, ("Campaigns", "/admin/campaigns"), ("New campaign", None)],
+        "/admin/surveys/outcomes/preview": [
+            home,
+            ("Surveys", "/admin/surveys"),
+            (outcomes, "/admin/surveys/outcomes"),
+            ("Preview", None),
+        ],
+        "/admin/rules/history": [home, ("Rules", "/admin/rules"), ("History", None)],
+        "/admin/rules/versions/1": [
+            home,
+            ("Rules", "/admin/rules"),
+            ("History", "/admin/rules/history"),
+            ("Version 1", None),
+        ],
+        "/admin/audit": [home, ("Settings", "/admin/settings"), ("Audit log", None)],
+        "/admin/people": [home, ("Settings", "/admin/settings"), ("People", None)],
+    }
+    with database.session() as session:
+        item = session.scalars(select(ContentItem).order_by(ContentItem.id).limit(1)).one()
+        template = session.scalars(select(MessageTemplate).order_by(MessageTemplate.id).limit(1)).one()
+        templates = [home, ("Content", "/admin/content"), ("Message templates", "/admin/content/templates")]
+        expected |= {
+            f"/admin/content/{item.id}": [home, ("Content", "/admin/content"), (item.title, None)],
+            f"/admin/content/templates/{template.id}": [*templates, (template.key, None)],
+            f"/admin/content/templates/{template.id}/preview": [
+                *templates,
+                (template.key, f"/admin/content/templates/{template.id}"),
+                ("Preview", None),
+            ],
+        }
+    nurture = ("Recruiting nurture", "/admin/campaigns/nurture")
+    expected |= {
+        "/admin/campaigns/nurture": [home, ("Campaigns", "/admin/campaigns"), (nurture[0], None)],
+        "/admin/campaigns/nurture/edit": [
+            home,
+            ("Campaigns", "/admin/campaigns"),
+            nurture,
+            ("Builder", None),
+        ],
+        "/admin/surveys/outcomes": [home, ("Surveys", "/admin/surveys"), (outcomes, None)],
+    }
+    started = admin.post(
+        "/admin/rules/draft", data={"csrf_token": csrf_of(text_of(admin.get("/admin/rules")))}
+    )
+    assert started.status_code == 303
+    rules = [home, ("Rules", "/admin/rules")]
+    expected |= {
+        "/admin/rules/draft": [*rules, ("Draft 2", None)],
+        "/admin/rules/draft/rules/new": [*rules, ("Draft 2", "/admin/rules/draft"), ("New rule", None)],
+    }
+    for path, trail in expected.items():
+        response = admin.get(path)
+        assert response.status_code == 200, path
+        assert crumbs_of(text_of(response)) == trail, path
+    # Every other page of the console has one trail too, from the dashboard to itself.
+    for path in ("/admin/accounts", "/admin/surveys", "/admin/rules", "/admin/plans", "/admin/campaigns"):
+        trail = crumbs_of(text_of(admin.get(path)))
+        assert trail[0] == home and len(trail) == 2, path
+    assert 'class="crumbs"' not in text_of(admin.get("/admin/"))  # home needs no way back
 
 
 def test_the_console_home_is_the_dashboard_and_surveys_stay_where_they_were(editor: FlaskClient) -> None:

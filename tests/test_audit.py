@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import yaml
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from campaigns.enrollment import enroll_account
 from campaigns.guards import Caps
 from campaigns.scheduler import run_tick
 from campaigns.sink import SendGridSink
-from engine.accounts import ContactRole, upsert_contact
+from engine.accounts import Account, ContactRole, upsert_contact
 from engine.db import Database
 from engine.plans.service import create_plan, get_template
 from engine.playbook import import_playbook, resolve_playbook
@@ -53,6 +54,12 @@ def story(
         },
         {"key": "held", "name": "Held out nudge", "steps": [email("held-hello", "champion")]},
         {"key": "third", "name": "One too many", "steps": [email("third-hello", "champion")]},
+        {
+            "key": "evening",
+            "name": "Evening nudge",
+            "send_window": {"start_hour": 18, "end_hour": 20},
+            "steps": [email("evening-hello", "champion")],
+        },
     ]
     with database.transaction() as session:
         import_playbook(session, yaml.safe_dump(document))
@@ -199,3 +206,26 @@ def test_admin_audit_page_needs_sign_in_and_404s_for_unknown_contacts(
 
     assert client.get("/admin/contacts/999999/audit").status_code == 404
     assert client.get(f"/admin/contacts/{2**40}/audit").status_code == 404
+
+
+def test_a_deferred_message_says_when_the_window_opens_as_the_console_writes_times(
+    client: FlaskClient, database: Database, story: Story
+) -> None:
+    afternoon = NOW + dt.timedelta(hours=2)  # 17:00 UTC: the evening window opens at 18:00
+    with database.transaction() as session:
+        acme = session.scalars(select(Account).where(Account.external_id == "acme")).one()
+        enroll_account(session, acme.id, "evening", now=afternoon, reason="rule 'Evening'")
+        run_tick(session, now=afternoon, caps=Caps(0, 0))
+        account_id = acme.id
+    make_user(database, VIEWER, Role.VIEWER)
+    sign_in(client, VIEWER)
+
+    for page in (f"/admin/contacts/{story.contact_id}/audit", f"/admin/accounts/{account_id}"):
+        html = text_of(client.get(page))
+        block = re.search(r'data-message="evening-hello".*?</ul>', html, re.S)
+        assert block, page
+        assert "held until Nov 30, 2026 18:00 UTC" in block.group(0), page
+        assert "<strong>send window</strong>: deferred until Nov 30, 2026 18:00 UTC</li>" in block.group(0), (
+            page
+        )
+        assert "2026-11-30T18:00:00" not in block.group(0), page

@@ -5,6 +5,7 @@ not logged, secrets are hidden, and the page filters by who, what and when."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -89,7 +90,7 @@ def test_console_and_api_changes_are_logged_and_the_page_filters_them(
     )
     today = dt.date.today()
     dated = text_of(admin.get(f"/admin/audit?from={today}&to={today}&actor=erin@northstar.example"))
-    assert "RuleSet" in dated
+    assert re.search(r'href="/admin/audit\?type=RuleSet&amp;object=\d+">Rule set \d+</a>', dated)
     tomorrow = today + dt.timedelta(days=1)
     assert "No changes match" in text_of(admin.get(f"/admin/audit?from={tomorrow}"))
     bad = admin.get("/admin/audit?from=yesterday")
@@ -121,3 +122,32 @@ def test_data_feeds_through_the_api_are_not_logged(
     assert client.put("/api/v1/accounts/acme", json=account_payload(), headers=auth).status_code == 201
     with database.session() as session:
         assert entries(session) == []
+
+
+def test_the_what_filter_names_each_kind_of_object_in_words_and_filters_by_its_type(
+    client: FlaskClient, database: Database, recruiting: dict[str, int]
+) -> None:
+    admin = admin_client(client, database)
+    csrf = csrf_of(text_of(admin.get("/admin/rules")))
+    assert admin.post("/admin/rules/draft", data={"csrf_token": csrf}).status_code == 303
+    page = text_of(admin.get("/admin/audit"))
+    what = re.search(r'<select name="type">(.*?)</select>', page, re.S)
+    assert what, "no What filter"
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]+)</option>', what.group(1))
+    assert options[0] == ("", "Anything")
+    shown = dict(options[1:])
+    assert {
+        "CampaignDraft": "Campaign draft",
+        "RuleSet": "Rule set",
+        "ApiToken": "API token",
+        "Step": "Campaign step",
+        "SuccessPlan": "Success plan",
+        "AccountNote": "Account note",
+    }.items() <= shown.items()
+    assert [title for _, title in options[1:]] == sorted(shown.values(), key=str.lower)  # by what people read
+    with database.session() as session:
+        draft = session.scalars(select(AuditEntry.object_id).where(AuditEntry.object_type == "RuleSet")).one()
+    chosen = text_of(admin.get(f"/admin/audit?type=RuleSet&object={draft}"))
+    assert '<option value="RuleSet" selected>Rule set</option>' in chosen
+    assert f"Changes to rule set {draft}" in chosen and f">Rule set {draft}</a>" in chosen
+    assert "Changes to API token 7" in text_of(admin.get("/admin/audit?type=ApiToken&object=7"))

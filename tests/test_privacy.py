@@ -217,6 +217,11 @@ def test_console_export_and_typed_confirmation_erase(client: FlaskClient, databa
     assert done.status_code == 303
     after = admin.get(done.headers["Location"]).get_data(as_text=True)
     assert f"Contact {champ_id} was erased" in after and CHAMP not in after
+    # Nothing of the contact is left to link to, but the way back through their account is.
+    trail = after.split('<nav class="crumbs" aria-label="Breadcrumb">')[1].split("</nav>")[0]
+    assert '<a href="/admin/accounts">Accounts</a>' in trail and ">Acme Inc</a>" in trail
+    assert f"<span>Contact {champ_id} (erased)</span>" in trail
+    assert '<span aria-current="page">Privacy requests</span>' in trail
     with database.session() as session:
         actions = session.execute(
             select(AuditEntry.action, AuditEntry.actor).where(AuditEntry.object_type == "Contact")

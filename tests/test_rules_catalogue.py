@@ -16,6 +16,7 @@ from engine.db import utcnow
 from engine.events.models import Event, EventType
 from engine.rules import RuleSpec, decide
 from engine.rules.catalogue import Catalogue, Field, catalogue, check_condition
+from engine.rules.explain import Reason
 from engine.rules.facts import load_facts
 from engine.rules.models import published_ruleset
 from surveys.models import Channel, Response, ResponseStatus, Survey
@@ -324,6 +325,15 @@ def test_trace_names_the_sub_condition_that_failed_and_the_values_it_read() -> N
         'and/1: {">=": [{"var": "events.job_posted.count_30d"}, 5]} is false '
         "(events.job_posted.count_30d = 2)"
     )
+
+
+def test_reasons_are_the_traces_explanation_as_values_for_the_console_to_word() -> None:
+    condition = {"and": [{"in": ["hire_faster", {"var": ["outcomes", []]}]}, {"<=": [{"var": "nps"}, 6]}]}
+    rules = [RuleSpec("detractor", condition, ()), RuleSpec("after", True, (), 0, False)]
+    decision = decide({"outcomes": ["hire_faster"], "nps": 9}, rules)
+    assert decision.reasons[0] == (Reason(("and", "1"), {"<=": [{"var": "nps"}, 6]}, False, (("nps", 9),)),)
+    assert decision.trace[0].reason == 'and/1: {"<=": [{"var": "nps"}, 6]} is false (nps = 9)'
+    assert decision.reasons[1] == (Reason((), True, True, ()),)
 
 
 def test_trace_explains_every_failed_alternative_and_a_negation() -> None:

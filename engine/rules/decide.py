@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import datalogic_py
 
 from engine.errors import ValidationFailed
-from engine.rules.explain import explain
+from engine.rules.explain import Reason, reasons, written
 from engine.rules.logic import FACTS_UNREADABLE, compile_condition, facts_handle, truthy_evaluator
 
 ACTION_TYPES = (
@@ -68,17 +68,25 @@ class Decision:
     conditions: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     @cached_property
+    def reasons(self) -> tuple[tuple[Reason, ...] | None, ...]:
+        """Per trace row, the sub-conditions that decided it and the facts they read; None where
+        the row's reason is not its condition's (skipped, failed to evaluate) or the facts are gone."""
+        if self.facts is None or len(self.conditions) != len(self.trace_rows):
+            return (None,) * len(self.trace_rows)
+        handle = facts_handle(dict(self.facts))
+        explained = (CONDITION_FALSE, CONDITION_TRUE)
+        return tuple(
+            reasons(condition, handle, expected=matched) if reason in explained else None
+            for (_, matched, reason), condition in zip(self.trace_rows, self.conditions, strict=True)
+        )
+
+    @cached_property
     def trace(self) -> tuple[TraceEntry, ...]:
         """Every rule in evaluation order: matched or not, and why (for a condition, which part)."""
-        if self.facts is None or len(self.conditions) != len(self.trace_rows):
-            return tuple(TraceEntry(*row) for row in self.trace_rows)
-        handle = facts_handle(dict(self.facts))
-        entries: list[TraceEntry] = []
-        for (name, matched, reason), condition in zip(self.trace_rows, self.conditions, strict=True):
-            if reason in (CONDITION_FALSE, CONDITION_TRUE):
-                reason = explain(condition, handle, expected=matched) or reason
-            entries.append(TraceEntry(name, matched, reason))
-        return tuple(entries)
+        return tuple(
+            TraceEntry(name, matched, (written(found) if found else "") or reason)
+            for (name, matched, reason), found in zip(self.trace_rows, self.reasons, strict=True)
+        )
 
     def of_type(self, action_type: str) -> list[Action]:
         return [a for a in self.actions if a.type == action_type]

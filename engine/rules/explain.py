@@ -25,16 +25,41 @@ class Leaf(NamedTuple):
     holds: bool
 
 
-def explain(condition: Any, handle: datalogic_py.DataHandle, *, expected: bool) -> str | None:
-    """`"and/1: {...} is false (events.job_posted.count_30d = 2)"` on facts parsed with `facts_handle`,
-    or None when the condition does not evaluate to `expected` on them."""
+class Reason(NamedTuple):
+    """A sub-condition that decided a rule, whether it held, and the facts it read (path, value):
+    as values, for `written` and for a reader that words them itself (the console)."""
+
+    at: tuple[str, ...]
+    condition: Any
+    holds: bool
+    read: tuple[tuple[str, Any], ...]
+
+
+def reasons(condition: Any, handle: datalogic_py.DataHandle, *, expected: bool) -> tuple[Reason, ...] | None:
+    """The sub-conditions that made `condition` evaluate to `expected` on facts parsed with
+    `facts_handle`, or None when it does not evaluate to `expected` on them."""
     try:
         if _holds(condition, handle) != expected:
             return None
-        leaves = _deciding(condition, handle, (), expected, 0)
-        return "; ".join(_describe(leaf, handle) for leaf in leaves)
+        return tuple(
+            Reason(
+                leaf.at,
+                leaf.node,
+                leaf.holds,
+                tuple((path, _read(path, handle)) for path in _paths_read(leaf.node))
+                if isinstance(leaf.node, dict | list)
+                else (),
+            )
+            for leaf in _deciding(condition, handle, (), expected, 0)
+        )
     except datalogic_py.DataLogicError:
         return None
+
+
+def written(found: tuple[Reason, ...]) -> str:
+    """`reasons` as the trace writes them, where each sits, its JSON Logic and the values it read:
+    `"and/1: {...} is false (events.job_posted.count_30d = 2)"`."""
+    return "; ".join(_describe(reason) for reason in found)
 
 
 def _holds(node: Any, handle: datalogic_py.DataHandle) -> bool:
@@ -91,14 +116,14 @@ def _branch(
     return [leaf for t in reasons for leaf in _deciding(t.node, handle, t.at, t.holds, depth + 1)]
 
 
-def _describe(leaf: Leaf, handle: datalogic_py.DataHandle) -> str:
-    where = "/".join(part.replace("~", "~0").replace("/", "~1") for part in leaf.at)
-    truth = "true" if leaf.holds else "false"
-    if not isinstance(leaf.node, dict | list):
-        text = f"condition is always {truth}" if not where else f"{_shown(leaf.node)} is {truth}"
+def _describe(reason: Reason) -> str:
+    where = "/".join(part.replace("~", "~0").replace("/", "~1") for part in reason.at)
+    truth = "true" if reason.holds else "false"
+    if not isinstance(reason.condition, dict | list):
+        text = f"condition is always {truth}" if not where else f"{_shown(reason.condition)} is {truth}"
     else:
-        text = f"{_shown(leaf.node)} is {truth}"
-        values = [f"{path} = {_shown(_read(path, handle))}" for path in _paths_read(leaf.node)]
+        text = f"{_shown(reason.condition)} is {truth}"
+        values = [f"{path} = {_shown(value)}" for path, value in reason.read]
         if values:
             text += f" ({', '.join(values)})"
     return f"{where}: {text}" if where else text

@@ -96,8 +96,8 @@ def test_settings_people_audit_and_survey_preview_never_scroll_sideways(
 
     page.goto(live_server + "/admin/audit")
     log = page.get_by_role("region", name="Changes")
-    expect(log.locator("tr", has_text="CampaignDraft")).to_have_count(1)
-    document = log.locator("tr", has_text="CampaignDraft").locator("details", has_text="document")
+    expect(log.locator("tr", has_text="Campaign draft")).to_have_count(1)
+    document = log.locator("tr", has_text="Campaign draft").locator("details", has_text="document")
     expect(document.locator(".audit-value")).to_be_hidden()  # long values start folded
     fits(page, "console-audit-long")
     document.locator("summary").click()
@@ -122,7 +122,7 @@ def test_settings_people_audit_and_survey_preview_never_scroll_sideways(
             if path == "/admin/people":
                 expect(page.get_by_role("region", name="Open invitations")).to_contain_text("pending until")
             if path == "/admin/audit":
-                page.locator("tr", has_text="CampaignDraft").locator("details summary").first.click()
+                page.locator("tr", has_text="Campaign draft").locator("details summary").first.click()
                 fits(page, f"console-audit-open-{width}")
 
     # On the phone, a new token's secret (shown once) wraps too.

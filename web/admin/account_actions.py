@@ -19,6 +19,8 @@ from engine.rules.service import test_account
 from web.admin import bp
 from web.admin.accounts import Problem, account_or_404, latest_plan, render_account
 from web.admin.auth import EDITORS, role_required
+from web.admin.nav import account_crumbs
+from web.admin.rules_form import trace_in_words
 from web.context import db_session, now, unit_of_work
 
 
@@ -49,16 +51,12 @@ def rerun_preview(account_id: int) -> Any:
     return render_template(
         "admin/account_rerun.html",
         section="accounts",
-        breadcrumbs=[
-            ("Dashboard", url_for("admin.dashboard")),
-            ("Accounts", url_for("admin.accounts")),
-            (account.name, url_for("admin.account", account_id=account.id)),
-            ("Re-run rules", None),
-        ],
+        breadcrumbs=account_crumbs(account, ("Re-run rules", None)),
         account=account,
         ruleset=ruleset,
         result=result,
         plan=latest_plan(session, account.id),
+        trace=trace_in_words(result.decision) if result else [],
         facts_json=json.dumps(result.facts, indent=2, sort_keys=True, default=str) if result else "",
     )
 

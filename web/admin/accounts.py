@@ -21,14 +21,17 @@ from campaigns.models import RUNNABLE_STATES, Campaign, Enrollment
 from engine import audit
 from engine.accounts import Account, Contact
 from engine.events.models import Event
+from engine.library import library
 from engine.notes import MAX_NOTE, AccountNote, account_notes, count_notes
 from engine.plans.models import LIFECYCLE_STAGES, SuccessPlan
 from engine.plans.triangle import ROLE_NAMES, WANTED, triangle
 from engine.plans.views import progress
 from surveys.models import Response, Survey, SurveyVersion
 from web.admin import bp
+from web.admin.answers import AnswerRow, answer_rows
 from web.admin.auth import ANY_ROLE, role_required
-from web.admin.contacts import STATUS_TONE, audit_time
+from web.admin.contacts import STATUS_TONE, audit_time, guard_result
+from web.admin.nav import account_crumbs, breadcrumbs
 from web.context import db_session
 from web.plans_api import share_url
 
@@ -159,7 +162,7 @@ def accounts() -> Any:
         render_template(
             "admin/accounts.html",
             section="accounts",
-            breadcrumbs=[("Dashboard", url_for("admin.dashboard")), ("Accounts", None)],
+            breadcrumbs=breadcrumbs(("Accounts", None)),
             rows=rows,
             total=total,
             page=wanted.page,
@@ -198,12 +201,6 @@ def account_or_404(session: Session, account_id: int) -> Account:
 
 
 @dataclass(frozen=True)
-class AnswerRow:
-    label: str
-    value: str
-
-
-@dataclass(frozen=True)
 class ResponseView:
     survey: str
     version: int
@@ -215,18 +212,11 @@ class ResponseView:
     answers: list[AnswerRow]
 
 
-def _answer_text(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(_answer_text(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_answer_text(v)}" for k, v in value.items())
-    return "" if value is None else str(value)
-
-
 def survey_answers(
     session: Session, account_id: int, limit: int = RESPONSES
 ) -> tuple[list[ResponseView], int]:
-    """The account's latest responses, each with its survey version's question titles as labels."""
+    """The account's latest responses, each with its survey version's question titles as labels and
+    the answers in words (web.admin.answers)."""
     total = int(session.scalar(select(func.count(Response.id)).where(Response.account_id == account_id)) or 0)
     rows = session.execute(
         select(Response, SurveyVersion, Survey)
@@ -237,9 +227,9 @@ def survey_answers(
         .limit(limit)
     ).all()
     found = []
+    known = library(session)
     for response, version, survey in rows:
-        titles = {str(q.get("key")): str(q.get("title") or q.get("key")) for q in version.questions}
-        answers = [AnswerRow(titles.get(k, k), _answer_text(v)) for k, v in (response.answers or {}).items()]
+        answers = answer_rows(version.questions, response.answers or {}, known)
         found.append(
             ResponseView(
                 survey.title,
@@ -346,11 +336,7 @@ def render_account(account: Account, problem: Problem | None = None, status: int
         render_template(
             "admin/account.html",
             section="accounts",
-            breadcrumbs=[
-                ("Dashboard", url_for("admin.dashboard")),
-                ("Accounts", url_for("admin.accounts")),
-                (account.name, None),
-            ],
+            breadcrumbs=account_crumbs(account),
             account=account,
             traits=sorted((account.traits or {}).items()),
             traits_json=json.dumps,
@@ -377,6 +363,7 @@ def render_account(account: Account, problem: Problem | None = None, status: int
             max_note=MAX_NOTE,
             tone=STATUS_TONE,
             when=audit_time,
+            guard_result=guard_result,
             problem=problem or Problem(),
             can_edit=current_user.can_edit,
         ),

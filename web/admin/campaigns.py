@@ -46,6 +46,7 @@ from web.admin.campaign_form import (
     without_none,
 )
 from web.admin.content_templates import survey_for_preview
+from web.admin.nav import Crumb, breadcrumbs
 from web.admin.rules_form import describe, field_choices
 from web.context import db_session, now, settings, unit_of_work
 
@@ -66,11 +67,17 @@ SAMPLE = {
 # -- list, new, detail -------------------------------------------------------------------------------
 
 
+def campaign_crumbs(*trail: Crumb) -> list[Crumb]:
+    return breadcrumbs(("Campaigns", url_for("admin.campaigns")), *trail)
+
+
 @bp.get("/campaigns")
 @role_required(*ANY_ROLE)
 def campaigns() -> Any:
     rows = builder.campaign_summaries(db_session())
-    return render_template("admin/campaigns.html", section="campaigns", rows=rows)
+    return render_template(
+        "admin/campaigns.html", section="campaigns", breadcrumbs=breadcrumbs(("Campaigns", None)), rows=rows
+    )
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
@@ -96,7 +103,13 @@ def new_campaign() -> Any:
             flash(f"Campaign {typed['name']!r} created as a draft. Add its steps, then publish it.", "ok")
             return redirect(url_for("admin.edit_campaign", key=typed["key"]), 303)
     status = 422 if errors else 200
-    return render_template("admin/campaign_new.html", section="campaigns", typed=typed, errors=errors), status
+    return render_template(
+        "admin/campaign_new.html",
+        section="campaigns",
+        breadcrumbs=campaign_crumbs(("New campaign", None)),
+        typed=typed,
+        errors=errors,
+    ), status
 
 
 @bp.get("/campaigns/<key>")
@@ -112,6 +125,7 @@ def campaign(key: str) -> Any:
     return render_template(
         "admin/campaign.html",
         section="campaigns",
+        breadcrumbs=campaign_crumbs((found.name, None)),
         campaign=found,
         draft=draft,
         stats=stats,
@@ -135,12 +149,14 @@ def _unpublished_page(session: Session, draft: builder.DraftView) -> Any:
         for i, s in enumerate(document.get("steps") or [])
     ]
     preview = builder.VersionStats(0, True, None, "", {}, steps, {})
+    name = document.get("name") or draft.key
     return render_template(
         "admin/campaign.html",
         section="campaigns",
+        breadcrumbs=campaign_crumbs((name, None)),
         campaign=None,
         draft=draft,
-        name=document.get("name") or draft.key,
+        name=name,
         stats=[],
         current=preview,
         settings_text=settings_text(document),
@@ -299,6 +315,13 @@ def _builder_page(
         render_template(
             "admin/campaign_edit.html",
             section="campaigns",
+            breadcrumbs=campaign_crumbs(
+                (
+                    draft.campaign.name if draft.campaign else draft.document.get("name") or draft.key,
+                    url_for("admin.campaign", key=draft.key),
+                ),
+                ("Builder", None),
+            ),
             draft=draft,
             form=form,
             doc=document,

@@ -10,9 +10,9 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from campaigns.audit import contact_audit
 from engine.accounts import Contact
-from engine.plans.service import active_plan
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, role_required
+from web.admin.nav import account_crumbs
 from web.context import db_session
 
 STATUS_TONE = {
@@ -26,6 +26,7 @@ STATUS_TONE = {
     "dropped": "bad",
     "failed": "bad",
 }
+DEFERRED_UNTIL = "deferred until "  # campaigns.steps.ledger_fields: the send window's guard result
 
 
 @bp.get("/contacts/<int:contact_id>/audit")
@@ -36,15 +37,27 @@ def contact_audit_page(contact_id: int) -> Any:
     if contact is None:
         raise HTTPNotFound(f"There is no contact {contact_id}. They may have been removed.")
     audit = contact_audit(session, contact)
-    plan = active_plan(session, contact.account_id)
     return render_template(
         "admin/contact_audit.html",
         section="accounts",
+        breadcrumbs=account_crumbs(contact.account, (contact.name or contact.email, None)),
         audit=audit,
-        plan=plan,
         tone=STATUS_TONE,
         when=audit_time,
+        guard_result=guard_result,
     )
+
+
+def guard_result(result: str) -> str:
+    """A guard's result as the console writes it: the send window's "deferred until" moment (stored
+    as ISO in the message's trace) as "Dec 18, 2026 07:00 UTC"."""
+    head, found, moment = result.partition(DEFERRED_UNTIL)
+    if head or not found:
+        return result
+    try:
+        return f"{DEFERRED_UNTIL}{audit_time(moment)}"
+    except ValueError:  # not a moment: say what was stored
+        return result
 
 
 def audit_time(text: str | None) -> str:

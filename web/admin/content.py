@@ -23,11 +23,13 @@ from content.schemas import (
 from engine.errors import ValidationFailed
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
+from web.admin.nav import Crumb, breadcrumbs
 from web.api import field_errors
 from web.context import db_session, unit_of_work
 
 PER_PAGE = 25
 MAX_CSV_BYTES = 5_000_000
+IMPORT_PAGE = "Import from CSV"
 
 
 def form_errors(exc: ValidationFailed | ValidationError) -> dict[str, str]:
@@ -47,6 +49,11 @@ def form_page(
         ),
         status,
     )
+
+
+def content_crumbs(*trail: Crumb) -> list[Crumb]:
+    """Breadcrumbs of a page in Content: the library, then `trail` (ending with the page)."""
+    return breadcrumbs(("Content", url_for("admin.content") if trail else None), *trail)
 
 
 # -- items -----------------------------------------------------------------------------------------
@@ -81,6 +88,7 @@ def content() -> Any:
     return render_template(
         "admin/content.html",
         section="content",
+        breadcrumbs=content_crumbs(),
         found=found,
         filters=values,
         filtered=any(values.values()),
@@ -119,7 +127,14 @@ def _item_page(
         "roles": list(ROLES),
     }
     return form_page(
-        "admin/content_item.html", typed, errors, status, item=item, kinds=KIND_LABELS, tag_options=options
+        "admin/content_item.html",
+        typed,
+        errors,
+        status,
+        breadcrumbs=content_crumbs((item.title if item else "New content item", None)),
+        item=item,
+        kinds=KIND_LABELS,
+        tag_options=options,
     )
 
 
@@ -194,7 +209,12 @@ def content_delete(item_id: int) -> Any:
 def content_import() -> Any:
     if request.method == "GET":
         return render_template(
-            "admin/content_import.html", section="content", report=None, csv_text="", columns=COLUMNS
+            "admin/content_import.html",
+            section="content",
+            breadcrumbs=content_crumbs((IMPORT_PAGE, None)),
+            report=None,
+            csv_text="",
+            columns=COLUMNS,
         )
     upload = request.files.get("file")
     if upload is not None and upload.filename:
@@ -226,6 +246,7 @@ def _import_page(report: ImportReport | None, text: str, notice: str | None, sta
     page = render_template(
         "admin/content_import.html",
         section="content",
+        breadcrumbs=content_crumbs((IMPORT_PAGE, None)),
         report=report,
         csv_text=text,
         notice=notice,

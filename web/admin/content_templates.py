@@ -44,9 +44,11 @@ from engine.errors import NorthstarError, ValidationFailed
 from engine.plans.models import PlanStatus, SuccessPlan
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
-from web.admin.content import form_errors, form_page
+from web.admin.content import content_crumbs, form_errors, form_page
+from web.admin.nav import Crumb
 from web.context import db_session, settings, unit_of_work
 
+TEMPLATES = "Message templates"
 PREVIEW_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; frame-ancestors 'self'; sandbox"
 )
@@ -58,7 +60,20 @@ def content_templates() -> Any:
     rows = list(
         db_session().scalars(select(MessageTemplate).order_by(MessageTemplate.key, MessageTemplate.locale))
     )
-    return render_template("admin/content_templates.html", section="content", templates=rows)
+    return render_template(
+        "admin/content_templates.html",
+        section="content",
+        breadcrumbs=content_crumbs((TEMPLATES, None)),
+        templates=rows,
+    )
+
+
+def template_crumbs(row: MessageTemplate | None, *trail: Crumb) -> list[Crumb]:
+    """Content › Message templates › the template (› `trail`, such as its preview)."""
+    here = url_for("admin.content_template", template_id=row.id) if row is not None and trail else None
+    return content_crumbs(
+        (TEMPLATES, url_for("admin.content_templates")), (row.key if row else "New template", here), *trail
+    )
 
 
 def _template_page(
@@ -69,6 +84,7 @@ def _template_page(
         typed,
         errors,
         status,
+        breadcrumbs=template_crumbs(row),
         template=row,
         kinds=TEMPLATE_KINDS,
         variables=VARIABLES,
@@ -291,6 +307,7 @@ def content_template_preview(template_id: int) -> Any:
     return render_template(
         "admin/content_preview.html",
         section="content",
+        breadcrumbs=template_crumbs(row, ("Preview", None)),
         template=row,
         contacts=_contacts(session, search),
         contact=contact,

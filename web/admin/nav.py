@@ -11,6 +11,7 @@ from flask_login import current_user
 from werkzeug.routing import BuildError
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from engine.accounts import Account
 from engine.users import Role
 from web.admin import bp
 from web.admin.auth import safe_next
@@ -41,6 +42,23 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Reports", "reports", ("admin.reports",)),
     NavItem("Settings", "settings", ("admin.settings", "admin.people")),
 )
+
+
+Crumb = tuple[str, str | None]  # (label, url); the page itself has no url
+
+
+def breadcrumbs(*trail: Crumb) -> list[Crumb]:
+    """A page's breadcrumbs (`render_template(breadcrumbs=…)`): the dashboard, then `trail`, which
+    ends with the page itself. A page that sits under another section's page (a campaign's step,
+    a contact of an account) passes the whole way down, so the trail leads back up through it."""
+    return [("Dashboard", url_for("admin.dashboard")), *trail]
+
+
+def account_crumbs(account: Account, *trail: Crumb) -> list[Crumb]:
+    """Breadcrumbs of Account 360 (no `trail`), or of a page that belongs to the account (its plan,
+    a contact, the re-run): back up through the account."""
+    here = url_for("admin.account", account_id=account.id) if trail else None
+    return breadcrumbs(("Accounts", url_for("admin.accounts")), (account.name, here), *trail)
 
 
 @dataclass(frozen=True)

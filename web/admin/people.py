@@ -42,6 +42,7 @@ from engine.users import (
 from engine.workspaces import Workspace, normalise_origin, rotate_secret
 from web.admin import bp
 from web.admin.auth import ADMINS, role_required
+from web.admin.nav import Crumb, breadcrumbs
 from web.context import db_session, now, settings, unit_of_work
 from web.embed import embed_snippet
 from web.ratelimit import limiter
@@ -62,6 +63,10 @@ def _role(value: str | None) -> Role:
     return Role(value)
 
 
+def settings_crumbs(*trail: Crumb) -> list[Crumb]:
+    return breadcrumbs(("Settings", url_for("admin.settings")), *trail)
+
+
 def _people_page(
     *, errors: dict[str, Any] | None = None, form: dict[str, str] | None = None, status: int = 422
 ) -> Any:
@@ -73,6 +78,7 @@ def _people_page(
     return render_template(
         "admin/people.html",
         section="settings",
+        breadcrumbs=settings_crumbs(("People", None)),
         users=users,
         invitations=invitations,
         roles=list(Role),
@@ -266,6 +272,7 @@ def _settings_page(
     return render_template(
         "admin/settings.html",
         section="settings",
+        breadcrumbs=breadcrumbs(("Settings", None)),
         env=env,
         workspaces=session.scalars(select(Workspace).order_by(Workspace.key)).all(),
         tokens=session.scalars(
@@ -428,11 +435,13 @@ def audit_log() -> Any:
     return render_template(
         "admin/audit_log.html",
         section="settings",
+        breadcrumbs=settings_crumbs(("Audit log", None)),
         entries=entries[:AUDIT_PAGE],
         changes={entry.id: shown_changes(entry) for entry in entries[:AUDIT_PAGE]},
         older=entries[AUDIT_PAGE - 1].id if more else None,
         filters=filters,
         errors=errors,
         actors=audit.audit_actors(session),
-        types=audit.audited_types(),
+        types=audit.type_titles(),
+        type_title=audit.type_title,
     ), 422 if errors else 200

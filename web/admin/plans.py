@@ -24,6 +24,7 @@ from engine.plans.triangle import ROLE_NAMES, WANTED, triangle
 from engine.plans.views import progress
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
+from web.admin.nav import account_crumbs, breadcrumbs
 from web.context import db_session, now, unit_of_work
 from web.plans_api import share_url
 
@@ -131,6 +132,7 @@ def plans() -> Any:
         render_template(
             "admin/plans.html",
             section="plans",
+            breadcrumbs=breadcrumbs(("Plans", None)),
             found=found,
             rows=[_row(p, today) for p in found.plans] if found else [],
             filters=filters,
@@ -209,6 +211,7 @@ def _detail_page(plan: SuccessPlan, problems: Problems | None = None, status: in
         render_template(
             "admin/plans_detail.html",
             section="plans",
+            breadcrumbs=account_crumbs(plan.account, ("Success plan", None)),
             plan=plan,
             account=plan.account,
             editable=current_user.can_edit and plan.status is PlanStatus.ACTIVE,

@@ -10,11 +10,14 @@ from flask_login import current_user
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from engine import audit
-from engine.accounts import Contact
-from engine.privacy import erase_contact, export_contact, previous_erasure
+from engine.accounts import Account, Contact
+from engine.privacy import ContactErasure, erase_contact, export_contact, previous_erasure
 from web.admin import bp
 from web.admin.auth import ADMINS, role_required
+from web.admin.nav import Crumb, account_crumbs, breadcrumbs
 from web.context import db_session, now, unit_of_work
+
+PAGE = "Privacy requests"
 
 
 def _contact(contact_id: int) -> Contact | None:
@@ -31,12 +34,26 @@ def contact_privacy(contact_id: int, *, error: str | None = None, typed: str = "
     return render_template(
         "admin/privacy_contact.html",
         section="accounts",
+        breadcrumbs=_crumbs(contact, contact_id, erasure),
         contact=contact,
         contact_id=contact_id,
         erasure=erasure,
         error=error,
         typed=typed,
     ), 422 if error else 200
+
+
+def _crumbs(contact: Contact | None, contact_id: int, erasure: ContactErasure | None) -> list[Crumb]:
+    """Back through the contact's account and their audit page; an erased contact has no page left,
+    only the account it belonged to (when that account still exists)."""
+    if contact is not None:
+        audit_page = url_for("admin.contact_audit_page", contact_id=contact.id)
+        return account_crumbs(contact.account, (contact.name or contact.email, audit_page), (PAGE, None))
+    account = db_session().get(Account, erasure.account_id) if erasure and erasure.account_id else None
+    erased = (f"Contact {contact_id} (erased)", None)
+    if account is None:
+        return breadcrumbs(("Accounts", url_for("admin.accounts")), erased, (PAGE, None))
+    return account_crumbs(account, erased, (PAGE, None))
 
 
 @bp.get("/contacts/<int:contact_id>/privacy/export")

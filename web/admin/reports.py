@@ -43,6 +43,7 @@ from engine.reports import (
 )
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
+from web.admin.nav import breadcrumbs
 from web.charts import counted_noun, format_value, render_chart
 from web.context import db_session, now, settings, unit_of_work
 
@@ -119,6 +120,7 @@ def reports() -> Any:
     return render_template(
         "admin/reports.html",
         section="reports",
+        breadcrumbs=breadcrumbs(("Reports", None)),
         cards=cards,
         filters=defaults,
         today=today,
@@ -197,6 +199,7 @@ def report(name: str) -> Any:
         render_template(
             "admin/report.html",
             section="reports",
+            breadcrumbs=breadcrumbs(("Reports", url_for("admin.reports")), (definition.title, None)),
             definition=definition,
             result=result,
             filters=filters,

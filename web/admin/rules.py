@@ -19,6 +19,7 @@ from engine.rules.actions import ACTION_PARAMS
 from engine.rules.models import Rule, RuleSet, published_ruleset
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
+from web.admin.nav import Crumb, breadcrumbs
 from web.admin.rules_form import (
     ACTION_LABELS,
     ALL_PARAMS,
@@ -69,6 +70,12 @@ class AccountCheck:
 
 # -- the published version and the draft ------------------------------------------------------------
 
+HISTORY = "History"
+
+
+def rules_crumbs(*trail: Crumb) -> list[Crumb]:
+    return breadcrumbs(("Rules", url_for("admin.rules")), *trail)
+
 
 @bp.get("/rules")
 @role_required(*ANY_ROLE)
@@ -78,6 +85,7 @@ def rules() -> Any:
     return render_template(
         "admin/rules.html",
         section="rules",
+        breadcrumbs=breadcrumbs(("Rules", None)),
         live=live,
         rows=_rows(live) if live else [],
         findings=service.validate_ruleset(session, live).findings if live else (),
@@ -120,6 +128,7 @@ def _draft_page(
         render_template(
             "admin/rules_draft.html",
             section="rules",
+            breadcrumbs=rules_crumbs((f"Draft {draft.version}", None)),
             draft=draft,
             live=published_ruleset(session),
             rows=rows,
@@ -267,6 +276,10 @@ def _editor_page(
         render_template(
             "admin/rules_rule.html",
             section="rules",
+            breadcrumbs=rules_crumbs(
+                (f"Draft {draft.version}", url_for("admin.rules_draft")),
+                (rule.name if rule else "New rule", None),
+            ),
             draft=draft,
             rule=rule,
             form=form,
@@ -355,6 +368,9 @@ def simulate_draft() -> Any:
     return render_template(
         "admin/rules_simulate.html",
         section="rules",
+        breadcrumbs=rules_crumbs(
+            (f"Draft {draft.version}", url_for("admin.rules_draft")), ("Simulation", None)
+        ),
         draft=draft,
         sim=result,
         sample=choice,
@@ -406,7 +422,12 @@ def discard_draft_rules() -> Any:
 @role_required(*ANY_ROLE)
 def rules_history() -> Any:
     session = db_session()
-    return render_template("admin/rules_history.html", section="rules", versions=service.history(session))
+    return render_template(
+        "admin/rules_history.html",
+        section="rules",
+        breadcrumbs=rules_crumbs((HISTORY, None)),
+        versions=service.history(session),
+    )
 
 
 @bp.get("/rules/versions/<int:version>")
@@ -417,6 +438,9 @@ def rules_version(version: int) -> Any:
     return render_template(
         "admin/rules_version.html",
         section="rules",
+        breadcrumbs=rules_crumbs(
+            (HISTORY, url_for("admin.rules_history")), (f"Version {ruleset.version}", None)
+        ),
         ruleset=ruleset,
         rows=_rows(ruleset),
         findings=service.validate_ruleset(session, ruleset).findings,

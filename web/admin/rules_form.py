@@ -16,6 +16,8 @@ from campaigns.models import Campaign
 from engine.library import Objective
 from engine.plans.models import PlanTemplate
 from engine.rules.actions import ACTION_PARAMS
+from engine.rules.decide import Decision, TraceEntry
+from engine.rules.explain import Reason
 from engine.rules.models import Rule
 from web.admin.form_fields import unix_newlines
 from web.context import has_nul
@@ -326,6 +328,37 @@ def _path(node: Any) -> str | None:
 
 def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if not isinstance(value, int | float) else _text(value)
+
+
+def reason_in_words(reason: Reason) -> str:
+    """A deciding sub-condition the way the rule lists say it (`describe`), whether it held, and
+    the facts it read: `answers.outcomes.nps ≤ 6: no (answers.outcomes.nps is 9)`."""
+    held = "yes" if reason.holds else "no"
+    if not isinstance(reason.condition, dict | list):
+        return f"{_literal(reason.condition)}: {held}" if reason.at else f"always: {held}"
+    read = [f"{path} is {_fact(value)}" for path, value in reason.read]
+    text = f"{describe(reason.condition)}: {held}"
+    return f"{text} ({', '.join(read)})" if read else text
+
+
+def _fact(value: Any) -> str:
+    if value is None:
+        return "not set"
+    if value == [] or value == {}:
+        return "empty"
+    text = _literal(value)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def trace_in_words(decision: Decision) -> list[TraceEntry]:
+    """The decision's trace with each condition's reason in the rule lists' words (`describe`);
+    other reasons (skipped, failed to evaluate) as the engine wrote them."""
+    return [
+        TraceEntry(entry.rule, entry.matched, "; ".join(reason_in_words(r) for r in found))
+        if found
+        else entry
+        for entry, found in zip(decision.trace, decision.reasons, strict=True)
+    ]
 
 
 def describe_action(action: Mapping[str, Any]) -> str:

@@ -16,7 +16,7 @@ from content.models import ContentItem
 from engine.accounts import Account, Contact
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, role_required
-from web.admin.nav import first_link
+from web.admin.nav import breadcrumbs, first_link
 from web.context import db_session
 from web.problems import problem
 
@@ -162,7 +162,7 @@ def search() -> Any:
             limit=PAGE_LIMIT,
             total=sum(len(v) for v in results.values()) if results else 0,
             capped=any(len(v) >= PAGE_LIMIT for v in results.values()) if results else False,
-            breadcrumbs=[("Dashboard", url_for("admin.dashboard")), ("Search", None)],
+            breadcrumbs=breadcrumbs(("Search", None)),
         ),
         status,
     )

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
@@ -20,6 +21,7 @@ from surveys.service import get_survey
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
 from web.admin.form_fields import unix_newlines
+from web.admin.nav import Crumb, breadcrumbs
 from web.admin.survey_form import (
     BLANK_SLOTS,
     KIND_FIELDS,
@@ -40,7 +42,10 @@ SURVEY_KEY = re.compile(r"^[a-z][a-z0-9_\-]{0,79}$")
 @role_required(*ANY_ROLE)
 def surveys() -> Any:
     return render_template(
-        "admin/surveys.html", section="surveys", surveys=authoring.survey_summaries(db_session())
+        "admin/surveys.html",
+        section="surveys",
+        breadcrumbs=breadcrumbs(("Surveys", None)),
+        surveys=authoring.survey_summaries(db_session()),
     )
 
 
@@ -155,6 +160,10 @@ def preview_survey(key: str) -> Any:
     return render_template(
         "admin/preview.html",
         section="surveys",
+        breadcrumbs=survey_crumbs(
+            (survey.title, url_for("admin.edit_survey", key=survey.key) if current_user.can_edit else None),
+            ("Preview", None),
+        ),
         survey=survey,
         version=version,
         version_param=version_param,
@@ -171,6 +180,10 @@ def preview_survey(key: str) -> Any:
         latest=survey.latest_published,
         next_version=authoring.next_version_number(survey),
     )
+
+
+def survey_crumbs(*trail: Crumb) -> list[Crumb]:
+    return breadcrumbs(("Surveys", url_for("admin.surveys")), *trail)
 
 
 def _survey(session: Session, key: str) -> Survey:
@@ -221,6 +234,7 @@ def _editor_page(survey: Survey | None, editor: Editor, status: int = 200) -> An
         render_template(
             "admin/edit.html",
             section="surveys",
+            breadcrumbs=survey_crumbs((survey.title if survey else "New survey", None)),
             survey=survey,
             editor=editor,
             form=form,
