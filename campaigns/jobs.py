@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from campaigns.delivery import DeliveryResult, deliver
 from campaigns.mail import backend_for
-from engine import db
+from campaigns.segment_enrollment import Segment, enroll_segment
+from engine import db, queue
 from engine.db import utcnow
+
+log = logging.getLogger(__name__)
+
+SEGMENT_JOB_ACCOUNTS = 5_000  # per job run: well inside RQ's timeout; the rest continues in a new job
 
 
 def deliver_batch(message_ids: list[int]) -> dict[str, int]:
@@ -26,3 +34,51 @@ def notify_owner_job(revision_id: int) -> bool:
 
     database = db.current()
     return notify_owner(database, backend_for(database.settings), int(revision_id), now=utcnow())
+
+
+def segment_reason(actor: str, segment: str) -> str:
+    """The reason each enrolment records: who asked, from where, for which segment."""
+    return f"console: {actor} (segment {segment})"
+
+
+def enroll_segment_job(
+    campaign_key: str,
+    segment: str,
+    stage: str | None,
+    actor: str,
+    after_id: int = 0,
+    totals: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Enrol the next SEGMENT_JOB_ACCOUNTS accounts of the segment (ids above `after_id`), then
+    queue the rest as a new job carrying the running totals; safe to run twice (enroll_account
+    enrols no one twice)."""
+    result = enroll_segment(
+        db.current(),
+        campaign_key,
+        Segment(segment, stage),
+        now=utcnow(),
+        reason=segment_reason(actor, segment),
+        after_id=int(after_id),
+        limit=SEGMENT_JOB_ACCOUNTS,
+    )
+    before = totals or {}
+    summed = {
+        "matched": before.get("matched", 0) + result.matched,
+        "enrolled": before.get("enrolled", 0) + result.enrolled,
+        "already_enrolled": before.get("already_enrolled", 0) + result.already_enrolled,
+        "refused": before.get("refused", 0) + result.refused,
+    }
+    if not result.done:
+        # Every batch is committed: nothing is left to commit first.
+        queue.current().enqueue(
+            "default", enroll_segment_job, campaign_key, segment, stage, actor, result.last_account_id, summed
+        )
+    else:
+        log.info(
+            "segment %s enrolled in %r for %s: %s",
+            Segment(segment, stage),
+            campaign_key,
+            actor,
+            ", ".join(f"{k} {v}" for k, v in summed.items()),
+        )
+    return {**summed, "done": result.done}

@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
         account_actions,
         accounts,
         auth,
+        campaign_segments,
         campaigns,
         contacts,
         content,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import builder
 from campaigns.playbook import ROLES, TRIGGERS
+from campaigns.segment_enrollment import segments
 from content.emails import compose_email, personalise, recipient_substitutions
 from content.inapp import CardReader, render_card
 from content.library import best_locale
@@ -21,7 +22,7 @@ from content.templates import find_template
 from engine.errors import NorthstarError, NotFound, ValidationFailed
 from engine.events.models import EventType
 from engine.library import Objective
-from engine.plans.models import PlanTemplate
+from engine.plans.models import LIFECYCLE_STAGES, PlanTemplate
 from web.admin import bp
 from web.admin.auth import ANY_ROLE, EDITORS, role_required
 from web.admin.campaign_form import (
@@ -136,6 +137,8 @@ def campaign(key: str) -> Any:
         kind_labels=KIND_LABELS,
         step_text=step_text,
         state_order=STATE_ORDER,
+        segments=segments(session) if current_user.can_edit else [],
+        stages=LIFECYCLE_STAGES,
     )
 
 
