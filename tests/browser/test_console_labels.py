@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -17,12 +16,11 @@ from campaigns.guards import Caps
 from campaigns.scheduler import run_tick
 from engine.db import Database
 from engine.users import Role, create_user
-from surveys.service import ContactRef, ResponseIn, submit_response
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
 from tests.browser.console_pages import sign_in_console
 from tests.browser.screenshots import artifact_path
-from tests.test_admin_accounts import Story, build_story
+from tests.test_admin_accounts import Story, answer_for_acme, build_story
 
 ADMIN = "ada@northstar.example"
 SATURDAY_NIGHT = dt.datetime(
@@ -35,26 +33,16 @@ def story(database: Database, recruiting: dict[str, int]) -> Story:
     """The Account 360 story, plus Camila's answers and a nudge held for the send window."""
     told = build_story(database)
     due = (dt.date.today() + dt.timedelta(days=200)).isoformat()
+    answer_for_acme(
+        database,
+        outcomes=["keep_people", "hire_better"],
+        objectives=["new_hire_onboarding"],
+        key_results={"new_hire_onboarding": {"baseline": 80, "target": 99.4, "due_date": due}},
+        role="leader",
+        nps=9,
+    )
     with database.transaction() as session:
         create_user(session, ADMIN, PASSWORD, role=Role.ADMIN, name="Ada Admin")
-        submit_response(
-            session,
-            "outcomes",
-            ResponseIn(
-                client_response_id=str(uuid.uuid4()),
-                account="acme",
-                channel="hosted",
-                contact=ContactRef("camila@acme.example", "Camila Ortiz"),
-                answers={
-                    "outcomes": ["keep_people", "hire_better"],
-                    "objectives": ["new_hire_onboarding"],
-                    "key_results": {"new_hire_onboarding": {"baseline": 80, "target": 99.4, "due_date": due}},
-                    "role": "leader",
-                    "nps": 9,
-                },
-            ),
-            now=dt.datetime.now(dt.UTC),
-        )
         enroll_account(session, told.account_id, "milestone_slipped", now=SATURDAY_NIGHT, reason="test")
         run_tick(session, now=SATURDAY_NIGHT, caps=Caps(0, 0))
     return told
