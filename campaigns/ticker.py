@@ -10,6 +10,7 @@ from redis.lock import Lock
 
 from campaigns.digests import recover_stuck_digests, schedule_weekly_digests
 from campaigns.guards import Caps
+from campaigns.notify import LOST_AFTER, sweep_unnotified
 from campaigns.scheduler import TickResult, run_tick
 from campaigns.triggers import fire_time_triggers
 from campaigns.webhooks import reconcile_unknown
@@ -47,6 +48,15 @@ def sweep_rules(database: Database) -> bool:
     return swept
 
 
+def sweep_notifications(database: Database) -> int:
+    """Re-queue owner notifications whose job was lost (campaigns.notify)."""
+    with database.transaction() as session:
+        queued = sweep_unnotified(session, now=utcnow())
+    if queued:
+        log.warning("%d owner notifications waited over %s: their jobs are queued again", queued, LOST_AFTER)
+    return queued
+
+
 def caps_of(settings: Settings) -> Caps:
     return Caps(settings.cap_account_per_week, settings.cap_contact_per_week)
 
@@ -67,6 +77,7 @@ def scheduler_loop(database: Database, redis: Redis, *, interval: float, once: b
             started = time.monotonic()
             if started - last_sweep >= SWEEP_SECONDS:
                 sweep_rules(database)
+                sweep_notifications(database)
                 last_sweep = started
             if started - last_plan_refresh >= PLAN_REFRESH_SECONDS:
                 refresh_all_plans(database)

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from campaigns.jobs import notify_owner_job
+from campaigns.notify import GIVE_UP_AFTER, LOST_AFTER, sweep_unnotified
 from campaigns.sink import SendGridSink
+from campaigns.ticker import sweep_notifications
 from engine.db import Database, utcnow
 from engine.plans import updates
 from engine.plans.models import PlanRevision, SuccessPlan
@@ -60,3 +62,39 @@ def test_our_own_changes_and_ownerless_accounts_send_nothing(
     comment(database, plan_id, "Customer wrote this", channel="shared")  # no owner_email, no ops email
     run_worker()
     assert sink.messages() == []
+
+
+def test_a_notification_whose_job_was_lost_is_queued_again_by_the_sweep_and_sent_once(
+    recruiting: object, database: Database, sink: SendGridSink, run_worker: Worker
+) -> None:
+    """Revisions written without their job (as when Redis is lost at the commit): the sweep queues
+    the one older than LOST_AFTER and younger than GIVE_UP_AFTER, once."""
+    plan_id = make_plan(database, owner_email="csm@vendor.example")
+    now = utcnow()
+    ages = {
+        "lost": LOST_AFTER * 2,
+        "fresh": LOST_AFTER / 4,
+        "stale": GIVE_UP_AFTER * 2,
+        "told": LOST_AFTER * 2,
+    }
+    with database.transaction() as session:
+        for name, age in ages.items():
+            session.add(
+                PlanRevision(
+                    plan_id=plan_id,
+                    actor="customer via shared link",
+                    channel="shared",
+                    summary=f"Comment: {name}",
+                    change={"comment": name},
+                    created_at=now - age,
+                    notified_at=now if name == "told" else None,
+                )
+            )
+    with database.transaction() as session:
+        assert sweep_unnotified(session, now=now) == 1
+    run_worker()
+    sent = sink.messages()
+    assert [(m.to, m.subject.rsplit(": ", 1)[-1]) for m in sent] == [("csm@vendor.example", "lost")]
+    with database.transaction() as session:
+        assert sweep_unnotified(session, now=now) == 0  # told now: never twice
+    assert sweep_notifications(database) == 0
