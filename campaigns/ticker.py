@@ -69,10 +69,12 @@ def tick_once(database: Database) -> TickResult:
 def scheduler_loop(database: Database, redis: Redis, *, interval: float, once: bool = False) -> None:
     lock = Lock(redis, LOCK_NAME, timeout=max(30.0, interval * 6), blocking=True)
     log.info("scheduler waiting for the lock %r", LOCK_NAME)
-    lock.acquire()
-    log.info("scheduler holds the lock; ticking every %.1fs", interval)
     last_plan_refresh = last_sweep = float("-inf")
+    # acquire() inside the try: a stop (SIGTERM → SystemExit, Ctrl-C) the moment the lock is taken
+    # still releases it, rather than leaving it to block a restart for its whole TTL.
     try:
+        lock.acquire()
+        log.info("scheduler holds the lock; ticking every %.1fs", interval)
         while True:
             started = time.monotonic()
             if started - last_sweep >= SWEEP_SECONDS:
@@ -96,4 +98,5 @@ def scheduler_loop(database: Database, redis: Redis, *, interval: float, once: b
                 return
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
-        lock.release()
+        if lock.owned():
+            lock.release()
