@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.accounts import Account, ContactRole, upsert_account, upsert_contact
 from surveys.rules_queue import apply_queued_rules_job
+from surveys.service import ContactRef, ResponseIn, SubmitResult, submit_response
 
 
 def make_account(
@@ -97,3 +98,28 @@ def submit_and_apply(
     replay = client.post(url, json=payload, **kw)
     assert replay.status_code == 200, replay.get_data(as_text=True)
     return replay.get_json()
+
+
+def answer_outcomes(
+    session: Session,
+    contact: ContactRef,
+    answers: dict[str, Any],
+    *,
+    now: dt.datetime,
+    account: str = "acme",
+    channel: str = "api",
+) -> SubmitResult:
+    """`contact` answers the outcomes survey for `account`, through the service the API uses (in
+    the caller's transaction: a hosted or API answer makes its plan at once)."""
+    return submit_response(
+        session,
+        "outcomes",
+        ResponseIn(
+            client_response_id=str(uuid.uuid4()),
+            account=account,
+            answers=answers,
+            channel=channel,
+            contact=contact,
+        ),
+        now=now,
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import html as markup
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +29,9 @@ from engine.plans.models import SuccessPlan
 from engine.plans.service import create_plan, get_template
 from engine.playbook import import_playbook, resolve_playbook
 from engine.users import Role
-from surveys.service import ContactRef, ResponseIn, submit_response
+from surveys.service import ContactRef
 from tests.admin_client import csrf_of, form_fields, signed_in, text_of
-from tests.factories import make_account
+from tests.factories import answer_outcomes, make_account
 
 EDITOR = "erin@northstar.example"
 VIEWER = "victor@northstar.example"
@@ -103,16 +102,11 @@ def viewer(client: FlaskClient, database: Database, story: Story) -> FlaskClient
 def answer_for_acme(database: Database, **answers: Any) -> None:
     """Camila answers the outcomes survey for Acme, through the service the API uses."""
     with database.transaction() as session:
-        submit_response(
+        answer_outcomes(
             session,
-            "outcomes",
-            ResponseIn(
-                client_response_id=str(uuid.uuid4()),
-                account="acme",
-                answers=answers,
-                channel="hosted",
-                contact=ContactRef("camila@acme.example", "Camila Ortiz"),
-            ),
+            ContactRef("camila@acme.example", "Camila Ortiz"),
+            answers,
+            channel="hosted",
             now=dt.datetime.now(dt.UTC),
         )
 

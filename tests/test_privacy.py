@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -32,8 +31,8 @@ from engine.playbook import import_playbook, resolve_playbook
 from engine.privacy import ContactErasure, ErasedEmail, erase_contact, export_contact
 from engine.users import Role
 from surveys.models import Response
-from surveys.service import ContactRef, ResponseIn, submit_response
-from tests.factories import make_account, outcomes_answers
+from surveys.service import ContactRef
+from tests.factories import answer_outcomes, make_account, outcomes_answers
 from tests.test_people import admin_client, sign_in_as
 
 NOW = dt.datetime(2026, 11, 30, 15, tzinfo=dt.UTC)  # a Monday, inside every send window
@@ -48,17 +47,7 @@ def customer_with_history(db: Session) -> Contact:
         db, "acme", contacts=((CHAMP, ContactRole.CHAMPION), ("boss@acme.example", ContactRole.EXEC_SPONSOR))
     )
     answers = {**outcomes_answers(NOW.date()), "nps": 4, "comment": "Our ATS export is broken, call me"}
-    submit_response(
-        db,
-        "outcomes",
-        ResponseIn(
-            client_response_id=str(uuid.uuid4()),
-            account="acme",
-            answers=answers,
-            contact=ContactRef(CHAMP, "Champ Tester"),
-        ),
-        now=NOW,
-    )
+    answer_outcomes(db, ContactRef(CHAMP, "Champ Tester"), answers, now=NOW)
     account = db.scalars(select(Account).where(Account.external_id == "acme")).one()
     enroll_account(db, account.id, "nurture", now=NOW, reason="test")
     run_tick(db, now=NOW)

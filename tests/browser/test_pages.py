@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -21,10 +20,10 @@ from engine.db import Database
 from engine.plans.service import active_plan
 from engine.plans.sharing import SALT as PLAN_SALT
 from engine.plans.sharing import plan_token
-from surveys.service import ContactRef, ResponseIn, submit_response
+from surveys.service import ContactRef
 from tests.browser.conftest import Traffic, shoot
 from tests.conftest import SECRET
-from tests.factories import make_account, outcomes_answers
+from tests.factories import answer_outcomes, make_account, outcomes_answers
 
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 800}
@@ -48,16 +47,11 @@ def shared_plan(database: Database, recruiting: dict[str, int]) -> SharedPlan:
     with database.transaction() as session:
         account = make_account(session, "acme")
         champion = account.contacts[0]
-        submit_response(
+        answer_outcomes(
             session,
-            "outcomes",
-            ResponseIn(
-                client_response_id=str(uuid.uuid4()),
-                account="acme",
-                answers=outcomes_answers(SURVEYED_AT.date()),
-                channel="in_app",
-                contact=ContactRef(email=champion.email),
-            ),
+            ContactRef(email=champion.email),
+            outcomes_answers(SURVEYED_AT.date()),
+            channel="in_app",
             now=SURVEYED_AT,
         )
         plan = active_plan(session, account.id)

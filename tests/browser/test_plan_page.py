@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -20,10 +19,10 @@ from engine.plans.models import KeyResult, Milestone, MilestoneStatus, PlanRevis
 from engine.plans.progress import refresh_plans
 from engine.plans.service import active_plan
 from engine.plans.sharing import plan_token
-from surveys.service import ContactRef, ResponseIn, submit_response
+from surveys.service import ContactRef
 from tests.browser.conftest import Traffic, shoot
 from tests.conftest import SECRET
-from tests.factories import make_account, outcomes_answers
+from tests.factories import answer_outcomes, make_account, outcomes_answers
 
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 800}
@@ -45,16 +44,11 @@ def shared_plan(database: Database, recruiting: dict[str, int]) -> SharedPlan:
     surveyed = now - dt.timedelta(days=20)
     with database.transaction() as session:
         account = make_account(session, "acme")
-        submit_response(
+        answer_outcomes(
             session,
-            "outcomes",
-            ResponseIn(
-                client_response_id=str(uuid.uuid4()),
-                account="acme",
-                answers=outcomes_answers(surveyed.date()),
-                channel="in_app",
-                contact=ContactRef(email=account.contacts[0].email),
-            ),
+            ContactRef(email=account.contacts[0].email),
+            outcomes_answers(surveyed.date()),
+            channel="in_app",
             now=surveyed,
         )
         plan = active_plan(session, account.id)
