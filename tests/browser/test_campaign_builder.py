@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 
+from campaigns.builder import CampaignDraft
 from campaigns.enrollment import enroll_account
 from campaigns.models import Campaign
 from engine.db import Database
@@ -178,3 +179,38 @@ def test_the_survey_invitations_preview_shows_its_survey_from_the_builder(
     survey.fill("")
     survey.dispatch_event("change")
     expect(link).to_have_attribute("href", "/admin/campaigns/templates/outcomes_survey/preview")
+
+
+@pytest.mark.browser
+def test_what_is_typed_before_the_builder_script_runs_is_kept(
+    page: Page, live_server: str, editor: str, database: Database, problems: list[str]
+) -> None:
+    """The builder's script is deferred: on a slow link the page is usable before it runs. A new
+    campaign's step slot typed into then must stay the step, not give way to a fresh one (CI once
+    published "hello" as the default `email_1` this way)."""
+    sign_in_console(page, live_server, editor, "/admin/campaigns/new")
+    page.get_by_label("Name").fill("Slow link")
+    page.get_by_label("Key").fill("slow_link")
+    held: list[Route] = []
+    page.route("**/static/campaign-builder.js*", lambda route: held.append(route))
+    page.get_by_role("button", name="Create and open the builder").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Build: Slow link")
+    page.wait_for_function("document.querySelectorAll('li[data-step]').length === 1")
+    assert len(held) == 1 and page.get_by_role("button", name="+ Add step").is_hidden()
+    page.locator("li[data-step] [data-step-key]").fill("hello")
+    held[0].continue_()
+
+    expect(page.get_by_role("button", name="+ Add step")).to_be_visible()  # the script has run
+    step = page.locator("li[data-step]")
+    expect(step).to_have_count(1)
+    expect(step.locator("[data-step-key]")).to_have_value("hello")
+    expect(step.get_by_label("Kind")).to_have_value("email")
+    expect(step.get_by_role("combobox", name="Kind")).to_contain_text("(choose)")
+    step.get_by_label("Template").select_option("welcome_plan")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    with database.session() as session:
+        draft = session.scalar(select(CampaignDraft).where(CampaignDraft.key == "slow_link"))
+        assert draft is not None
+        assert [s["key"] for s in draft.document["steps"]] == ["hello"]
+    assert not problems

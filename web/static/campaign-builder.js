@@ -151,12 +151,27 @@
     return li;
   }
 
-  // Blank slots are how the plain form adds a step; with this script, "+ Add step" does.
-  var filled = steps().filter(function (li) { return !li.classList.contains("s-blank"); });
+  // A blank slot becomes a step like the others: its label and empty choice read as a step's.
+  function adopt(li) {
+    li.querySelector("label[for$='-kind']").textContent = "Kind";
+    li.querySelector("[data-kind-select] option[value='']").textContent = "(choose)";
+  }
+
+  // Blank slots are how the plain form adds a step; with this script, "+ Add step" does. The page
+  // can be typed into before this deferred script runs, so a blank slot with a kind or a key in it
+  // stays as a step; an untouched one goes, except that a campaign with no steps keeps it as its
+  // first step, an email.
+  var hasSteps = steps().some(function (li) { return !li.classList.contains("s-blank"); });
   steps().forEach(function (li) {
-    if (li.classList.contains("s-blank") && !kindOf(li)) li.remove(); else enhance(li);
+    if (!li.classList.contains("s-blank")) { enhance(li); return; }
+    var touched = kindOf(li) || li.querySelector("[data-step-key]").value.trim();
+    if (!touched && hasSteps) { li.remove(); return; }
+    if (!hasSteps && !kindOf(li)) li.querySelector("[data-kind-select]").value = "email";
+    adopt(li);
+    enhance(li);
+    hasSteps = true;
   });
-  if (!filled.length && !steps().length) addStep("email");
+  if (!steps().length) addStep("email");
   renumber();
   addButton.hidden = false;
   addButton.addEventListener("click", function () {
