@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from engine import db, refcache, signals
 from engine.accounts import Account
+from engine.library import objectives_by_key
 from engine.plans.models import SuccessPlan
 from engine.plans.service import (
     ObjectiveChoice,
@@ -107,7 +108,8 @@ def run_rules(
     answers_as_of: tuple[dt.datetime, int] | None = None,
     stored_facts: dict[str, Any] | None = None,
 ) -> RulesOutcome:
-    """Decide and apply. Idempotent: an account with an active plan keeps it; enrolments dedupe.
+    """Decide and apply. Idempotent: an account with an active plan keeps it (the respondent's new
+    objectives join it, see `_add_choices`); enrolments dedupe.
     `stored_facts`: see `decision_facts`."""
     lock_accounts(session, [account.id])
     rules = _published_rules(session)
@@ -133,6 +135,8 @@ def run_rules(
         plan = create_plan(session, account, template, choices, now=now, channel=channel)
         created = True
     if plan is not None:
+        if not created:
+            _add_choices(session, plan, choices, now=now, channel=channel)
         _extend_plan(session, plan, decision, now=now, channel=channel)
     tags = set(account.traits.get("tags", []))
     content_tags = set(account.traits.get("content_tags", []))
@@ -158,6 +162,26 @@ def run_rules(
         now=now,
     )
     return RulesOutcome(decision, plan, created)
+
+
+# A measure a respondent's answers added to the plan their account already had.
+CUSTOMER_ACTOR = "customer via survey"
+
+
+def _add_choices(
+    session: Session, plan: SuccessPlan, choices: list[ObjectiveChoice], *, now: dt.datetime, channel: str
+) -> None:
+    """The objectives a respondent chose that the account's existing plan does not measure yet join
+    it with the respondent's own numbers, as they would have in a plan these answers made (a second
+    contact's answers, or a contact's later ones). What the plan measures already is left as it is:
+    numbers are changed on the plan, not by answering a survey again. Before the rules' own
+    `add_objective` actions, so a rule adding the same objective does not put its defaults first."""
+    library = objectives_by_key(session)
+    for choice in choices:
+        if choice.key not in library:  # retired since the answer was given: nothing to add
+            log.warning("plan %s: objective %r is no longer in the library", plan.id, choice.key)
+            continue
+        add_objective(session, plan, choice, now=now, actor=CUSTOMER_ACTOR, channel=channel)
 
 
 def _extend_plan(

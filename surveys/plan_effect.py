@@ -17,7 +17,7 @@ SAME_TRANSACTION = (Channel.HOSTED, Channel.EMAIL)
 
 class PlanEffect(enum.StrEnum):
     CREATED = "created"  # these answers made the plan
-    CHANGED = "changed"  # a rule added a measure or a milestone to the plan the account had
+    CHANGED = "changed"  # the answers' new objective, or a rule, added to the plan the account had
     KEPT = "kept"  # the account had its plan and the rules left it as it was
 
 
@@ -28,8 +28,9 @@ def plan_effect(session: Session, response: Response, plan: SuccessPlan) -> Plan
     The rules that completing a hosted or email response runs take its completion time as `now`
     and write it on what they make: the plan's `started_at` and each revision's `created_at`. So
     a plan started at that moment is this response's, and a revision from that moment is its
-    change. A second contact's answers find the first one's plan and keep it: `run_rules` never
-    replaces an active plan, and the bundled rules add nothing to one."""
+    change. A second contact's answers find the first one's plan and keep it (`run_rules` never
+    replaces an active plan): they change it only by an objective it did not measure yet, or a
+    rule's `add_objective` / `add_milestone`."""
     done = response.completed_at
     if done is None or response.channel not in SAME_TRANSACTION:
         return None

@@ -48,7 +48,7 @@ VARIANTS = {
     # Two answers of one account land in one batch of the job: the second sees the first's plan.
     "twice": [
         answers(["manager_control"], {"manager_satisfaction": (5, 8, 100)}, 7),
-        answers(["hire_faster"], {"time_to_fill": (42, 30, 120)}, 2),
+        answers(["hire_faster"], {"time_to_fill": (45, 28, 120)}, 2),
     ],
 }
 
@@ -116,6 +116,30 @@ def test_the_job_decides_as_the_request_does(
         inline, queued = outcome(session, "inline"), outcome(session, "queued")
     assert inline["plans"], "the variant must make a plan to compare"
     assert queued == inline
+
+
+def test_an_accounts_later_answer_adds_its_new_objective_with_its_numbers(
+    database: Database, recruiting: dict[str, int]
+) -> None:
+    with database.transaction() as session:
+        make_account(session, "acme", contacts=(("sofia@acme.example", ContactRole.CHAMPION),))
+    for body in VARIANTS["twice"]:
+        with database.transaction() as session:
+            submit(session, "acme", body, defer=True)
+    assert apply_queued_rules_job() == 2
+    due = dt.date.today() + dt.timedelta(days=120)
+    with database.session() as session:
+        (plan,) = outcome(session, "acme")["plans"]
+    assert [kr[:3] for kr in plan["key_results"]] == [
+        ("manager_satisfaction", 5, 8),
+        ("time_to_fill", 45, 28),  # the answer's numbers, not the library's 42 → 30
+    ]
+    assert plan["key_results"][1][4] == due
+    assert plan["revisions"][
+        -1
+    ] == "Measure added: Reduce average time to fill a role from 45 to 28 days by " + (
+        due.strftime("%b %-d, %Y")
+    )
 
 
 def test_one_batch_of_interleaved_accounts_decides_as_the_requests_do(

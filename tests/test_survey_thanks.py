@@ -1,6 +1,7 @@
 """The hosted survey's thank-you page says what the answers did to the account's plan: made it,
-changed it, or (another contact made it first, and the rules keep an account's active plan) left
-it as it was. The pages and links themselves: tests/test_survey_links.py."""
+changed it (a second contact's new objective joins the plan with their numbers), or left it as it
+was (the rules keep an account's active plan, and what it measures already). The pages and links
+themselves: tests/test_survey_links.py."""
 
 from __future__ import annotations
 
@@ -32,12 +33,17 @@ def acme(database: Database, recruiting: dict[str, int], settings: Settings) -> 
         return {"survey": survey_link(settings, champion, "outcomes").removeprefix(settings.public_url)}
 
 
-def complete_hosted_survey(client: FlaskClient, path: str, outcome: str, objective: str) -> str:
-    """Answer every page of the hosted outcomes survey (key results as prefilled); the thank-you page."""
+def complete_hosted_survey(
+    client: FlaskClient, path: str, outcome: str, objective: str, target: str | None = None
+) -> str:
+    """Answer every page of the hosted outcomes survey (key results as prefilled, but for `target`
+    when given, due in 100 days); the thank-you page."""
     first = post_page(client, path, {"q.outcomes": [outcome]})
     second = post_page(client, first.headers["Location"], {"q.objectives": [objective]})
-    due = (dt.date.today() + dt.timedelta(days=100)).isoformat()
-    third = post_page(client, second.headers["Location"], {f"kr.{objective}.due_date": due})
+    numbers = {f"kr.{objective}.due_date": (dt.date.today() + dt.timedelta(days=100)).isoformat()}
+    if target is not None:
+        numbers[f"kr.{objective}.target"] = target
+    third = post_page(client, second.headers["Location"], numbers)
     done = post_page(client, third.headers["Location"], {"q.role": "exec", "q.nps": "10"})
     assert done.status_code == 303 and done.headers["Location"].endswith("&done=1"), done.get_data(
         as_text=True
@@ -59,14 +65,39 @@ def plan_objectives(database: Database) -> list[str]:
         return [kr.objective_key for kr in plan.key_results]
 
 
+def test_a_second_contacts_new_objective_joins_the_plan_with_their_numbers(
+    client: FlaskClient, acme: dict[str, Any], colleague: str, database: Database
+) -> None:
+    first = complete_hosted_survey(client, acme["survey"], "hire_faster", "time_to_fill")
+    assert "We turned your answers into a one-page success plan" in first
+    thanks = complete_hosted_survey(client, colleague, "keep_people", "regrettable_attrition", "2.5")
+    # The rules keep the account's plan; his objective joins it, with his target and date.
+    assert plan_objectives(database) == ["time_to_fill", "regrettable_attrition"]
+    with database.session() as session:
+        plan = session.scalars(select(SuccessPlan)).one()
+        added = plan.key_results[1]
+        assert added.target == 2.5 and added.due_date == dt.date.today() + dt.timedelta(days=100)
+        revision = plan.revisions[-1]
+        assert (revision.actor, revision.channel) == ("customer via survey", "hosted")
+        assert revision.summary.startswith("Measure added: ")
+    assert "We updated Acme Inc’s one-page success plan from your answers:" in thanks
+    assert "already has a one-page success plan" not in thanks
+    # The plan's own page tells the customer who added it.
+    plan_page = client.get(re.findall(r'href="(/p/[^"]+)"', thanks)[0]).get_data(as_text=True)
+    assert "Your team (survey answer)" in plan_page
+
+
 def test_a_second_contacts_answers_keep_the_plan_and_the_thank_you_says_so(
     client: FlaskClient, acme: dict[str, Any], colleague: str, database: Database
 ) -> None:
     first = complete_hosted_survey(client, acme["survey"], "hire_faster", "time_to_fill")
     assert "We turned your answers into a one-page success plan" in first
-    thanks = complete_hosted_survey(client, colleague, "keep_people", "regrettable_attrition")
-    # The rules keep the account's active plan: his objective is not in it, and the page says so.
+    thanks = complete_hosted_survey(client, colleague, "hire_faster", "time_to_fill", "25")
+    # The plan measures his objective already: its numbers are changed on the plan, not by a
+    # second survey; the plan is left as it was, and the page says so.
     assert plan_objectives(database) == ["time_to_fill"]
+    with database.session() as session:
+        assert session.scalars(select(SuccessPlan)).one().key_results[0].target == 30
     assert "Thank you! We have your answers." in thanks
     assert "Acme Inc already has a one-page success plan, so your answers did not change it." in thanks
     assert "saved and shared with your customer success team" in thanks

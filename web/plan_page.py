@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from werkzeug.utils import redirect
 
 from engine.accounts import ContactRole
+from engine.automation import CUSTOMER_ACTOR
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.plans import updates
 from engine.plans.models import KeyResult, MilestoneStatus, PlanStatus, SuccessPlan
@@ -65,6 +66,7 @@ ACTOR_NAMES = {
     ACTOR: "Your team (shared link)",
     "northstar": "Northstar",
     "rules": "Northstar (from your answers)",
+    CUSTOMER_ACTOR: "Your team (survey answer)",
     "events": "Northstar (from product use)",
 }
 

@@ -175,11 +175,9 @@ def test_hosted_survey_without_javascript_builds_a_plan(
     assert len(responses(database)) == 1
 
 
-@pytest.mark.browser
-def test_a_second_contact_is_told_the_account_already_has_its_plan(
-    nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
-) -> None:
-    with database.transaction() as session:  # the champion answered first: that made the plan
+def champion_made_the_plan(database: Database, invited: Invited, settings: Settings) -> str:
+    """The champion answered first (that made the plan); the sponsor's hosted survey path."""
+    with database.transaction() as session:
         champion = session.get(Contact, invited.contact_id)
         assert champion is not None
         submit_response(
@@ -190,21 +188,32 @@ def test_a_second_contact_is_told_the_account_already_has_its_plan(
             respondent=Respondent(champion.account, champion, champion.email),
         )
         sponsor = next(c for c in champion.account.contacts if c.id != champion.id)
-        path = survey_link(settings, sponsor, "outcomes").removeprefix(settings.public_url)
-    [plan] = plans(database)
-    measured = objectives_of(database, plan.id)
-    page = nojs
-    page.set_viewport_size(PHONE)
-    page.goto(live_server + path)
-    page.get_by_label("Keep the people you hire").check()
+        return survey_link(settings, sponsor, "outcomes").removeprefix(settings.public_url)
+
+
+def answer_as_sponsor(page: Page, path: str, outcome: str, objective: str) -> None:
+    page.goto(path)
+    page.get_by_label(outcome).check()
     assert submit(page, "Next") == 200
-    page.get_by_label("Keep the people you cannot afford to lose").check()
+    page.get_by_label(objective).check()
     assert submit(page, "Next") == 200
     assert submit(page, "Next") == 200  # the key results as prefilled
     page.get_by_label("Executive / budget owner").check()
     assert submit(page, "Submit") == 200
-
     expect(page.get_by_role("heading", level=1)).to_have_text("Thank you! We have your answers.")
+
+
+@pytest.mark.browser
+def test_a_second_contact_is_told_the_account_already_has_its_plan(
+    nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
+) -> None:
+    path = champion_made_the_plan(database, invited, settings)
+    [plan] = plans(database)
+    measured = objectives_of(database, plan.id)
+    page = nojs
+    page.set_viewport_size(PHONE)
+    # He picks what the plan measures already: its numbers are changed on the plan, not here.
+    answer_as_sponsor(page, live_server + path, "Hire faster", "Increase traffic to the careers microsite")
     expect(page.locator(".thanks")).to_contain_text(
         "Acme Inc already has a one-page success plan, so your answers did not change it. They are "
         "saved and shared with your customer success team."
@@ -213,9 +222,33 @@ def test_a_second_contact_is_told_the_account_already_has_its_plan(
     assert fits(page, PHONE["width"])
     shoot(page, "hosted-thanks-second-contact")
     assert [p.id for p in plans(database)] == [plan.id]
-    assert objectives_of(database, plan.id) == measured  # his objective is not in the plan
+    assert objectives_of(database, plan.id) == measured
     page.get_by_role("link", name="Open your plan").click()
     expect(page.get_by_role("heading", name="Our goal")).to_be_visible()
+
+
+@pytest.mark.browser
+def test_a_second_contacts_new_objective_joins_the_plan(
+    nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
+) -> None:
+    path = champion_made_the_plan(database, invited, settings)
+    [plan] = plans(database)
+    measured = objectives_of(database, plan.id)
+    page = nojs
+    page.set_viewport_size(PHONE)
+    answer_as_sponsor(
+        page, live_server + path, "Keep the people you hire", "Keep the people you cannot afford to lose"
+    )
+    expect(page.locator(".thanks")).to_contain_text(
+        "We updated Acme Inc’s one-page success plan from your answers:"
+    )
+    assert [p.id for p in plans(database)] == [plan.id]
+    assert objectives_of(database, plan.id) == [*measured, "regrettable_attrition"]
+    page.get_by_role("link", name="Open your plan").click()
+    expect(page.get_by_text("Keep the people you cannot afford to lose").first).to_be_visible()
+    expect(page.get_by_text("Your team (survey answer)").first).to_be_visible()
+    assert fits(page, PHONE["width"])
+    shoot(page, "hosted-second-contact-plan")
 
 
 @pytest.mark.browser
