@@ -9,7 +9,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 
 from engine.db import Database
@@ -184,3 +184,75 @@ def test_the_editor_works_without_javascript(
                 "comment",
                 "team_size",
             ]
+
+
+def hold_the_editor_script(page: Page, live_server: str, editor: str) -> list[Route]:
+    """Open the outcomes survey's editor with admin.js held back (a slow link): the page is there
+    to type into, without the script that enhances it until the test lets the script through."""
+    sign_in_console(page, live_server, editor, "/admin/surveys/outcomes")
+    expect(page).to_have_url(live_server + "/admin/surveys/outcomes")
+    page.wait_for_load_state("load")
+    held: list[Route] = []
+    page.route("**/static/admin.js*", lambda route: held.append(route))
+    page.reload(wait_until="commit")
+    page.get_by_role("button", name="Save draft").wait_for(state="attached")
+    expect(page.locator("fieldset[data-question]")).to_have_count(8)  # six questions and two blank slots
+    assert len(held) == 1 and page.get_by_role("button", name="+ Add question").is_hidden()
+    return held
+
+
+def draft_question_keys(database: Database) -> list[str]:
+    with database.session() as session:
+        survey = session.scalar(select(Survey).where(Survey.key == "outcomes"))
+        assert survey is not None and survey.versions[-1].published_at is None
+        return [q["key"] for q in survey.versions[-1].questions]
+
+
+@pytest.mark.browser
+def test_a_question_typed_into_a_blank_slot_before_the_editor_script_runs_is_kept(
+    page: Page, live_server: str, editor_account: str, database: Database, problems: list[str]
+) -> None:
+    """The editor's script is deferred: a question typed into a blank slot before it runs stays a
+    question, not a slot the script drops as unused."""
+    held = hold_the_editor_script(page, live_server, editor_account)
+    questions = page.locator("fieldset[data-question]")
+    blank = questions.nth(6)
+    blank.get_by_label("Key", exact=True).fill("team_size")
+    blank.get_by_label("Kind").select_option("text")
+    blank.get_by_label("Question", exact=True).fill("Anything else?")
+    held[0].continue_()
+
+    expect(page.get_by_role("button", name="+ Add question")).to_be_visible()  # the script has run
+    expect(questions).to_have_count(7)
+    added = questions.nth(6)
+    expect(added.get_by_label("Key", exact=True)).to_have_value("team_size")
+    expect(added.get_by_label("Question", exact=True)).to_have_value("Anything else?")
+    expect(added.locator("[data-label]")).to_have_text("Anything else?")
+    expect(added.locator("[data-number]")).to_have_text("7")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved.")
+    assert draft_question_keys(database)[-1] == "team_size"
+    assert not problems
+
+
+@pytest.mark.browser
+def test_a_position_typed_before_the_editor_script_runs_moves_its_question(
+    page: Page, live_server: str, editor_account: str, database: Database, problems: list[str]
+) -> None:
+    """Before the deferred script runs, questions move by their position numbers; one typed then is
+    where the question goes, not a number the script resets to the old order."""
+    held = hold_the_editor_script(page, live_server, editor_account)
+    questions = page.locator("fieldset[data-question]")
+    expect(questions.nth(5).get_by_label("Key", exact=True)).to_have_value("comment")
+    questions.nth(5).get_by_label("Position").fill("4")
+    held[0].continue_()
+
+    expect(page.get_by_role("button", name="+ Add question")).to_be_visible()  # the script has run
+    expect(questions).to_have_count(6)
+    expect(questions.nth(3).get_by_label("Key", exact=True)).to_have_value("comment")
+    expect(questions.nth(3).locator("[data-number]")).to_have_text("4")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved.")
+    keys = ["outcomes", "objectives", "key_results", "comment", "role", "nps"]
+    assert draft_question_keys(database) == keys
+    assert not problems

@@ -9,7 +9,7 @@ import json
 import uuid
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 
 from engine.db import Database
@@ -208,3 +208,43 @@ def test_the_rule_editor_works_without_javascript(
             rule = next(r for r in draft.rules if r.name == "Promoters")
             assert rule.condition == {">=": [{"var": "answers.outcomes.nps"}, 9]}
             assert rule.actions == [{"type": "create_plan", "template": "hire_faster_plan"}]
+
+
+@pytest.mark.browser
+def test_an_action_typed_into_the_blank_row_before_the_builder_script_runs_is_kept(
+    page: Page, live_server: str, editor_with_answers: str, database: Database, problems: list[str]
+) -> None:
+    """The rule editor's script is deferred: an action typed into the blank row before it runs
+    stays an action, not a row the script drops because the rule has actions already."""
+    sign_in_console(page, live_server, editor_with_answers, "/admin/rules")
+    page.get_by_role("button", name="Start a draft").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Draft: version 2")
+    page.wait_for_load_state("load")
+    held: list[Route] = []
+    page.route("**/static/rules-builder.js*", lambda route: held.append(route))
+    page.get_by_role("link", name="Edit Detractor → tag account").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Detractor → tag account")
+    actions = page.locator("fieldset[data-action]")
+    expect(actions).to_have_count(2)  # its action and the blank row
+    assert len(held) == 1 and page.get_by_role("button", name="+ Add action").is_hidden()
+    actions.nth(1).get_by_label("Add an action").select_option("tag_account")
+    actions.nth(1).get_by_label("Tag", exact=True).fill("follow_up")
+    held[0].continue_()
+
+    expect(page.get_by_role("button", name="+ Add action")).to_be_visible()  # the script has run
+    expect(actions).to_have_count(2)
+    added = actions.nth(1)
+    expect(added.get_by_label("Action 2", exact=True)).to_have_value("tag_account")
+    expect(added.get_by_label("Tag", exact=True)).to_have_value("follow_up")
+    expect(added.get_by_label("Plan template")).to_be_hidden()
+    live_checks_settled(page)
+    page.get_by_role("button", name="Save rule").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved rule")
+    with database.session() as session:
+        draft = session.scalars(select(RuleSet).where(RuleSet.status == RuleSetStatus.DRAFT)).one()
+        rule = next(r for r in draft.rules if r.name == "Detractor → tag account")
+        assert rule.actions == [
+            {"type": "tag_account", "value": "detractor"},
+            {"type": "tag_account", "value": "follow_up"},
+        ]
+    assert not problems

@@ -68,23 +68,63 @@
     foldOptional(fieldset);
   }
 
+  // Whether the user changed a control from what the server rendered (before a deferred script
+  // ran); a single select with no option marked selected starts on its first. Shared with the
+  // console's page scripts (rules-builder.js), which run after this one.
+  function edited(control) {
+    if (control.type === "checkbox" || control.type === "radio") return control.checked !== control.defaultChecked;
+    if (control.tagName === "SELECT") {
+      var options = Array.prototype.slice.call(control.options);
+      var first = options.some(function (o) { return o.defaultSelected; }) || control.multiple ? null : options[0];
+      return options.some(function (o) { return o.selected !== (o.defaultSelected || o === first); });
+    }
+    return control.value !== control.defaultValue;
+  }
+  window.NorthstarConsole = { edited: edited };
+
+  function typedInto(fieldset) {
+    return Array.prototype.some.call(fieldset.querySelectorAll("input, select, textarea"), function (control) {
+      return !control.hasAttribute("data-position") && edited(control);
+    });
+  }
+
+  // Position numbers changed before this script ran move their questions as the server would
+  // (web/admin/survey_form.py, _ordered_questions); from then on the fieldsets' order is the order.
+  function applyTypedPositions(list) {
+    var staying = [];
+    var moving = [];
+    questions(list).forEach(function (fieldset, rank) {
+      var input = fieldset.querySelector("[data-position]");
+      var typed = input ? input.value.trim() : "";
+      if (!input || !edited(input) || !/^\d+$/.test(typed)) staying.push(fieldset);
+      else moving.push({ position: Number(typed), rank: rank, fieldset: fieldset });
+    });
+    if (!moving.length) return;
+    moving.sort(function (a, b) { return a.position - b.position || a.rank - b.rank; });
+    moving.forEach(function (m) {
+      staying.splice(Math.min(Math.max(m.position, 1), staying.length + 1) - 1, 0, m.fieldset);
+    });
+    staying.forEach(function (fieldset) { list.appendChild(fieldset); });
+  }
+
   function setUp(form) {
     var list = form.querySelector("[data-questions]");
     var template = document.getElementById("question-template");
     var addButton = form.querySelector("[data-add-question]");
     if (!list || !template || !addButton) return;
 
-    var filled = questions(list).filter(function (f) { return !f.classList.contains("q-blank"); });
-    questions(list).forEach(function (fieldset, i) {
-      // Keep one empty slot only when the survey has no questions yet.
+    // Blank slots are how the plain form adds a question; with this script, "+ Add question" does.
+    // The page can be typed into before this deferred script runs, so a blank slot with something
+    // in it stays as a question; an untouched one goes, except the first of a survey with none.
+    var hasQuestions = questions(list).some(function (f) { return !f.classList.contains("q-blank"); });
+    questions(list).forEach(function (fieldset) {
       if (!fieldset.classList.contains("q-blank")) return;
-      if (filled.length > 0 || i > 0) {
-        fieldset.remove();
-      } else {
-        fieldset.classList.remove("q-blank");
-        fieldset.querySelector("[data-label]").textContent = "New question";
-      }
+      if (hasQuestions && !typedInto(fieldset)) { fieldset.remove(); return; }
+      fieldset.classList.remove("q-blank");
+      label(fieldset);
+      hasQuestions = true;
     });
+    applyTypedPositions(list);
     var next = 0;
     questions(list).forEach(function (fieldset) {
       next = Math.max(next, Number(fieldset.getAttribute("data-index")) + 1);

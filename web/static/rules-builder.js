@@ -616,9 +616,26 @@
       showParams(fieldset);
     }
 
+    // Whether the user changed a control from what the server rendered (admin.js, which the
+    // console loads before this script).
+    var edited = window.NorthstarConsole.edited;
+    // A blank row becomes an action like the others: its label and empty choice read as an action's.
+    function adopt(fieldset) {
+      var label = fieldset.querySelector("label[for$='-type']");
+      label.textContent = "Action ";
+      label.appendChild(document.createElement("span")).setAttribute("data-number", "");
+      fieldset.querySelector("[data-action-type] option[value='']").textContent = "(choose)";
+      fieldset.classList.remove("a-blank");
+    }
+
+    // Blank rows are how the plain form adds an action; with this script, "+ Add action" does. The
+    // page can be typed into before this deferred script runs, so a blank row with something in it
+    // stays as an action; an untouched one goes when the rule has actions.
     var filled = rows().filter(function (f) { return !f.classList.contains("a-blank"); });
     rows().forEach(function (fieldset) {
-      if (fieldset.classList.contains("a-blank") && filled.length) fieldset.remove();
+      if (!fieldset.classList.contains("a-blank") || !filled.length) return;
+      var typed = Array.prototype.some.call(fieldset.querySelectorAll("input, select, textarea"), edited);
+      if (typed) adopt(fieldset); else fieldset.remove();
     });
     var next = 0;
     rows().forEach(function (fieldset) {
