@@ -391,7 +391,12 @@ def test_testing_an_account_shows_the_trace_and_the_facts(editor: FlaskClient) -
         ("not-matched", "Field managers or retention → field-managers hiring plan"),
         ("not-matched", "Anyone who answered → hire-faster plan"),
     ]
-    assert "condition is true" in trace.group(1) or "hire_faster" in trace.group(1)  # why it matched
+    # Why, in the rule list's words with the facts read, not JSON Logic:
+    why = html.unescape(trace.group(1))
+    assert 'outcomes contains "hire_faster": yes (outcomes is ["hire_faster"])' in why, why
+    assert '{"' not in why
+    actions = re.search(r'<ul class="plain actions-preview">(.*?)</ul>', page, re.S)
+    assert actions and "create plan</span> <code>template=hire_faster_plan</code>" in actions.group(1)
     assert "skipped: &#39;Hire faster or hire better → hire-faster plan&#39; stops processing" in trace.group(
         1
     )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from engine.errors import Conflict, NorthstarError, NotFound
-from engine.rules import service
+from engine.rules import TraceEntry, service
 from engine.rules.actions import ACTION_PARAMS
 from engine.rules.models import Rule, RuleSet, published_ruleset
 from web.admin import bp
@@ -35,6 +35,7 @@ from web.admin.rules_form import (
     known_keys,
     parse_rule_form,
     split_errors,
+    trace_in_words,
 )
 from web.context import db_session, json_body, now, unit_of_work
 
@@ -63,6 +64,7 @@ class AccountCheck:
     error: str | None = None
     result: service.AccountTest | None = None
     facts_json: str = ""
+    trace: list[TraceEntry] = field(default_factory=list)  # the reasons in words (trace_in_words)
     gained: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     published_matched: dict[str, bool] = field(default_factory=dict)
@@ -481,6 +483,7 @@ def _account_check(session: Session, ruleset: RuleSet) -> AccountCheck | None:
         external_id,
         result=result,
         facts_json=json.dumps(result.facts, indent=2, ensure_ascii=False, sort_keys=True, default=str),
+        trace=trace_in_words(result.decision),
     )
     if result.published is not None:
         mine, theirs = service.effects(result.decision), service.effects(result.published)
