@@ -7,7 +7,7 @@ from typing import Any
 
 from campaigns.delivery import DeliveryResult, deliver
 from campaigns.mail import backend_for
-from campaigns.segment_enrollment import Segment, enroll_segment
+from campaigns.segment_enrollment import Segment, enroll_segment, record_finished
 from engine import db, queue
 from engine.db import utcnow
 
@@ -48,10 +48,12 @@ def enroll_segment_job(
     actor: str,
     after_id: int = 0,
     totals: dict[str, int] | None = None,
+    run: str = "",
 ) -> dict[str, Any]:
     """Enrol the next SEGMENT_JOB_ACCOUNTS accounts of the segment (ids above `after_id`), then
     queue the rest as a new job carrying the running totals; safe to run twice (enroll_account
-    enrols no one twice)."""
+    enrols no one twice). The last job of a `run` (the console's id for it) records the totals on
+    the campaign (its page lists them; so does the audit log)."""
     result = enroll_segment(
         db.current(),
         campaign_key,
@@ -71,9 +73,20 @@ def enroll_segment_job(
     if not result.done:
         # Every batch is committed: nothing is left to commit first.
         queue.current().enqueue(
-            "default", enroll_segment_job, campaign_key, segment, stage, actor, result.last_account_id, summed
+            "default",
+            enroll_segment_job,
+            campaign_key,
+            segment,
+            stage,
+            actor,
+            result.last_account_id,
+            summed,
+            run,
         )
     else:
+        if run:
+            with db.current().transaction() as session:
+                record_finished(session, campaign_key, Segment(segment, stage), summed, run=run, actor=actor)
         log.info(
             "segment %s enrolled in %r for %s: %s",
             Segment(segment, stage),

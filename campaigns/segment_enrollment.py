@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.enrollment import CampaignRef, campaign_refs, enroll_account, prefetch_enrollments
 from campaigns.models import Enrollment, EnrollmentState
+from engine import audit
 from engine.accounts import Account
 from engine.db import Database
 from engine.errors import Conflict, NotFound, ValidationFailed
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # accounts per transaction: short locks, and a crash loses at most one batch
 MAX_SEGMENTS = 500  # choices in the console's list (as on the accounts list)
+# A run's two audit entries on its campaign (engine.audit: durable, and in the audit log): queued
+# from the console with the preview's counts, and finished by the job with the totals.
+QUEUED, FINISHED = "enrol", "enrolled"
+RECENT_RUNS = 5
 
 
 @dataclass(frozen=True)
@@ -185,3 +190,93 @@ def enroll_segment(
         if len(ids) < size:
             return SegmentResult(matched, enrolled, already, refused, last, True)
     return SegmentResult(matched, enrolled, already, refused, last, False)
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """One "enrol a segment" as the campaign page lists it: asked for, and (once done) what it did."""
+
+    run: str
+    segment: str
+    by: str
+    queued_at: dt.datetime
+    to_enroll: int  # the preview's count when it was confirmed
+    finished_at: dt.datetime | None = None
+    totals: dict[str, int] | None = None  # matched, enrolled, already_enrolled, refused
+
+
+def record_queued(
+    session: Session, campaign_id: int, segment: Segment, preview: SegmentPreview, *, run: str
+) -> None:
+    """The run as queued, by the current actor (the console user), in the request's transaction."""
+    audit.record(
+        session,
+        QUEUED,
+        "Campaign",
+        str(campaign_id),
+        label=f"segment {segment}",
+        details={"run": run, "segment": str(segment), "to_enroll": preview.to_enroll},
+    )
+
+
+def record_finished(
+    session: Session, campaign_key: str, segment: Segment, totals: dict[str, int], *, run: str, actor: str
+) -> None:
+    """The run's totals, as the console user who asked for it (the job has no request)."""
+    ref = campaign_refs(session).get(campaign_key)
+    if ref is None:
+        return
+    with audit.acting_as(actor, "console"):
+        audit.record(
+            session,
+            FINISHED,
+            "Campaign",
+            str(ref.id),
+            label=f"segment {segment}",
+            details={"run": run, "segment": str(segment), **totals},
+        )
+
+
+def recent_runs(session: Session, campaign_id: int, *, limit: int = RECENT_RUNS) -> list[SegmentRun]:
+    """The campaign's latest segment runs, newest first: each queued run with its totals when done."""
+    entries = session.scalars(
+        select(audit.AuditEntry)
+        .where(
+            audit.AuditEntry.object_type == "Campaign",  # ix_audit_log_object
+            audit.AuditEntry.object_id == str(campaign_id),
+            audit.AuditEntry.action.in_((QUEUED, FINISHED)),
+        )
+        .order_by(audit.AuditEntry.id.desc())
+        .limit(limit * 10)  # a run's end among later runs' starts
+    ).all()
+    done: dict[str, audit.AuditEntry] = {}
+    runs = []
+    for entry in reversed(entries):  # oldest first: a run's end comes after its start
+        after = {key: value[1] for key, value in entry.changes.items() if isinstance(value, list)}
+        run = str(after.get("run", ""))
+        if entry.action == FINISHED:
+            done[run] = entry
+        elif entry.action == QUEUED:
+            runs.append((run, entry, after))
+    listed = []
+    for run, entry, after in reversed(runs[-limit:]):
+        end = done.get(run)
+        totals = None
+        if end is not None:
+            totals = {
+                key: int(value[1])
+                for key, value in end.changes.items()
+                if key in ("matched", "enrolled", "already_enrolled", "refused")
+            }
+        listed.append(
+            SegmentRun(
+                run=run,
+                segment=str(after.get("segment", entry.label)),
+                by=entry.actor,
+                queued_at=entry.at,
+                to_enroll=int(after.get("to_enroll") or 0),
+                finished_at=end.at if end is not None else None,
+                totals=totals,
+            )
+        )
+    return listed

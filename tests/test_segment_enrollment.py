@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html as markup
+import re
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +18,14 @@ from campaigns import builder, jobs
 from campaigns.enrollment import enroll_account, get_campaign
 from campaigns.guards import held_out
 from campaigns.models import Enrollment
-from campaigns.segment_enrollment import Segment, enroll_segment, preview_segment
+from campaigns.segment_enrollment import (
+    Segment,
+    SegmentPreview,
+    enroll_segment,
+    preview_segment,
+    record_queued,
+)
+from engine import audit
 from engine.accounts import Account
 from engine.db import Database
 from engine.errors import Conflict, NotFound, ValidationFailed
@@ -197,10 +205,37 @@ def test_editor_previews_then_confirms_and_a_worker_enrols_the_segment(
     )
     flashed = markup.unescape(text_of(editor.get(confirmed.headers["Location"])))
     assert "Enrolling 4 accounts in Outcomes survey invitation in the background" in flashed
+    run = re.search(r'<li data-segment-run="(\w+)">(.*?)</li>', flashed, re.S)
+    assert run, flashed
+    assert "<b>starter</b>" in run.group(2) and EDITOR in run.group(2)
+    assert "running</span> 4 to enrol" in " ".join(run.group(2).split())
 
     assert run_worker()
     rows = enrolled(database)
     assert len(rows) == 5 and rows["starter-2"].history[0]["reason"] == f"console: {EDITOR} (segment starter)"
+    # The totals are on the campaign's page (and in the audit log), not only in the worker's log.
+    page = text_of(editor.get("/admin/campaigns/survey_invite"))
+    done = re.search(rf'<li data-segment-run="{run.group(1)}">(.*?)</li>', page, re.S)
+    assert done and "done</span> 4 enrolled, 1 already in it" in " ".join(done.group(1).split())
+    with database.session() as session:
+        logged = session.execute(
+            select(audit.AuditEntry.action, audit.AuditEntry.actor).where(
+                audit.AuditEntry.action.in_(("enrol", "enrolled"))
+            )
+        ).all()
+    assert sorted(logged) == [("enrol", EDITOR), ("enrolled", EDITOR)]  # the audit log shows both
+
+
+def test_a_run_whose_job_never_reports_back_says_so(
+    editor: FlaskClient, database: Database, starters: list[int]
+) -> None:
+    with database.transaction() as session, audit.acting_as(EDITOR, "console"):
+        campaign = builder.require_campaign(session, "survey_invite")
+        record_queued(session, campaign.id, Segment("starter"), SegmentPreview(5, 1), run="lost")
+        entry = session.scalars(select(audit.AuditEntry).where(audit.AuditEntry.action == "enrol")).one()
+        entry.at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    page = " ".join(text_of(editor.get("/admin/campaigns/survey_invite")).split())
+    assert 'no result</span> <span class="small">The job never reported back.' in page
 
 
 def test_bad_input_gets_a_page_that_says_what_is_wrong(

@@ -61,7 +61,12 @@ def test_an_editor_previews_and_enrols_a_segment(
     expect(page.get_by_role("status").first).to_contain_text(
         "Enrolling 7 accounts in Outcomes survey invitation in the background"
     )
+    runs = page.get_by_role("list", name="Recent runs")
+    expect(runs.get_by_role("listitem")).to_contain_text("running 7 to enrol")
     assert run_worker()
     page.reload()
     expect(page.locator("[data-total='active']")).to_have_text("8")
+    expect(runs.get_by_role("listitem")).to_contain_text("done 7 enrolled, 1 already in it")
+    runs.scroll_into_view_if_needed()
+    shoot(page, "campaign-enrol-segment-done")
     assert problems == []

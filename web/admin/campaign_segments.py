@@ -3,6 +3,7 @@ enrols the accounts in the background (campaigns.segment_enrollment does the wor
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -12,7 +13,13 @@ from werkzeug.datastructures import MultiDict
 from campaigns import builder
 from campaigns.jobs import enroll_segment_job
 from campaigns.models import Campaign
-from campaigns.segment_enrollment import Segment, SegmentPreview, preview_segment, segments
+from campaigns.segment_enrollment import (
+    Segment,
+    SegmentPreview,
+    preview_segment,
+    record_queued,
+    segments,
+)
 from engine.errors import Conflict, ValidationFailed
 from engine.plans.models import LIFECYCLE_STAGES
 from engine.queue import enqueue_after_commit
@@ -96,7 +103,9 @@ def enroll_segment(key: str) -> Any:
     if preview is None:
         return _page(campaign, typed, found, None, status)
     name = campaign.name
+    run = uuid.uuid4().hex
     with unit_of_work() as session:  # the preview's transaction: the job is queued as it commits
+        record_queued(session, campaign.id, segment, preview, run=run)
         enqueue_after_commit(
             session,
             "default",
@@ -105,6 +114,9 @@ def enroll_segment(key: str) -> Any:
             segment.name,
             segment.stage,
             str(current_user.email),
+            0,  # after_id: from the segment's first account
+            None,  # totals so far
+            run,
         )
     flash(
         f"Enrolling {preview.to_enroll:,} accounts in {name} in the background "

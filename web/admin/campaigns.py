@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import builder
 from campaigns.playbook import ROLES, TRIGGERS
-from campaigns.segment_enrollment import segments
+from campaigns.segment_enrollment import recent_runs, segments
 from content.emails import compose_email, personalise, recipient_substitutions
 from content.inapp import CardReader, render_card
 from content.library import best_locale
@@ -50,6 +51,9 @@ from web.admin.content_templates import survey_for_preview
 from web.admin.nav import Crumb, breadcrumbs
 from web.admin.rules_form import describe, field_choices
 from web.context import db_session, now, settings, unit_of_work
+
+# A segment run with no result after this long lost its job (campaigns.segment_enrollment.recent_runs).
+SEGMENT_RUN_STALLED = dt.timedelta(hours=1)
 
 SAMPLE = {
     "contact.first_name": "Alex",
@@ -138,6 +142,8 @@ def campaign(key: str) -> Any:
         step_text=step_text,
         state_order=STATE_ORDER,
         segments=segments(session) if current_user.can_edit else [],
+        segment_runs=recent_runs(session, found.id),
+        stale_before=now() - SEGMENT_RUN_STALLED,
         stages=LIFECYCLE_STAGES,
     )
 
