@@ -65,12 +65,19 @@ def plan_objectives(database: Database) -> list[str]:
         return [kr.objective_key for kr in plan.key_results]
 
 
+def after_the_champion(
+    client: FlaskClient, acme: dict[str, Any], colleague: str, outcome: str, objective: str, target: str
+) -> str:
+    """The champion's answers make the plan (time to fill); then the colleague answers: his thank-you."""
+    first = complete_hosted_survey(client, acme["survey"], "hire_faster", "time_to_fill")
+    assert "We turned your answers into a one-page success plan" in first
+    return complete_hosted_survey(client, colleague, outcome, objective, target)
+
+
 def test_a_second_contacts_new_objective_joins_the_plan_with_their_numbers(
     client: FlaskClient, acme: dict[str, Any], colleague: str, database: Database
 ) -> None:
-    first = complete_hosted_survey(client, acme["survey"], "hire_faster", "time_to_fill")
-    assert "We turned your answers into a one-page success plan" in first
-    thanks = complete_hosted_survey(client, colleague, "keep_people", "regrettable_attrition", "2.5")
+    thanks = after_the_champion(client, acme, colleague, "keep_people", "regrettable_attrition", "2.5")
     # The rules keep the account's plan; his objective joins it, with his target and date.
     assert plan_objectives(database) == ["time_to_fill", "regrettable_attrition"]
     with database.session() as session:
@@ -90,9 +97,7 @@ def test_a_second_contacts_new_objective_joins_the_plan_with_their_numbers(
 def test_a_second_contacts_answers_keep_the_plan_and_the_thank_you_says_so(
     client: FlaskClient, acme: dict[str, Any], colleague: str, database: Database
 ) -> None:
-    first = complete_hosted_survey(client, acme["survey"], "hire_faster", "time_to_fill")
-    assert "We turned your answers into a one-page success plan" in first
-    thanks = complete_hosted_survey(client, colleague, "hire_faster", "time_to_fill", "25")
+    thanks = after_the_champion(client, acme, colleague, "hire_faster", "time_to_fill", "25")
     # The plan measures his objective already: its numbers are changed on the plan, not by a
     # second survey; the plan is left as it was, and the page says so.
     assert plan_objectives(database) == ["time_to_fill"]

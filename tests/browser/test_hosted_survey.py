@@ -191,29 +191,41 @@ def champion_made_the_plan(database: Database, invited: Invited, settings: Setti
         return survey_link(settings, sponsor, "outcomes").removeprefix(settings.public_url)
 
 
-def answer_as_sponsor(page: Page, path: str, outcome: str, objective: str) -> None:
-    page.goto(path)
-    page.get_by_label(outcome).check()
+def sponsor_answers_after_the_champion(
+    page: Page,
+    live_server: str,
+    invited: Invited,
+    database: Database,
+    settings: Settings,
+    picks: tuple[str, str],
+) -> tuple[SuccessPlan, list[str]]:
+    """The champion's answers made the plan; the sponsor then answers on a phone (`picks`: an
+    outcome's and an objective's labels, key results as prefilled). The plan and what it measured
+    before his answers."""
+    path = champion_made_the_plan(database, invited, settings)
+    [plan] = plans(database)
+    measured = objectives_of(database, plan.id)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server + path)
+    page.get_by_label(picks[0]).check()
     assert submit(page, "Next") == 200
-    page.get_by_label(objective).check()
+    page.get_by_label(picks[1]).check()
     assert submit(page, "Next") == 200
     assert submit(page, "Next") == 200  # the key results as prefilled
     page.get_by_label("Executive / budget owner").check()
     assert submit(page, "Submit") == 200
     expect(page.get_by_role("heading", level=1)).to_have_text("Thank you! We have your answers.")
+    return plan, measured
 
 
 @pytest.mark.browser
 def test_a_second_contact_is_told_the_account_already_has_its_plan(
     nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
 ) -> None:
-    path = champion_made_the_plan(database, invited, settings)
-    [plan] = plans(database)
-    measured = objectives_of(database, plan.id)
     page = nojs
-    page.set_viewport_size(PHONE)
     # He picks what the plan measures already: its numbers are changed on the plan, not here.
-    answer_as_sponsor(page, live_server + path, "Hire faster", "Increase traffic to the careers microsite")
+    picks = ("Hire faster", "Increase traffic to the careers microsite")
+    plan, measured = sponsor_answers_after_the_champion(page, live_server, invited, database, settings, picks)
     expect(page.locator(".thanks")).to_contain_text(
         "Acme Inc already has a one-page success plan, so your answers did not change it. They are "
         "saved and shared with your customer success team."
@@ -231,14 +243,9 @@ def test_a_second_contact_is_told_the_account_already_has_its_plan(
 def test_a_second_contacts_new_objective_joins_the_plan(
     nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
 ) -> None:
-    path = champion_made_the_plan(database, invited, settings)
-    [plan] = plans(database)
-    measured = objectives_of(database, plan.id)
     page = nojs
-    page.set_viewport_size(PHONE)
-    answer_as_sponsor(
-        page, live_server + path, "Keep the people you hire", "Keep the people you cannot afford to lose"
-    )
+    picks = ("Keep the people you hire", "Keep the people you cannot afford to lose")
+    plan, measured = sponsor_answers_after_the_champion(page, live_server, invited, database, settings, picks)
     expect(page.locator(".thanks")).to_contain_text(
         "We updated Acme Inc’s one-page success plan from your answers:"
     )
