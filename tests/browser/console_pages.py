@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.admin_client import PASSWORD
 
@@ -34,3 +34,17 @@ def live_checks_settled(page: Page) -> None:
     statuses = page.locator("[data-live-status]")
     for n in range(statuses.count()):
         expect(statuses.nth(n)).not_to_have_attribute("aria-busy", "true")
+
+
+def hold_scripts(page: Page, *names: str) -> list[Route]:
+    """Hold back these static scripts (as on a slow link: the page is there and can be typed into
+    before its deferred scripts run); `release` lets them load."""
+    held: list[Route] = []
+    for name in names:
+        page.route(f"**/static/{name}*", lambda route: held.append(route))
+    return held
+
+
+def release(held: list[Route]) -> None:
+    for route in held:
+        route.continue_()

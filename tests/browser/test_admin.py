@@ -20,7 +20,7 @@ from surveys.models import Survey
 from surveys.service import ResponseIn, submit_response
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
-from tests.browser.console_pages import page_without_javascript, sign_in_console
+from tests.browser.console_pages import hold_scripts, page_without_javascript, release, sign_in_console
 from tests.factories import make_account, outcomes_answers
 
 EMAIL = "erin@northstar.example"
@@ -192,8 +192,7 @@ def hold_the_editor_script(page: Page, live_server: str, editor: str) -> list[Ro
     sign_in_console(page, live_server, editor, "/admin/surveys/outcomes")
     expect(page).to_have_url(live_server + "/admin/surveys/outcomes")
     page.wait_for_load_state("load")
-    held: list[Route] = []
-    page.route("**/static/admin.js*", lambda route: held.append(route))
+    held = hold_scripts(page, "admin.js")
     page.reload(wait_until="commit")
     page.get_by_role("button", name="Save draft").wait_for(state="attached")
     expect(page.locator("fieldset[data-question]")).to_have_count(8)  # six questions and two blank slots
@@ -220,7 +219,7 @@ def test_a_question_typed_into_a_blank_slot_before_the_editor_script_runs_is_kep
     blank.get_by_label("Key", exact=True).fill("team_size")
     blank.get_by_label("Kind").select_option("text")
     blank.get_by_label("Question", exact=True).fill("Anything else?")
-    held[0].continue_()
+    release(held)
 
     expect(page.get_by_role("button", name="+ Add question")).to_be_visible()  # the script has run
     expect(questions).to_have_count(7)
@@ -245,7 +244,7 @@ def test_a_position_typed_before_the_editor_script_runs_moves_its_question(
     questions = page.locator("fieldset[data-question]")
     expect(questions.nth(5).get_by_label("Key", exact=True)).to_have_value("comment")
     questions.nth(5).get_by_label("Position").fill("4")
-    held[0].continue_()
+    release(held)
 
     expect(page.get_by_role("button", name="+ Add question")).to_be_visible()  # the script has run
     expect(questions).to_have_count(6)
@@ -254,5 +253,29 @@ def test_a_position_typed_before_the_editor_script_runs_moves_its_question(
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("status")).to_contain_text("Draft saved.")
     keys = ["outcomes", "objectives", "key_results", "comment", "role", "nps"]
+    assert draft_question_keys(database) == keys
+    assert not problems
+
+
+@pytest.mark.browser
+def test_a_remove_box_ticked_before_the_editor_script_runs_removes_its_question(
+    page: Page, live_server: str, editor_account: str, database: Database, problems: list[str]
+) -> None:
+    """The plain form's Remove box, ticked before the deferred script runs, is hidden by it but
+    still submits: the question leaves the page then, as it leaves the saved survey."""
+    held = hold_the_editor_script(page, live_server, editor_account)
+    questions = page.locator("fieldset[data-question]")
+    expect(questions.nth(3).get_by_label("Key", exact=True)).to_have_value("role")
+    questions.nth(3).get_by_role("checkbox", name="Remove").check()
+    release(held)
+
+    expect(page.get_by_role("button", name="+ Add question")).to_be_visible()  # the script has run
+    keys = ["outcomes", "objectives", "key_results", "nps", "comment"]
+    expect(questions).to_have_count(len(keys))
+    for question, key in zip(questions.all(), keys, strict=True):
+        expect(question.get_by_label("Key", exact=True)).to_have_value(key)
+    expect(questions.locator("[data-number]")).to_have_text(["1", "2", "3", "4", "5"])
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved.")
     assert draft_question_keys(database) == keys
     assert not problems

@@ -9,7 +9,7 @@ import json
 import uuid
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from engine.db import Database
@@ -18,7 +18,13 @@ from engine.users import Role, create_user
 from surveys.service import ResponseIn, submit_response
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
-from tests.browser.console_pages import live_checks_settled, page_without_javascript, sign_in_console
+from tests.browser.console_pages import (
+    hold_scripts,
+    live_checks_settled,
+    page_without_javascript,
+    release,
+    sign_in_console,
+)
 from tests.factories import make_account, outcomes_answers
 
 EMAIL = "erin@northstar.example"
@@ -220,8 +226,7 @@ def test_an_action_typed_into_the_blank_row_before_the_builder_script_runs_is_ke
     page.get_by_role("button", name="Start a draft").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Draft: version 2")
     page.wait_for_load_state("load")
-    held: list[Route] = []
-    page.route("**/static/rules-builder.js*", lambda route: held.append(route))
+    held = hold_scripts(page, "rules-builder.js")
     page.get_by_role("link", name="Edit Detractor → tag account").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Detractor → tag account")
     actions = page.locator("fieldset[data-action]")
@@ -229,7 +234,7 @@ def test_an_action_typed_into_the_blank_row_before_the_builder_script_runs_is_ke
     assert len(held) == 1 and page.get_by_role("button", name="+ Add action").is_hidden()
     actions.nth(1).get_by_label("Add an action").select_option("tag_account")
     actions.nth(1).get_by_label("Tag", exact=True).fill("follow_up")
-    held[0].continue_()
+    release(held)
 
     expect(page.get_by_role("button", name="+ Add action")).to_be_visible()  # the script has run
     expect(actions).to_have_count(2)
@@ -247,4 +252,37 @@ def test_an_action_typed_into_the_blank_row_before_the_builder_script_runs_is_ke
             {"type": "tag_account", "value": "detractor"},
             {"type": "tag_account", "value": "follow_up"},
         ]
+    assert not problems
+
+
+@pytest.mark.browser
+def test_a_remove_box_ticked_before_the_builder_script_runs_removes_its_action(
+    page: Page, live_server: str, editor_with_answers: str, database: Database, problems: list[str]
+) -> None:
+    """The plain form's Remove box, ticked before the console's deferred scripts run, is hidden by
+    them but still submits: the action leaves the page then, as it leaves the saved rule."""
+    sign_in_console(page, live_server, editor_with_answers, "/admin/rules")
+    page.get_by_role("button", name="Start a draft").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Draft: version 2")
+    page.wait_for_load_state("load")
+    held = hold_scripts(page, "admin.js", "rules-builder.js")
+    page.get_by_role("link", name="Edit Hire faster or hire better → hire-faster plan").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Hire faster or hire better → hire-faster plan")
+    actions = page.locator("fieldset[data-action]")
+    expect(actions).to_have_count(3)  # its two actions and the blank row
+    assert len(held) == 2 and page.get_by_role("button", name="+ Add action").is_hidden()
+    expect(actions.nth(1).get_by_label("Action 2", exact=True)).to_have_value("enroll")
+    actions.nth(1).get_by_role("checkbox", name="Remove").check()
+    release(held)
+
+    expect(page.get_by_role("button", name="+ Add action")).to_be_visible()  # the scripts have run
+    expect(actions).to_have_count(1)
+    expect(actions.nth(0).get_by_label("Action 1", exact=True)).to_have_value("create_plan")
+    live_checks_settled(page)
+    page.get_by_role("button", name="Save rule").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved rule")
+    with database.session() as session:
+        draft = session.scalars(select(RuleSet).where(RuleSet.status == RuleSetStatus.DRAFT)).one()
+        rule = next(r for r in draft.rules if r.name == "Hire faster or hire better → hire-faster plan")
+        assert rule.actions == [{"type": "create_plan", "template": "hire_faster_plan"}]
     assert not problems

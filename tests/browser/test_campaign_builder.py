@@ -18,7 +18,7 @@ from engine.db import Database
 from engine.users import Role, create_user
 from tests.admin_client import PASSWORD
 from tests.browser.conftest import shoot
-from tests.browser.console_pages import live_checks_settled, sign_in_console
+from tests.browser.console_pages import hold_scripts, live_checks_settled, release, sign_in_console
 from tests.factories import make_account
 
 EMAIL = "erin@northstar.example"
@@ -191,14 +191,13 @@ def test_what_is_typed_before_the_builder_script_runs_is_kept(
     sign_in_console(page, live_server, editor, "/admin/campaigns/new")
     page.get_by_label("Name").fill("Slow link")
     page.get_by_label("Key").fill("slow_link")
-    held: list[Route] = []
-    page.route("**/static/campaign-builder.js*", lambda route: held.append(route))
+    held = hold_scripts(page, "campaign-builder.js")
     page.get_by_role("button", name="Create and open the builder").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Build: Slow link")
     page.wait_for_function("document.querySelectorAll('li[data-step]').length === 1")
     assert len(held) == 1 and page.get_by_role("button", name="+ Add step").is_hidden()
     page.locator("li[data-step] [data-step-key]").fill("hello")
-    held[0].continue_()
+    release(held)
 
     expect(page.get_by_role("button", name="+ Add step")).to_be_visible()  # the script has run
     step = page.locator("li[data-step]")
@@ -213,4 +212,76 @@ def test_what_is_typed_before_the_builder_script_runs_is_kept(
         draft = session.scalar(select(CampaignDraft).where(CampaignDraft.key == "slow_link"))
         assert draft is not None
         assert [s["key"] for s in draft.document["steps"]] == ["hello"]
+    assert not problems
+
+
+def hold_the_builder_scripts(page: Page, live_server: str, editor: str) -> list[Route]:
+    """Open the nurture campaign's builder with the console's scripts held back (a slow link): the
+    plain form is there to use, its position and remove boxes too, until the test lets them run."""
+    sign_in_console(page, live_server, editor, "/admin/campaigns/nurture/edit")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Build: Recruiting nurture")
+    page.wait_for_load_state("load")
+    held = hold_scripts(page, "admin.js", "campaign-builder.js")
+    page.reload(wait_until="commit")
+    page.get_by_role("button", name="Save draft").wait_for(state="attached")
+    expect(page.locator("li[data-step]")).to_have_count(7)  # six steps and the blank slot
+    assert len(held) == 2 and page.get_by_role("button", name="+ Add step").is_hidden()
+    return held
+
+
+def expect_step_keys(page: Page, keys: list[str]) -> None:
+    """The builder shows these steps, in this order, numbered from 1."""
+    steps = page.locator("li[data-step]")
+    expect(steps).to_have_count(len(keys))
+    for step, key in zip(steps.all(), keys, strict=True):
+        expect(step.locator("[data-step-key]")).to_have_value(key)
+    expect(steps.locator("[data-number]")).to_have_text([str(n) for n in range(1, len(keys) + 1)])
+
+
+def draft_step_keys(database: Database) -> list[str]:
+    with database.session() as session:
+        draft = session.scalar(select(CampaignDraft).where(CampaignDraft.key == "nurture"))
+        assert draft is not None
+        return [s["key"] for s in draft.document["steps"]]
+
+
+@pytest.mark.browser
+def test_a_position_typed_before_the_builder_script_runs_moves_its_step(
+    page: Page, live_server: str, editor: str, database: Database, problems: list[str]
+) -> None:
+    """Before the deferred scripts run, steps move by their position numbers; one typed then moves
+    its step as the server orders them (by number, a tie in page order), not reset to the old one."""
+    held = hold_the_builder_scripts(page, live_server, editor)
+    steps = page.locator("li[data-step]")
+    expect(steps.nth(5).locator("[data-step-key]")).to_have_value("checkin")
+    steps.nth(5).get_by_label("Position").fill("2")
+    release(held)
+
+    expect(page.get_by_role("button", name="+ Add step")).to_be_visible()  # the scripts have run
+    keys = ["welcome", "plan_ready", "checkin", "wait_first_job", "next_step", "wait_a_week"]
+    expect_step_keys(page, keys)
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    assert draft_step_keys(database) == keys
+    assert not problems
+
+
+@pytest.mark.browser
+def test_a_remove_box_ticked_before_the_builder_script_runs_removes_its_step(
+    page: Page, live_server: str, editor: str, database: Database, problems: list[str]
+) -> None:
+    """The plain form's Remove box, ticked before the deferred scripts run, is hidden by them but
+    still submits: the step leaves the page then, as it leaves the saved draft."""
+    held = hold_the_builder_scripts(page, live_server, editor)
+    steps = page.locator("li[data-step]")
+    expect(steps.nth(4).locator("[data-step-key]")).to_have_value("wait_a_week")
+    steps.nth(4).get_by_role("checkbox", name="Remove").check()
+    release(held)
+
+    expect(page.get_by_role("button", name="+ Add step")).to_be_visible()  # the scripts have run
+    keys = ["welcome", "plan_ready", "wait_first_job", "next_step", "checkin"]
+    expect_step_keys(page, keys)
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    assert draft_step_keys(database) == keys
     assert not problems

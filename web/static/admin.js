@@ -70,7 +70,7 @@
 
   // Whether the user changed a control from what the server rendered (before a deferred script
   // ran); a single select with no option marked selected starts on its first. Shared with the
-  // console's page scripts (rules-builder.js), which run after this one.
+  // console's page scripts (rules-builder.js, campaign-builder.js), which run after this one.
   function edited(control) {
     if (control.type === "checkbox" || control.type === "radio") return control.checked !== control.defaultChecked;
     if (control.tagName === "SELECT") {
@@ -80,7 +80,6 @@
     }
     return control.value !== control.defaultValue;
   }
-  window.NorthstarConsole = { edited: edited };
 
   function typedInto(fieldset) {
     return Array.prototype.some.call(fieldset.querySelectorAll("input, select, textarea"), function (control) {
@@ -88,24 +87,73 @@
     });
   }
 
-  // Position numbers changed before this script ran move their questions as the server would
-  // (web/admin/survey_form.py, _ordered_questions); from then on the fieldsets' order is the order.
-  function applyTypedPositions(list) {
-    var staying = [];
-    var moving = [];
-    questions(list).forEach(function (fieldset, rank) {
-      var input = fieldset.querySelector("[data-position]");
-      var typed = input ? input.value.trim() : "";
-      if (!input || !edited(input) || !/^\d+$/.test(typed)) staying.push(fieldset);
-      else moving.push({ position: Number(typed), rank: rank, fieldset: fieldset });
+  // How each editor's server orders its items by their position numbers. Each gets the items'
+  // entries in page order ({item, rank, input: the [data-position] box or null}) and returns the
+  // items in the order the server would save them.
+  var positionOrders = {
+    // web/admin/survey_form.py, _ordered_questions: an item whose number was changed to a whole
+    // number goes to that place among the others, which keep their order.
+    insert: function (entries) {
+      var staying = [];
+      var moving = [];
+      entries.forEach(function (entry) {
+        var typed = entry.input ? entry.input.value.trim() : "";
+        if (!entry.input || !edited(entry.input) || !/^\d+$/.test(typed)) staying.push(entry.item);
+        else moving.push({ position: Number(typed), rank: entry.rank, item: entry.item });
+      });
+      moving.sort(function (a, b) { return a.position - b.position || a.rank - b.rank; });
+      moving.forEach(function (m) {
+        staying.splice(Math.min(Math.max(m.position, 1), staying.length + 1) - 1, 0, m.item);
+      });
+      return staying;
+    },
+    // web/admin/campaign_form.py, parse_builder_form: every item by its number, a number that is
+    // not one counting as the item's own place as rendered; ties keep the page's order.
+    sort: function (entries) {
+      function number(text) {
+        text = text.trim();
+        return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : null;
+      }
+      var placed = entries.map(function (entry) {
+        var rendered = entry.input ? number(entry.input.defaultValue) : null;
+        var own = rendered === null ? entry.rank + 1 : rendered;
+        var typed = entry.input ? number(entry.input.value) : null;
+        return { position: typed === null ? own : typed, rank: entry.rank, item: entry.item };
+      });
+      placed.sort(function (a, b) { return a.position - b.position || a.rank - b.rank; });
+      return placed.map(function (p) { return p.item; });
+    }
+  };
+
+  // Position numbers changed before a deferred script ran move their items (siblings, in page
+  // order) as the server would, by `order` (a key of positionOrders); from then on the items'
+  // order in the page is the order. Shared with campaign-builder.js.
+  function applyTypedPositions(items, order) {
+    var entries = items.map(function (item, rank) {
+      return { item: item, rank: rank, input: item.querySelector("[data-position]") };
     });
-    if (!moving.length) return;
-    moving.sort(function (a, b) { return a.position - b.position || a.rank - b.rank; });
-    moving.forEach(function (m) {
-      staying.splice(Math.min(Math.max(m.position, 1), staying.length + 1) - 1, 0, m.fieldset);
-    });
-    staying.forEach(function (fieldset) { list.appendChild(fieldset); });
+    if (!entries.some(function (entry) { return entry.input && edited(entry.input); })) return;
+    var parent = items[0].parentNode;
+    var after = items[items.length - 1].nextSibling;
+    positionOrders[order](entries).forEach(function (item) { parent.insertBefore(item, after); });
   }
+
+  // The plain form's "Remove" box can be ticked before a deferred script runs; the script hides it
+  // (class nojs), yet it still submits and the item is deleted on save. So at start-up a ticked
+  // item leaves the page as the script's own ✕ would take it: what is seen is what is saved.
+  // Shared with rules-builder.js and campaign-builder.js.
+  function removeTicked(items) {
+    items.forEach(function (item) {
+      var box = item.querySelector(".nojs input[type=checkbox][name$='-remove']");
+      if (box && box.checked) item.remove();
+    });
+  }
+
+  window.NorthstarConsole = {
+    edited: edited,
+    applyTypedPositions: applyTypedPositions,
+    removeTicked: removeTicked
+  };
 
   function setUp(form) {
     var list = form.querySelector("[data-questions]");
@@ -113,6 +161,7 @@
     var addButton = form.querySelector("[data-add-question]");
     if (!list || !template || !addButton) return;
 
+    removeTicked(questions(list));
     // Blank slots are how the plain form adds a question; with this script, "+ Add question" does.
     // The page can be typed into before this deferred script runs, so a blank slot with something
     // in it stays as a question; an untouched one goes, except the first of a survey with none.
@@ -124,7 +173,7 @@
       label(fieldset);
       hasQuestions = true;
     });
-    applyTypedPositions(list);
+    applyTypedPositions(questions(list), "insert");
     var next = 0;
     questions(list).forEach(function (fieldset) {
       next = Math.max(next, Number(fieldset.getAttribute("data-index")) + 1);

@@ -157,10 +157,14 @@
     li.querySelector("[data-kind-select] option[value='']").textContent = "(choose)";
   }
 
-  // Blank slots are how the plain form adds a step; with this script, "+ Add step" does. The page
-  // can be typed into before this deferred script runs, so a blank slot with a kind or a key in it
-  // stays as a step; an untouched one goes, except that a campaign with no steps keeps it as its
-  // first step, an email.
+  // The page can be used before this deferred script runs; what was done to the plain form then
+  // stays done (the helpers are admin.js's, which the console loads before this script). A step
+  // whose Remove box was ticked goes, as its ✕ would take it.
+  var northstar = window.NorthstarConsole;
+  northstar.removeTicked(steps());
+  // Blank slots are how the plain form adds a step; with this script, "+ Add step" does. A blank
+  // slot with a kind or a key typed in stays as a step; an untouched one goes, except that a
+  // campaign with no steps keeps it as its first step, an email.
   var hasSteps = steps().some(function (li) { return !li.classList.contains("s-blank"); });
   steps().forEach(function (li) {
     if (!li.classList.contains("s-blank")) { enhance(li); return; }
@@ -171,6 +175,8 @@
     enhance(li);
     hasSteps = true;
   });
+  // Position numbers typed then move their steps as the server orders them (by number).
+  northstar.applyTypedPositions(steps(), "sort");
   if (!steps().length) addStep("email");
   renumber();
   addButton.hidden = false;

@@ -616,9 +616,11 @@
       showParams(fieldset);
     }
 
-    // Whether the user changed a control from what the server rendered (admin.js, which the
-    // console loads before this script).
+    // Whether the user changed a control from what the server rendered, and the start-up for a
+    // plain-form Remove box ticked before this deferred script ran (admin.js, which the console
+    // loads before this script).
     var edited = window.NorthstarConsole.edited;
+    var removeTicked = window.NorthstarConsole.removeTicked;
     // A blank row becomes an action like the others: its label and empty choice read as an action's.
     function adopt(fieldset) {
       var label = fieldset.querySelector("label[for$='-type']");
@@ -631,6 +633,7 @@
     // Blank rows are how the plain form adds an action; with this script, "+ Add action" does. The
     // page can be typed into before this deferred script runs, so a blank row with something in it
     // stays as an action; an untouched one goes when the rule has actions.
+    removeTicked(rows());
     var filled = rows().filter(function (f) { return !f.classList.contains("a-blank"); });
     rows().forEach(function (fieldset) {
       if (!fieldset.classList.contains("a-blank") || !filled.length) return;
