@@ -107,11 +107,36 @@ def visible_pages(questions: list[dict[str, Any]], answers: dict[str, Any]) -> l
     return [p for p in pages(questions) if page_questions(questions, p, answers)]
 
 
-def expected_pages(questions: list[dict[str, Any]], answers: dict[str, Any]) -> list[Page]:
+def expected_pages(
+    questions: list[dict[str, Any]], answers: dict[str, Any], current: str | None = None
+) -> list[Page]:
     """The pages to count in "Step n of N": those a `show_if` hides are left out, those whose choices
-    wait on an earlier answer (objectives wait on outcomes) are counted."""
+    wait on an earlier answer (objectives wait on outcomes) are counted.
+
+    With `current` (the key of the page the respondent is on), a page a `show_if` hides still counts
+    while an answer it reads is still to come, so that N never grows as the respondent goes on
+    ("Step 3 of 4" then "Step 4 of 5" reads as the survey getting longer); it may shrink."""
     shown = visible_keys(questions, answers)
+    if current is not None:
+        shown |= _undecided_keys(questions, answers, current)
     return [p for p in pages(questions) if any(q["key"] in shown for q in p.questions)]
+
+
+def _undecided_keys(questions: list[dict[str, Any]], answers: dict[str, Any], current: str) -> set[str]:
+    """Questions whose `show_if` reads an earlier question on page `current`, or on a later page and
+    not answered yet: their answer can still change whether the question shows."""
+    page_of = {q["key"]: n for n, p in enumerate(pages(questions)) for q in p.questions}
+    order = {q["key"]: n for n, q in enumerate(questions)}
+    here = page_of.get(current, 0)
+    return {
+        q["key"]
+        for q in questions
+        if any(
+            order[key] < order[q["key"]]
+            and (page_of[key] == here or (page_of[key] > here and key not in answers))
+            for key in _answers_read(q.get("show_if")) & order.keys()
+        )
+    }
 
 
 def resume_page(questions: list[dict[str, Any]], answers: dict[str, Any]) -> Page:

@@ -242,7 +242,7 @@ def test_a_low_score_adds_the_follow_up_question_as_its_own_page(
     location = post_page(client, location, {"q.objectives": ["new_hire_onboarding"]}).headers["Location"]
     location = post_page(client, location, {}).headers["Location"]  # keep the prefilled numbers
     page = client.get(location).get_data(as_text=True)
-    assert "Step 4 of 4" in page and "What is getting in the way" not in page
+    assert "Step 4 of 5" in page and "What is getting in the way" not in page  # the follow-up counts
     comment = post_page(client, location, {"q.nps": "3"})
     assert comment.status_code == 303 and comment.headers["Location"].endswith("&step=comment")
     page = client.get(comment.headers["Location"]).get_data(as_text=True)
@@ -268,7 +268,7 @@ def test_changing_outcomes_drops_objectives_no_longer_under_them(
 
 def test_a_step_in_the_url_cannot_skip_ahead(client: FlaskClient, acme: dict[str, Any]) -> None:
     body = client.get(acme["survey"] + "&step=nps").get_data(as_text=True)
-    assert "Which outcomes matter most" in body and "Step 1 of 4" in body
+    assert "Which outcomes matter most" in body and "Step 1 of 5" in body
 
 
 def test_hosted_page_resumes_a_partial_response_from_the_widget(
@@ -287,7 +287,7 @@ def test_hosted_page_resumes_a_partial_response_from_the_widget(
             respondent=Respondent(contact.account, contact, contact.email),
         )
     body = client.get(acme["survey"]).get_data(as_text=True)
-    assert "Step 2 of 4" in body and "Get more of your offers accepted" in body
+    assert "Step 2 of 5" in body and "Get more of your offers accepted" in body
     location = post_page(client, acme["survey"], {"q.objectives": ["offer_acceptance"]}).headers["Location"]
     assert location.endswith("&step=key_results")
     [partial] = stored(database)
@@ -451,7 +451,7 @@ def test_respondent_link_for_another_contact_cannot_take_over_a_response(
         other = session.scalars(select(Contact).where(Contact.email == "johnny@acme.example")).one()
         path = survey_link(settings, other, "outcomes").removeprefix(settings.public_url)
     page = client.get(path).get_data(as_text=True)
-    assert "Step 1 of 4" in page  # Johnny starts his own response, Sofia's stays hers
+    assert "Step 1 of 5" in page  # Johnny starts his own response, Sofia's stays hers
     post_page(client, path, {"q.outcomes": ["keep_people"]})
     assert sorted(str(r.answers["outcomes"]) for r in stored(database)) == [
         "['hire_faster']",

@@ -334,7 +334,8 @@ def _render(
 ) -> Any:
     questions = visit.questions
     answers = visit.answers
-    counted = [p.key for p in hosted.expected_pages(questions, answers)]
+    counted = [p.key for p in hosted.expected_pages(questions, answers, page.key)]
+    shown_now = [p.key for p in hosted.expected_pages(questions, answers)]
     number = counted.index(page.key) + 1 if page.key in counted else 1
     visible = hosted.visible_pages(questions, answers)
     keys = [p.key for p in visible]
@@ -371,7 +372,9 @@ def _render(
             ask_email=visit.who is None,
             email=form_data.get("_email", ""),
             back_url=_page_url(visit, previous) if previous else None,
-            last=not counted or page.key == counted[-1],
+            # "Submit" when no page shows after this one on the answers so far: most respondents'
+            # last page, though a page counted ahead may still show after it (a low score's question).
+            last=not shown_now or page.key == shown_now[-1],
             clicked=clicked_label,
             contact=visit.who.contact if visit.who else None,
             account=account,

@@ -115,7 +115,7 @@ def test_hosted_survey_without_javascript_builds_a_plan(
     assert response is not None and response.status == 200
     expect(page).to_have_title("What does success look like for your team? · Northstar")
     expect(page.get_by_role("heading", level=1)).to_have_text("What does success look like for your team?")
-    expect(page.get_by_text("Step 1 of 4")).to_be_visible()
+    expect(page.get_by_text("Step 1 of 5")).to_be_visible()
     expect(page.locator("header.top")).to_contain_text("a few questions for Acme Inc")
     expect(page.get_by_role("checkbox")).to_have_count(4)
     assert fits(page, DESKTOP["width"])
@@ -127,7 +127,7 @@ def test_hosted_survey_without_javascript_builds_a_plan(
 
     page.get_by_label("Hire faster").check()
     assert submit(page, "Next") == 200
-    expect(page.get_by_text("Step 2 of 4")).to_be_visible()
+    expect(page.get_by_text("Step 2 of 5")).to_be_visible()
     [partial] = responses(database)
     assert (partial.status, partial.channel.value) == (ResponseStatus.PARTIAL, "hosted")
     assert partial.answers == {"outcomes": ["hire_faster"]}
@@ -137,7 +137,7 @@ def test_hosted_survey_without_javascript_builds_a_plan(
 
     page.get_by_label("Increase traffic to the careers microsite").check()
     assert submit(page, "Next") == 200
-    expect(page.get_by_text("Step 3 of 4")).to_be_visible()
+    expect(page.get_by_text("Step 3 of 5")).to_be_visible()
     row = page.locator(".kr-input").filter(has_text="Increase traffic to the careers microsite")
     expect(row.get_by_label("Today")).to_have_value("8000")  # prefilled from the objective
     expect(row.get_by_label("Target")).to_have_value("12000")
@@ -151,7 +151,7 @@ def test_hosted_survey_without_javascript_builds_a_plan(
     row.get_by_label("Target").fill("15,000")
     assert submit(page, "Next") == 200
 
-    expect(page.get_by_text("Step 4 of 4")).to_be_visible()
+    expect(page.get_by_text("Step 4 of 5")).to_be_visible()
     page.get_by_label("Recruiting leader").check()
     page.locator(".scale-item", has_text=re.compile(r"^9$")).click()
     shoot(page, "hosted-last-step")
@@ -173,6 +173,38 @@ def test_hosted_survey_without_javascript_builds_a_plan(
     page.goto(live_server + invited.survey_path)
     expect(page.get_by_role("heading", level=1)).to_have_text("You already answered — thank you")
     assert len(responses(database)) == 1
+
+
+@pytest.mark.browser
+def test_the_step_count_never_grows_when_a_low_score_adds_a_page(
+    nojs: Page, live_server: str, invited: Invited, database: Database
+) -> None:
+    page = nojs
+    step = page.locator(".survey-step")
+    follow_up = "What is getting in the way of your hiring goals right now?"
+    page.goto(live_server + invited.survey_path)
+    seen = [(step.text_content() or "")]
+    page.get_by_label("Hire faster").check()
+    assert submit(page, "Next") == 200
+    seen.append(step.text_content() or "")
+    page.get_by_label("Increase traffic to the careers microsite").check()
+    assert submit(page, "Next") == 200
+    seen.append(step.text_content() or "")
+    assert submit(page, "Next") == 200  # the key results as prefilled
+    seen.append(step.text_content() or "")
+    page.get_by_label("Recruiting leader").check()
+    page.locator(".scale-item", has_text=re.compile(r"^3$")).click()
+    shoot(page, "hosted-low-score-step-count")
+    assert submit(page, "Submit") == 200
+    expect(page.get_by_label(follow_up)).to_be_visible()
+    seen.append(step.text_content() or "")
+    assert seen == ["Step 1 of 5", "Step 2 of 5", "Step 3 of 5", "Step 4 of 5", "Step 5 of 5"]
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuemax", "5")
+    page.get_by_label(follow_up).fill("No careers page owner.")
+    assert submit(page, "Submit") == 200
+    expect(page.get_by_role("heading", level=1)).to_have_text("Thank you! Your success plan is ready.")
+    [done] = responses(database)
+    assert (done.answers["nps"], done.answers["comment"]) == (3, "No careers page owner.")
 
 
 def champion_made_the_plan(database: Database, invited: Invited, settings: Settings) -> str:
@@ -395,7 +427,7 @@ def test_email_answer_links_confirm_first_then_record_once(
     [partial] = responses(database)
     assert (partial.status, partial.channel.value) == (ResponseStatus.PARTIAL, "email")
     assert partial.answers == {"outcomes": ["hire_faster"]}
-    expect(page.get_by_text("Step 2 of 4")).to_be_visible()
+    expect(page.get_by_text("Step 2 of 5")).to_be_visible()
 
     page.get_by_label("Fill open roles sooner").check()
     assert submit(page, "Next") == 200

@@ -88,7 +88,7 @@ def test_full_flow_builds_the_plan_and_links_to_it(widget_page: Page, embed: Emb
     expect(fill_time.get_by_role("spinbutton", name="Target")).to_have_attribute("aria-invalid", "true")
     expect(fill_time.get_by_role("spinbutton", name="Target")).to_be_focused()
     expect(fill_time.get_by_role("spinbutton", name="Today")).to_have_attribute("aria-invalid", "false")
-    expect(dialog.get_by_text("Step 3 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 3 of 6")).to_be_visible()
     shoot(page, "widget-key-results-error")
 
     fill_time.get_by_role("spinbutton", name="Target").fill("28")
@@ -186,13 +186,13 @@ def test_a_half_answered_survey_resumes_after_a_reload(widget_page: Page, embed:
     dialog = survey_dialog(page)
     dialog.get_by_role("checkbox", name="Hire better people").check()
     next_step(dialog)
-    expect(dialog.get_by_text("Step 2 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 2 of 6")).to_be_visible()
     (partial,) = embed.responses()
     assert partial.status == ResponseStatus.PARTIAL
     assert partial.answers == {"outcomes": ["hire_better"]}
 
     page.reload()
-    expect(dialog.get_by_text("Step 2 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 2 of 6")).to_be_visible()
     expect(dialog.get_by_role("checkbox", name="Get more of your offers accepted")).to_be_visible()
     dialog.get_by_role("button", name="Back").click()
     expect(dialog.get_by_role("checkbox", name="Hire better people")).to_be_checked()
@@ -205,6 +205,56 @@ def test_a_half_answered_survey_resumes_after_a_reload(widget_page: Page, embed:
     assert completed.client_response_id == partial.client_response_id
     assert completed.status == ResponseStatus.COMPLETED
     assert completed.answers["objectives"] == ["offer_acceptance"]
+
+
+@pytest.mark.browser
+def test_the_step_count_never_grows_when_a_low_score_asks_one_more_question(
+    widget_page: Page, embed: Embed
+) -> None:
+    page = widget_page
+    page.goto(embed.page_url())
+    dialog = survey_dialog(page)
+    progress = dialog.locator(".pg > span")
+    seen: list[str] = []
+
+    def on_step(n: int) -> None:
+        expect(progress).to_have_text(re.compile(rf"^Step {n} of \d+$"))
+        seen.append(progress.inner_text())
+
+    on_step(1)
+    dialog.get_by_role("checkbox", name="Hire faster").check()
+    next_step(dialog)
+    on_step(2)
+    dialog.get_by_role("checkbox", name="Fill open roles sooner").check()
+    next_step(dialog)
+    on_step(3)
+    next_step(dialog)
+    on_step(4)
+    dialog.get_by_role("radio", name="Recruiting leader").check()
+    next_step(dialog)
+    on_step(5)  # the low score's follow-up is counted until the score is given
+    # On the step itself the count follows the score as it is chosen, with the button: a 9 ends
+    # the survey here, a 3 asks one more question.
+    dialog.get_by_role("radio", name="9", exact=True).click()
+    expect(dialog.get_by_role("button", name="Submit", exact=True)).to_be_visible()
+    expect(progress).to_have_text("Step 5 of 5")
+    dialog.get_by_role("radio", name="3", exact=True).click()
+    expect(dialog.get_by_role("button", name="Next", exact=True)).to_be_visible()
+    expect(progress).to_have_text("Step 5 of 6")
+    shoot(page, "widget-low-score-step-count")
+    next_step(dialog)
+    expect(dialog.get_by_text("What is getting in the way of your hiring goals right now?")).to_be_visible()
+    on_step(6)
+    dialog.get_by_role("textbox").fill("Nobody owns the careers page.")
+    next_step(dialog, "Submit")
+    expect(dialog.get_by_text(THANKS)).to_be_visible()
+
+    totals = [int(text.rsplit(" ", 1)[1]) for text in seen]  # as each step opened
+    assert totals == sorted(totals, reverse=True), seen
+    assert seen[-1] == "Step 6 of 6"
+    (response,) = embed.responses()
+    assert response.status == ResponseStatus.COMPLETED
+    assert (response.answers["nps"], response.answers["comment"]) == (3, "Nobody owns the careers page.")
 
 
 @pytest.mark.browser
@@ -233,7 +283,7 @@ def test_display_rule_once_per_contact_and_paused_after_a_dismissal(widget_page:
     expect(dialog).to_have_count(0)
     show_again(page, '"outcomes", {force: true}')
     expect(dialog).to_be_visible()
-    expect(dialog.get_by_text("Step 1 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 1 of 6")).to_be_visible()
     assert embed.count(Response) == 1
 
 
@@ -316,10 +366,12 @@ def test_anonymous_survey_asks_for_an_email_on_the_last_step(widget_page: Page, 
     page = widget_page
     page.goto(embed.page_url(token=None, show='"feedback"'))
     dialog = page.get_by_role("dialog", name="Quick feedback")
-    expect(dialog.get_by_text("Step 1 of 2")).to_be_visible()
+    expect(dialog.get_by_text("Step 1 of 3")).to_be_visible()  # csat counted while topics is to come
     dialog.get_by_role("checkbox", name="Screening candidates").check()
-    expect(dialog.get_by_text("Step 1 of 3")).to_be_visible()  # show_if with "in"
+    expect(dialog.get_by_text("Step 1 of 3")).to_be_visible()
     next_step(dialog)
+    expect(dialog.get_by_text("How happy are you with screening?")).to_be_visible()  # show_if with "in"
+    expect(dialog.get_by_text("Step 2 of 3")).to_be_visible()
     dialog.get_by_role("radio", name="4", exact=True).click()
     next_step(dialog)
     comment = dialog.get_by_role("textbox", name="Anything else?")

@@ -49,18 +49,18 @@ def test_keyboard_only(widget_page: Page, embed: Embed) -> None:
     assert tab_to(page, "Next")["outline"]
     page.keyboard.press("Enter")
 
-    expect(dialog.get_by_text("Step 2 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 2 of 6")).to_be_visible()
     page.keyboard.press("Tab")
     page.keyboard.press("Space")  # the first objective offered
     assert tab_to(page, "Next")["outline"]
     page.keyboard.press("Enter")
 
-    expect(dialog.get_by_text("Step 3 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 3 of 6")).to_be_visible()
     page.keyboard.press("Tab")
     assert focused(page)["type"] == "number"
     page.keyboard.press("Enter")  # submits the step from a field
 
-    expect(dialog.get_by_text("Step 4 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 4 of 6")).to_be_visible()
     page.keyboard.press("Tab")
     assert focused(page)["type"] == "radio"
     page.keyboard.press("Space")
@@ -69,7 +69,7 @@ def test_keyboard_only(widget_page: Page, embed: Embed) -> None:
     assert tab_to(page, "Next")["outline"]
     page.keyboard.press("Enter")
 
-    expect(dialog.get_by_text("Step 5 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 5 of 6")).to_be_visible()
     page.keyboard.press("Tab")
     assert focused(page) | {"outline": None} == {
         "tag": "button",
@@ -80,9 +80,11 @@ def test_keyboard_only(widget_page: Page, embed: Embed) -> None:
     for _ in range(3):
         page.keyboard.press("ArrowRight")
     expect(dialog.get_by_role("radio", name="3", exact=True)).to_have_attribute("aria-checked", "true")
-    # A low score asks one more question (show_if), so the step count grows.
+    # A low score asks one more question (show_if). It was counted all along, so the count stays.
+    expect(dialog.get_by_role("button", name="Next", exact=True)).to_be_visible()
     expect(dialog.get_by_text("Step 5 of 6")).to_be_visible()
-    page.keyboard.press("End")
+    page.keyboard.press("End")  # a 10: nothing follows, and the count says so with the button
+    expect(dialog.get_by_role("button", name="Submit", exact=True)).to_be_visible()
     expect(dialog.get_by_text("Step 5 of 5")).to_be_visible()
     page.keyboard.press("ArrowLeft")
     expect(dialog.get_by_role("radio", name="9", exact=True)).to_have_attribute("aria-checked", "true")
@@ -168,19 +170,19 @@ def test_iframe_mode_completes_the_survey(widget_page: Page, embed: Embed) -> No
     assert sized_to_content(page, frame_element, region) > 600
     region.get_by_role("checkbox", name="Hire faster").check()
     next_step(region)
-    expect(region.get_by_text("Step 2 of 5")).to_be_visible()
+    expect(region.get_by_text("Step 2 of 6")).to_be_visible()
     expect(region.get_by_role("checkbox", name="Keep the people you cannot afford to lose")).to_have_count(0)
     sized_to_content(page, frame_element, region)
     region.get_by_role("checkbox", name="Fill open roles sooner").check()
     next_step(region)
-    expect(region.get_by_text("Step 3 of 5")).to_be_visible()
+    expect(region.get_by_text("Step 3 of 6")).to_be_visible()
     sized_to_content(page, frame_element, region)
     next_step(region)
-    expect(region.get_by_text("Step 4 of 5")).to_be_visible()
+    expect(region.get_by_text("Step 4 of 6")).to_be_visible()
     sized_to_content(page, frame_element, region)
     region.get_by_role("radio", name="Recruiting leader").check()
     next_step(region)
-    expect(region.get_by_text("Step 5 of 5")).to_be_visible()
+    expect(region.get_by_text("Step 5 of 6")).to_be_visible()
     sized_to_content(page, frame_element, region)
     region.get_by_role("radio", name="9", exact=True).click()
     next_step(region, "Submit")
@@ -212,7 +214,7 @@ def test_german_locale(german: Page, embed: Embed) -> None:
     page.goto(embed.page_url(show='"outcomes", {locale: "de"}'))
     dialog = survey_dialog(page)
     expect(dialog).to_have_attribute("lang", "de")
-    expect(dialog.get_by_text("Schritt 1 von 5")).to_be_visible()
+    expect(dialog.get_by_text("Schritt 1 von 6")).to_be_visible()
     expect(dialog.get_by_role("button", name="Später")).to_be_visible()
     expect(dialog.get_by_text("Wählen Sie höchstens 2.")).to_be_visible()
     next_step(dialog, "Weiter")
@@ -220,7 +222,7 @@ def test_german_locale(german: Page, embed: Embed) -> None:
     dialog.get_by_role("checkbox", name="Hire faster").check()
     expect(dialog.get_by_text("Bitte beantworten Sie diese Frage.")).to_have_count(0)
     next_step(dialog, "Weiter")
-    expect(dialog.get_by_text("Schritt 2 von 5")).to_be_visible()
+    expect(dialog.get_by_text("Schritt 2 von 6")).to_be_visible()
     expect(dialog.get_by_role("button", name="Zurück")).to_be_visible()
     dialog.get_by_role("checkbox", name="Fill open roles sooner").check()
     next_step(dialog, "Weiter")

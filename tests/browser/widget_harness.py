@@ -117,24 +117,28 @@ def survey_dialog(scope: Page | FrameLocator) -> Locator:
 
 
 def next_step(dialog: Locator, label: str = "Next") -> None:
-    dialog.get_by_role("button", name=label, exact=True).click()
+    button = dialog.get_by_role("button", name=label, exact=True)
+    # The widget ignores a click while the last step's answers are being saved (as a double click
+    # should be): wait for that save, or a fast test's click is lost under load.
+    expect(button).not_to_have_attribute("aria-busy", "true")
+    button.click()
 
 
 def pick_outcome_and_objective(dialog: Locator) -> None:
-    expect(dialog.get_by_text("Step 1 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 1 of 6")).to_be_visible()
     dialog.get_by_role("checkbox", name="Hire faster").check()
     next_step(dialog)
-    expect(dialog.get_by_text("Step 2 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 2 of 6")).to_be_visible()
     dialog.get_by_role("checkbox", name="Fill open roles sooner").check()
     next_step(dialog)
-    expect(dialog.get_by_text("Step 3 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 3 of 6")).to_be_visible()
 
 
 def finish_after_key_results(dialog: Locator) -> None:
     next_step(dialog)
     dialog.get_by_role("radio", name="Recruiting leader").check()
     next_step(dialog)
-    expect(dialog.get_by_text("Step 5 of 5")).to_be_visible()
+    expect(dialog.get_by_text("Step 5 of 6")).to_be_visible()
     dialog.get_by_role("radio", name="9", exact=True).click()
     next_step(dialog, "Submit")
     expect(dialog.get_by_text(THANKS)).to_be_visible()

@@ -275,11 +275,20 @@ input.i{height:38px}textarea{min-height:96px;resize:vertical}:is(input,textarea)
 
     let cur;
     const lastPick = Q.map((q) => q.kind).lastIndexOf("objective_pick");
+    const at = (k) => Q.findIndex((q) => q.key === k);
     function walk() {
       const clean = {};
       const list = [];
-      for (const q of Q) {
-        if (!shows(q, clean)) continue;
+      let more = 0;
+      for (const [i, q] of Q.entries()) {
+        if (!shows(q, clean)) {
+          // up to an answer still to give, here or ahead: counted, so "of M" never grows
+          more += (JSON.stringify(q.show_if).match(/answers\.[^".]+/g) || []).some((k) => {
+            const j = at((k = k.slice(8)));
+            return j < i && j >= at(cur) && !(k in clean);
+          });
+          continue;
+        }
         let v = answers[q.key];
         if (q.kind === "objective_pick" && v) {
           const ok = lib.objectives.filter((x) => picked("outcome_pick", clean).includes(x.outcome)).map((x) => x.key);
@@ -287,13 +296,13 @@ input.i{height:38px}textarea{min-height:96px;resize:vertical}:is(input,textarea)
         }
         if (q.kind === "key_result") {
           const chosen = picked("objective_pick", clean);
-          if (!chosen.length && Q.findIndex((q) => q.key === cur) > lastPick) continue;
+          if (!chosen.length && at(cur) > lastPick) continue;
           v = v && Object.fromEntries(chosen.filter((k) => v[k]).map((k) => [k, v[k]]));
         }
         list.push(q);
         if (!empty(v)) clean[q.key] = v;
       }
-      return { list, clean };
+      return { list, clean, more };
     }
     {
       const { list, clean } = walk();
@@ -315,12 +324,13 @@ input.i{height:38px}textarea{min-height:96px;resize:vertical}:is(input,textarea)
     let errBox, emailBox, emailErr;
 
     function nav() {
-      const { list, clean } = walk();
+      const { list, clean, more } = walk();
       const i = list.findIndex((q) => q.key === cur);
       const last = i === list.length - 1;
-      progress.textContent = fmt(fmt(S.step, "n", i + 1), "total", list.length);
-      fill.style.width = ((i + 1) * 100) / list.length + "%";
-      nextBtn.textContent = last ? S.submit : S.next;
+      const m = list.length + more;
+      progress.textContent = fmt(fmt(S.step, "n", i + 1), "total", m);
+      fill.style.width = ((i + 1) * 100) / m + "%";
+      nextBtn.textContent = last && !more ? S.submit : S.next;
       backBtn.hidden = i === 0;
       intro.hidden = i > 0 || !def.intro;
       if (emailBox) emailBox.hidden = !last;
