@@ -98,3 +98,24 @@ def test_a_notification_whose_job_was_lost_is_queued_again_by_the_sweep_and_sent
     with database.transaction() as session:
         assert sweep_unnotified(session, now=now) == 0  # told now: never twice
     assert sweep_notifications(database) == 0
+
+
+def test_the_owner_hears_when_the_customer_takes_back_a_mark_done(
+    recruiting: object, database: Database, sink: SendGridSink, run_worker: Worker
+) -> None:
+    plan_id = make_plan(database, owner_email="csm@vendor.example")
+    shared = {"actor": "customer via shared link", "channel": "shared"}
+    with database.transaction() as session:
+        plan = session.get(SuccessPlan, plan_id)
+        assert plan is not None
+        key = plan.milestones[0].key
+        updates.set_milestone_status(session, plan, key, "achieved", customer=True, now=utcnow(), **shared)
+    with database.transaction() as session:
+        plan = session.get(SuccessPlan, plan_id)
+        assert plan is not None
+        updates.reopen_milestone(session, plan, key, now=utcnow(), **shared)
+    run_worker()
+    assert sorted(m.subject.split(": ", 1)[1] for m in sink.messages()) == [
+        "Milestone achieved: Publish your first job on the new careers site",
+        "Milestone reopened: Publish your first job on the new careers site",
+    ]

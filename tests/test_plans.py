@@ -19,7 +19,7 @@ from engine.errors import Conflict, ValidationFailed
 from engine.events.models import Event
 from engine.library import below_least, least_value
 from engine.plans import updates
-from engine.plans.models import MilestoneStatus, PlanStatus, SuccessPlan
+from engine.plans.models import MilestoneStatus, PlanRevision, PlanStatus, SuccessPlan
 from engine.plans.progress import criteria_progress, refresh_plans, triangle
 from engine.plans.service import create_plan, get_template
 from engine.playbook import PlaybookInvalid, import_playbook, resolve_playbook
@@ -160,6 +160,161 @@ def test_every_change_is_a_revision_and_bad_values_change_nothing(db: Session, p
     version = plan.share_token_version
     updates.rotate_share_link(db, plan, actor="ops", now=clock)
     assert plan.share_token_version == version + 1
+
+
+# -- the customer takes back a "Mark done" ------------------------------------------------------------
+
+
+def day(n: int) -> dt.datetime:
+    return START + dt.timedelta(days=n)
+
+
+def mark_done(db: Session, plan: SuccessPlan, key: str, when: dt.datetime, channel: str = "shared") -> None:
+    customer = channel == "shared"
+    updates.set_milestone_status(
+        db, plan, key, "achieved", actor="sofia", channel=channel, now=when, customer=customer
+    )
+
+
+def reopen(db: Session, plan: SuccessPlan, key: str, when: dt.datetime) -> None:
+    updates.reopen_milestone(db, plan, key, actor="customer via shared link", channel="shared", now=when)
+
+
+def revisions_of(db: Session, plan: SuccessPlan, key: str) -> list[PlanRevision]:
+    return list(
+        db.scalars(
+            select(PlanRevision)
+            .where(PlanRevision.plan_id == plan.id, PlanRevision.change["milestone"].as_string() == key)
+            .order_by(PlanRevision.id)
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("reopened_on", "follows_first", "status"),
+    [
+        (2, False, "on_track"),  # 12 of its 14 days left
+        (13, False, "behind"),  # due tomorrow, and one job posted is done or not: no progress to read
+        (20, False, "missed"),  # due on day 14
+        (5, True, "pending"),  # it follows a milestone due on day 14: its window has not started
+    ],
+)
+def test_a_reopened_milestone_takes_the_status_its_dates_give_it_now(
+    db: Session, plan: SuccessPlan, reopened_on: int, follows_first: bool, status: str
+) -> None:
+    first = plan.milestones[0]
+    target = plan.milestones[1] if follows_first else first
+    if follows_first:
+        target.after, target.due_date = first.key, first.due_date + dt.timedelta(days=14)
+    mark_done(db, plan, target.key, day(1))
+    assert updates.marked_done_on_shared_page(db, plan) == {target.key}
+
+    reopen(db, plan, target.key, day(reopened_on))
+
+    assert target.status.value == status and target.achieved_at is None
+    reopened = revisions_of(db, plan, target.key)[-1]
+    assert reopened.summary == f"Milestone reopened: {target.title}"
+    assert (reopened.actor, reopened.channel) == ("customer via shared link", "shared")
+    assert reopened.change == {"milestone": target.key, "status": status, "was": "achieved"}
+    assert updates.marked_done_on_shared_page(db, plan) == set()
+    db.expire_all()  # what the database holds, not what the session remembers
+    assert statuses(plan)[target.key] == status
+
+
+def test_reopening_tells_the_plan_owner_like_other_customer_changes(db: Session, plan: SuccessPlan) -> None:
+    told: list[dict[str, Any]] = []
+
+    def on_update(_sender: object, **kwargs: Any) -> None:
+        told.append(kwargs)
+
+    mark_done(db, plan, plan.milestones[0].key, day(1))
+    signals.plan_updated.connect(on_update)
+    try:
+        reopen(db, plan, plan.milestones[0].key, day(2))
+    finally:
+        signals.plan_updated.disconnect(on_update)
+    assert [(t["channel"], t["revision_id"]) for t in told] == [
+        ("shared", revisions_of(db, plan, plan.milestones[0].key)[-1].id)
+    ]
+
+
+def test_reopening_twice_changes_nothing_the_second_time(db: Session, plan: SuccessPlan) -> None:
+    key = plan.milestones[0].key
+    mark_done(db, plan, key, day(1))
+    reopen(db, plan, key, day(2))
+    before = len(revisions_of(db, plan, key))
+
+    reopen(db, plan, key, day(2))  # the same form sent again
+
+    assert statuses(plan)[key] == "on_track"
+    assert len(revisions_of(db, plan, key)) == before
+
+
+def test_a_reopened_milestone_whose_criteria_hold_is_achieved_again_by_events(
+    db: Session, plan: SuccessPlan
+) -> None:
+    key = plan.milestones[0].key
+    mark_done(db, plan, key, day(1))
+    add_events(db, plan, "job_posted", 1, day(1))  # they did post a job; the refresh had not run yet
+
+    reopen(db, plan, key, day(2))
+
+    assert statuses(plan)[key] == "achieved"
+    assert [(r.actor, r.summary.split(":")[0]) for r in revisions_of(db, plan, key)] == [
+        ("sofia", "Milestone achieved"),
+        ("customer via shared link", "Milestone reopened"),
+        ("events", "Milestone achieved"),
+    ]
+    assert updates.marked_done_on_shared_page(db, plan) == set()  # no undo of what events did
+    with pytest.raises(Conflict, match="achieved from your product use, so it stays done"):
+        reopen(db, plan, key, day(3))
+
+
+def test_reopening_opens_the_window_of_the_milestone_that_follows_later(
+    db: Session, plan: SuccessPlan
+) -> None:
+    first, second = plan.milestones[0], plan.milestones[1]
+    second.after = first.key
+    mark_done(db, plan, first.key, day(1))
+    refresh_plans(db, [plan.account_id], now=day(3))
+    assert statuses(plan)[second.key] == "on_track"  # its window opened when the first was done
+
+    reopen(db, plan, first.key, day(3))
+
+    assert statuses(plan)[second.key] == "pending"  # it waits for the first's due date again
+
+
+def test_only_the_customers_own_mark_done_on_the_shared_page_can_be_taken_back(
+    db: Session, plan: SuccessPlan
+) -> None:
+    by_customer, by_events, by_us, theirs_then_ours, vendors = plan.milestones[:5]
+    vendors.owner = "vendor"
+    mark_done(db, plan, by_customer.key, day(1))
+    add_events(db, plan, "application_received", 25, day(1))
+    refresh_plans(db, [plan.account_id], now=day(2))  # by_events: achieved from product use
+    mark_done(db, plan, by_us.key, day(2), channel="admin")
+    mark_done(db, plan, theirs_then_ours.key, day(2))  # the customer marked it done, we reopened it,
+    updates.set_milestone_status(  # then marked it done ourselves
+        db, plan, theirs_then_ours.key, "on_track", actor="cs@vendor.example", channel="admin", now=day(3)
+    )
+    mark_done(db, plan, theirs_then_ours.key, day(3), channel="admin")
+    mark_done(db, plan, vendors.key, day(3), channel="admin")
+    assert statuses(plan) == dict.fromkeys(statuses(plan), "achieved")
+    assert by_events.key == "first_applications"
+
+    assert updates.marked_done_on_shared_page(db, plan) == {by_customer.key}
+    before = len(plan.revisions)
+    with pytest.raises(Conflict, match="achieved from your product use"):
+        reopen(db, plan, by_events.key, day(4))
+    for ours in (by_us, theirs_then_ours):
+        with pytest.raises(
+            Conflict, match=f"“{ours.title}” was marked done by our team; ask us to reopen it"
+        ):
+            reopen(db, plan, ours.key, day(4))
+    with pytest.raises(ValidationFailed, match="you can reopen your own milestones; ask us to change others"):
+        reopen(db, plan, vendors.key, day(4))
+    assert statuses(plan) == dict.fromkeys(statuses(plan), "achieved")
+    assert len(plan.revisions) == before
 
 
 def test_due_dates_keep_the_dependency_order(db: Session, plan: SuccessPlan) -> None:

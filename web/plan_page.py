@@ -40,7 +40,7 @@ from web.ratelimit import limiter
 bp = Blueprint("plan_page", __name__)
 
 ACTOR = "customer via shared link"
-CHANNEL = "shared"
+CHANNEL = updates.SHARED
 FORM_SALT = "northstar.plan-form"
 # A form is signed when the page is shown; a day covers a tab left open overnight.
 FORM_MAX_AGE = dt.timedelta(days=1)
@@ -48,6 +48,7 @@ HISTORY = 10
 SAVED = {
     "kr": "Saved: the new number is on the plan.",
     "milestone": "Marked done. Nice work!",
+    "reopened": "Undone: the milestone is open again.",
     "comment": "Your comment is on the plan; we will see it too.",
     "review": "Review confirmed. Thank you!",
 }
@@ -196,6 +197,7 @@ def _render(
     status: int = 200,
 ) -> Any:
     today = now().date()
+    editable = plan.status is PlanStatus.ACTIVE
     people = triangle(plan.account.contacts)
     have_by_role = {
         ContactRole.EXEC_SPONSOR: people.exec_sponsors,
@@ -224,7 +226,7 @@ def _render(
         account=plan.account,
         token=token,
         form_token=form_token(plan, token),
-        editable=plan.status is PlanStatus.ACTIVE,
+        editable=editable,
         progress={kr.id: progress(kr) for kr in plan.key_results},
         corners=corners,
         can_mark_done={
@@ -232,6 +234,7 @@ def _render(
             for m in plan.milestones
             if m.owner == updates.CUSTOMER and m.status is not MilestoneStatus.ACHIEVED
         },
+        can_undo=updates.marked_done_on_shared_page(db_session(), plan) if editable else set(),
         review_overdue=plan.review_date < today,
         review_soon=today <= plan.review_date <= today + dt.timedelta(days=14),
         history=plan.revisions[-HISTORY:][::-1],
@@ -368,6 +371,17 @@ def mark_milestone_done(token: str, key: str) -> Any:
         )
 
     return _change(token, f"m-{key}"[:90], "milestone", apply)
+
+
+@bp.post("/p/<token>/milestones/<key>/reopen")
+@limiter.limit(_limit_per_ip)
+def reopen_milestone(token: str, key: str) -> Any:
+    """Undo a "Mark done" made by mistake (only the customer's own, made on this page)."""
+
+    def apply(session: Session, plan: SuccessPlan) -> None:
+        updates.reopen_milestone(session, plan, key, actor=ACTOR, channel=CHANNEL, now=now())
+
+    return _change(token, f"m-{key}"[:90], "reopened", apply)
 
 
 @bp.post("/p/<token>/comments")

@@ -40,6 +40,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import signals
 from engine.db import id_in
+from engine.errors import NotFound
 from engine.events.counts import PlanWindow, Tallies, plan_event_tallies
 from engine.plans.criteria import Criteria, _holds, compile_criteria, criteria_progress
 from engine.plans.milestones import achieved_revision, announce_achieved
@@ -65,6 +66,7 @@ __all__ = [
     "advance",
     "compile_criteria",
     "criteria_progress",
+    "open_status",
     "refresh_plans",
     "triangle",
 ]
@@ -182,6 +184,22 @@ def _status(milestone: MilestoneState, plan: PlanState, tallies: Tallies, today:
         return MilestoneStatus.BEHIND if progress + BEHIND_MARGIN < used else MilestoneStatus.ON_TRACK
     days_left = (due - today).days
     return MilestoneStatus.BEHIND if days_left < max(3, span / 5) else MilestoneStatus.ON_TRACK
+
+
+def open_status(session: Session, plan_id: int, key: str, *, now: dt.datetime) -> MilestoneStatus:
+    """The status milestone `key` of an active plan would have now were it open, by its dates and
+    progress (`_status`): what a milestone taken back from achieved becomes. Whether its criteria
+    hold is for the refresh that follows to find (it is then achieved again, by events)."""
+    session.flush()  # read below as plain rows
+    plan = next(iter(_plan_states(session, SuccessPlan.id == plan_id)), None)
+    milestone = next((m for m in plan.milestones if m.key == key), None) if plan else None
+    if plan is None or milestone is None:
+        raise NotFound(f"no milestone {key!r} in an active plan {plan_id}")
+    tallies: Tallies = {}
+    if milestone.criteria is not None:
+        window = PlanWindow(plan.id, plan.account_id, plan.started_at)
+        tallies = plan_event_tallies(session, [window], milestone.criteria.names)[plan.id]
+    return _status(milestone, plan, tallies, now.date())
 
 
 def refresh_plans(

@@ -26,10 +26,12 @@ from engine.plans.models import (
     PlanTemplate,
     SuccessPlan,
 )
+from engine.plans.progress import open_status, refresh_plans
 from engine.plans.service import TemplateSpec, get_template, template_milestones
 
 MAX_COMMENT = 2000
 CUSTOMER = "customer"
+SHARED = "shared"  # the channel of the customer's own changes on the shared plan page
 
 
 def record(
@@ -176,7 +178,8 @@ def set_milestone_status(
     now: dt.datetime,
     customer: bool = False,
 ) -> Milestone:
-    """Mark a milestone done (or reopen it). The customer may only mark their own milestones done."""
+    """Mark a milestone done (or reopen it). The customer may only mark their own milestones done
+    (and take that back: `reopen_milestone`)."""
     _require_active(plan)
     target = milestone(plan, key)
     try:
@@ -211,6 +214,66 @@ def set_milestone_status(
         change={"milestone": key, "status": wanted.value, "was": was.value},
         now=now,
     )
+    return target
+
+
+def marked_done_on_shared_page(session: Session, plan: SuccessPlan) -> set[str]:
+    """The keys of the customer's achieved milestones whose latest achievement is their own "Mark
+    done" on the shared page: the ones they may take back (`reopen_milestone`)."""
+    mine = [m.key for m in plan.milestones if m.owner == CUSTOMER and m.status is MilestoneStatus.ACHIEVED]
+    return {key for key, (_, channel) in _achieved_by(session, plan, mine).items() if channel == SHARED}
+
+
+def _achieved_by(session: Session, plan: SuccessPlan, keys: list[str]) -> dict[str, tuple[str, str]]:
+    """{key: (actor, channel)} of the revision that last recorded each milestone achieved."""
+    if not keys:
+        return {}
+    milestone_key = PlanRevision.change["milestone"].as_string()
+    rows = session.execute(
+        select(milestone_key, PlanRevision.actor, PlanRevision.channel)
+        .where(
+            PlanRevision.plan_id == plan.id,
+            milestone_key.in_(keys),
+            PlanRevision.change["status"].as_string() == MilestoneStatus.ACHIEVED.value,
+        )
+        .order_by(PlanRevision.id)
+    )
+    return {key: (actor, channel) for key, actor, channel in rows}  # the latest of each wins
+
+
+def reopen_milestone(
+    session: Session, plan: SuccessPlan, key: str, *, actor: str, channel: str, now: dt.datetime
+) -> Milestone:
+    """The customer takes back their own "Mark done": a milestone of theirs achieved because they
+    marked it done on the shared page (not by product events or by us) is open again, with the
+    status it would have now by its dates (`open_status`). What its achievement already set off
+    (a campaign that moved on) stays as it is. Reopening an open milestone changes nothing, so a
+    form sent twice is harmless."""
+    _require_active(plan)
+    target = milestone(plan, key)
+    if target.owner != CUSTOMER:
+        raise ValidationFailed({"status": "you can reopen your own milestones; ask us to change others"})
+    if target.status is not MilestoneStatus.ACHIEVED:
+        return target
+    by, on = _achieved_by(session, plan, [key]).get(key, (None, None))
+    if by == "events":
+        raise Conflict(f"“{target.title}” was achieved from your product use, so it stays done")
+    if on != SHARED:
+        raise Conflict(f"“{target.title}” was marked done by our team; ask us to reopen it")
+    status = open_status(session, plan.id, key, now=now)
+    target.status, target.achieved_at = status, None
+    record(
+        session,
+        plan,
+        actor=actor,
+        channel=channel,
+        summary=f"Milestone reopened: {target.title}",
+        change={"milestone": key, "status": status.value, "was": MilestoneStatus.ACHIEVED.value},
+        now=now,
+    )
+    # Its criteria may hold (then it is achieved again, by events), and the milestone that follows
+    # it waits for its due date now rather than its achievement.
+    refresh_plans(session, [plan.account_id], now=now)
     return target
 
 

@@ -100,7 +100,8 @@ def test_customer_updates_the_plan_through_the_shared_link(
     first.get_by_role("button", name="Mark done").click()
     expect(page.get_by_role("status")).to_have_text("Marked done. Nice work!")
     expect(first.locator(".pill")).to_have_text("achieved")
-    expect(first.get_by_role("button")).to_have_count(0)
+    expect(first.get_by_role("button", name="Mark done")).to_have_count(0)
+    expect(first.get_by_role("button")).to_have_accessible_name(f"Undo marking done: {FIRST}")
 
     page.get_by_label("Add a comment for both teams").fill("Our careers site went live on Monday.")
     page.get_by_role("button", name="Add comment").click()
@@ -134,6 +135,47 @@ def test_customer_updates_the_plan_through_the_shared_link(
     page.goto(live_server + shared_plan.path)  # the page as anyone opening the link sees it
     assert scroll_width(page) <= DESKTOP["width"]
     shoot(page, "plan-shared", docs=True)
+
+
+@pytest.mark.browser
+def test_customer_undoes_a_mistaken_mark_done(
+    page: Page, live_server: str, shared_plan: SharedPlan, database: Database, traffic: Traffic
+) -> None:
+    page.goto(live_server + shared_plan.path)
+    first = page.locator("table.milestones tbody tr").filter(has_text=FIRST)
+    first.get_by_role("button", name="Mark done").click()
+    expect(page.get_by_role("status")).to_have_text("Marked done. Nice work!")
+    undo = first.get_by_role("button", name=f"Undo marking done: {FIRST}")
+    expect(undo).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Undo"))).to_have_count(1)  # only the one they did
+    shoot(page, "plan-shared-undo")
+
+    undo.click()
+
+    expect(page.get_by_role("status")).to_have_text("Undone: the milestone is open again.")
+    expect(first.locator(".pill")).to_have_text("missed")  # due six days ago, as before the click
+    expect(first.get_by_role("button", name="Mark done")).to_be_visible()
+    expect(first.get_by_role("button", name=re.compile("^Undo"))).to_have_count(0)
+    expect(page.locator("#history .log li").first).to_contain_text(
+        f"Your team (shared link) · Milestone reopened: {FIRST}"
+    )
+    with database.session() as session:
+        milestone = session.scalars(
+            select(Milestone).where(Milestone.plan_id == shared_plan.plan_id, Milestone.position == 0)
+        ).one()
+        assert (milestone.status, milestone.achieved_at) == (MilestoneStatus.MISSED, None)
+
+    # On a 360 px phone: the Undo sits in the milestone's block beside its status, nothing sideways.
+    page.set_viewport_size(PHONE)
+    first.get_by_role("button", name="Mark done").click()
+    expect(undo).to_be_visible()
+    assert scroll_width(page) <= PHONE["width"]
+    assert overflowing_the_card(page) == []
+    undo.scroll_into_view_if_needed()
+    shoot(page, "plan-shared-undo-mobile")
+    undo.click()
+    expect(page.get_by_role("status")).to_have_text("Undone: the milestone is open again.")
+    expect(first.get_by_role("button", name="Mark done")).to_be_visible()
 
 
 @pytest.mark.browser
