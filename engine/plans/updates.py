@@ -203,18 +203,29 @@ def set_milestone_status(
             now=now,
         )
         return target
-    was = target.status
-    target.status, target.achieved_at = wanted, None
-    record(
-        session,
-        plan,
-        actor=actor,
-        channel=channel,
-        summary=f"Milestone {target.title}: {was.value.replace('_', ' ')} → {wanted.value.replace('_', ' ')}",
-        change={"milestone": key, "status": wanted.value, "was": was.value},
-        now=now,
-    )
+    was = target.status.value.replace("_", " ")
+    summary = f"Milestone {target.title}: {was} → {wanted.value.replace('_', ' ')}"
+    _set_open_status(session, plan, target, wanted, summary, actor=actor, channel=channel, now=now)
     return target
+
+
+def _set_open_status(
+    session: Session,
+    plan: SuccessPlan,
+    target: Milestone,
+    status: MilestoneStatus,
+    summary: str,
+    *,
+    actor: str,
+    channel: str,
+    now: dt.datetime,
+) -> None:
+    """Move a milestone to a status other than achieved, and record it (the dashboard counts a
+    revision's `status`)."""
+    was = target.status
+    target.status, target.achieved_at = status, None
+    change = {"milestone": target.key, "status": status.value, "was": was.value}
+    record(session, plan, actor=actor, channel=channel, summary=summary, change=change, now=now)
 
 
 def marked_done_on_shared_page(session: Session, plan: SuccessPlan) -> set[str]:
@@ -261,16 +272,8 @@ def reopen_milestone(
     if on != SHARED:
         raise Conflict(f"“{target.title}” was marked done by our team; ask us to reopen it")
     status = open_status(session, plan.id, key, now=now)
-    target.status, target.achieved_at = status, None
-    record(
-        session,
-        plan,
-        actor=actor,
-        channel=channel,
-        summary=f"Milestone reopened: {target.title}",
-        change={"milestone": key, "status": status.value, "was": MilestoneStatus.ACHIEVED.value},
-        now=now,
-    )
+    summary = f"Milestone reopened: {target.title}"
+    _set_open_status(session, plan, target, status, summary, actor=actor, channel=channel, now=now)
     # Its criteria may hold (then it is achieved again, by events), and the milestone that follows
     # it waits for its due date now rather than its achievement.
     refresh_plans(session, [plan.account_id], now=now)
