@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page
 
 from engine.db import Database
 from tests.browser.host_pages import HostSite, serving
+from tests.browser.hosted_pages import invited, nojs  # noqa: F401  (the hosted survey tests' fixtures)
 from tests.browser.screenshots import artifact_path, capture, publish
 from tests.browser.widget_harness import PHONE, Embed, make_embed, open_shadow_page, widget_browser
 

@@ -9,101 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
-from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import select
+from playwright.sync_api import Page, expect
 
 from campaigns.enrollment import enroll_account
 from campaigns.sink import SendGridSink
 from campaigns.ticker import tick_once
-from engine.accounts import Contact
 from engine.config import Settings
 from engine.db import Database, utcnow
-from engine.plans.models import SuccessPlan
-from surveys.links import answer_link, one_click_question, survey_link
-from surveys.models import Response, ResponseStatus
-from surveys.service import Respondent, ResponseIn, submit_response
+from surveys.links import answer_link, one_click_question
+from surveys.models import ResponseStatus
 from tests.browser.conftest import shoot
-from tests.factories import make_account, outcomes_answers
+from tests.browser.hosted_pages import (
+    DESKTOP,
+    PHONE,
+    Invited,
+    fits,
+    plans,
+    responses,
+    submit,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-PHONE = {"width": 360, "height": 780}
-DESKTOP = {"width": 1280, "height": 800}
-
-
-@dataclass(frozen=True)
-class Invited:
-    account_id: int
-    contact_id: int
-    first_name: str
-    survey_path: str
-
-
-@pytest.fixture
-def invited(database: Database, recruiting: dict[str, int], settings: Settings) -> Invited:
-    with database.transaction() as session:
-        account = make_account(session, "acme")
-        champion = account.contacts[0]
-        link = survey_link(settings, champion, "outcomes")
-        return Invited(account.id, champion.id, champion.first_name, link.removeprefix(settings.public_url))
-
-
-@pytest.fixture
-def nojs(browser: Browser, live_server: str) -> Iterator[Page]:
-    """A light-mode desktop page with JavaScript disabled; every request must stay on our server."""
-    context = browser.new_context(java_script_enabled=False, viewport=DESKTOP, color_scheme="light")
-    opened = context.new_page()
-    opened.set_default_timeout(10_000)
-    requested: list[str] = []
-    opened.on("request", lambda request: requested.append(request.url))
-    yield opened
-    context.close()
-    outside = [u for u in requested if not u.startswith((live_server, "data:", "about:"))]
-    assert not outside, f"every asset must be served locally: {outside}"
-
-
-def responses(database: Database) -> list[Response]:
-    with database.session() as session:
-        return list(session.scalars(select(Response).order_by(Response.id)))
-
-
-def plans(database: Database) -> list[SuccessPlan]:
-    with database.session() as session:
-        return list(session.scalars(select(SuccessPlan)))
-
-
-def objectives_of(database: Database, plan_id: int) -> list[str]:
-    with database.session() as session:
-        plan = session.get(SuccessPlan, plan_id)
-        assert plan is not None
-        return [kr.objective_key for kr in plan.key_results]
-
-
-def fits(page: Page, width: int) -> bool:
-    scroll: int = page.evaluate("document.documentElement.scrollWidth")
-    return scroll <= width
-
-
-def submit(page: Page, button: str) -> int:
-    """Click a submit button and return the HTTP status of the page it leads to (after redirects)."""
-    with page.expect_navigation() as navigation:
-        page.get_by_role("button", name=button).click()
-    response = navigation.value
-    assert response is not None
-    return response.status
-
-
-def answer_outcome_and_objective(page: Page) -> None:
-    page.get_by_label("Hire faster").check()
-    assert submit(page, "Next") == 200
-    page.get_by_label("Increase traffic to the careers microsite").check()
-    assert submit(page, "Next") == 200
 
 
 @pytest.mark.browser
@@ -205,89 +137,6 @@ def test_the_step_count_never_grows_when_a_low_score_adds_a_page(
     expect(page.get_by_role("heading", level=1)).to_have_text("Thank you! Your success plan is ready.")
     [done] = responses(database)
     assert (done.answers["nps"], done.answers["comment"]) == (3, "No careers page owner.")
-
-
-def champion_made_the_plan(database: Database, invited: Invited, settings: Settings) -> str:
-    """The champion answered first (that made the plan); the sponsor's hosted survey path."""
-    with database.transaction() as session:
-        champion = session.get(Contact, invited.contact_id)
-        assert champion is not None
-        submit_response(
-            session,
-            "outcomes",
-            ResponseIn(f"hosted-{champion.id}", None, outcomes_answers(), channel="hosted"),
-            now=utcnow(),
-            respondent=Respondent(champion.account, champion, champion.email),
-        )
-        sponsor = next(c for c in champion.account.contacts if c.id != champion.id)
-        return survey_link(settings, sponsor, "outcomes").removeprefix(settings.public_url)
-
-
-def sponsor_answers_after_the_champion(
-    page: Page,
-    live_server: str,
-    invited: Invited,
-    database: Database,
-    settings: Settings,
-    picks: tuple[str, str],
-) -> tuple[SuccessPlan, list[str]]:
-    """The champion's answers made the plan; the sponsor then answers on a phone (`picks`: an
-    outcome's and an objective's labels, key results as prefilled). The plan and what it measured
-    before his answers."""
-    path = champion_made_the_plan(database, invited, settings)
-    [plan] = plans(database)
-    measured = objectives_of(database, plan.id)
-    page.set_viewport_size(PHONE)
-    page.goto(live_server + path)
-    page.get_by_label(picks[0]).check()
-    assert submit(page, "Next") == 200
-    page.get_by_label(picks[1]).check()
-    assert submit(page, "Next") == 200
-    assert submit(page, "Next") == 200  # the key results as prefilled
-    page.get_by_label("Executive / budget owner").check()
-    assert submit(page, "Submit") == 200
-    expect(page.get_by_role("heading", level=1)).to_have_text("Thank you! We have your answers.")
-    return plan, measured
-
-
-@pytest.mark.browser
-def test_a_second_contact_is_told_the_account_already_has_its_plan(
-    nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
-) -> None:
-    page = nojs
-    # He picks what the plan measures already: its numbers are changed on the plan, not here.
-    picks = ("Hire faster", "Increase traffic to the careers microsite")
-    plan, measured = sponsor_answers_after_the_champion(page, live_server, invited, database, settings, picks)
-    expect(page.locator(".thanks")).to_contain_text(
-        "Acme Inc already has a one-page success plan, so your answers did not change it. They are "
-        "saved and shared with your customer success team."
-    )
-    expect(page.locator(".goal")).to_have_text(plan.goal)
-    assert fits(page, PHONE["width"])
-    shoot(page, "hosted-thanks-second-contact")
-    assert [p.id for p in plans(database)] == [plan.id]
-    assert objectives_of(database, plan.id) == measured
-    page.get_by_role("link", name="Open your plan").click()
-    expect(page.get_by_role("heading", name="Our goal")).to_be_visible()
-
-
-@pytest.mark.browser
-def test_a_second_contacts_new_objective_joins_the_plan(
-    nojs: Page, live_server: str, invited: Invited, database: Database, settings: Settings
-) -> None:
-    page = nojs
-    picks = ("Keep the people you hire", "Keep the people you cannot afford to lose")
-    plan, measured = sponsor_answers_after_the_champion(page, live_server, invited, database, settings, picks)
-    expect(page.locator(".thanks")).to_contain_text(
-        "We updated Acme Inc’s one-page success plan from your answers:"
-    )
-    assert [p.id for p in plans(database)] == [plan.id]
-    assert objectives_of(database, plan.id) == [*measured, "regrettable_attrition"]
-    page.get_by_role("link", name="Open your plan").click()
-    expect(page.get_by_text("Keep the people you cannot afford to lose").first).to_be_visible()
-    expect(page.get_by_text("Your team (survey answer)").first).to_be_visible()
-    assert fits(page, PHONE["width"])
-    shoot(page, "hosted-second-contact-plan")
 
 
 @pytest.mark.browser
