@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from redis import Redis
 from redis.lock import Lock
@@ -66,14 +70,51 @@ def tick_once(database: Database) -> TickResult:
         return run_tick(session, now=utcnow(), caps=caps_of(database.settings))
 
 
+LOCK_POLL_SECONDS = 0.1  # between attempts to take the lock while another scheduler holds it
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """SIGTERM and SIGINT wait (kept, not lost) until the block ends, then arrive: between Redis
+    setting the lock and redis-py recording its token, a stop would leave a lock this process
+    cannot release for its whole TTL. Python runs signal handlers in the main thread whichever
+    thread the signal reached, so the handlers are swapped there (elsewhere nothing is held)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda number, _frame: pending.append(number))
+        for number in STOP_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for stop in dict.fromkeys(pending):
+            signal.raise_signal(stop)  # the process's own handler, now
+
+
+def _take(lock: Lock) -> None:
+    """Wait for the lock, one attempt at a time with stops held, so a stop while waiting still
+    ends the process at once, and a stop as it is taken finds it owned (and released)."""
+    while True:
+        with _stops_held():
+            if lock.acquire(blocking=False):
+                return
+        time.sleep(LOCK_POLL_SECONDS)
+
+
 def scheduler_loop(database: Database, redis: Redis, *, interval: float, once: bool = False) -> None:
     lock = Lock(redis, LOCK_NAME, timeout=max(30.0, interval * 6), blocking=True)
     log.info("scheduler waiting for the lock %r", LOCK_NAME)
     last_plan_refresh = last_sweep = float("-inf")
-    # acquire() inside the try: a stop (SIGTERM → SystemExit, Ctrl-C) the moment the lock is taken
+    # Taken inside the try: a stop (SIGTERM → SystemExit, Ctrl-C) the moment the lock is taken
     # still releases it, rather than leaving it to block a restart for its whole TTL.
     try:
-        lock.acquire()
+        _take(lock)
         log.info("scheduler holds the lock; ticking every %.1fs", interval)
         while True:
             started = time.monotonic()

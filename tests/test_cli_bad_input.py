@@ -3,6 +3,7 @@ half-written: unreachable or unmigrated services, bad option values, bad files."
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from click.testing import CliRunner, Result
 from redis import Redis
 from sqlalchemy import func, select
 
+from campaigns import ticker
 from campaigns.ticker import LOCK_NAME
 from engine.apitokens import ApiToken
 from engine.db import Database, utcnow
@@ -229,3 +231,40 @@ def test_a_stopped_scheduler_releases_its_lock_at_once(database: Database, sched
             process.kill()
     assert "Traceback" not in stderr
     assert scheduler_lock.get(LOCK_NAME) is None
+
+
+def test_a_scheduler_waiting_for_the_lock_stops_at_once(database: Database, scheduler_lock: Redis) -> None:
+    """Another scheduler holds the lock; this one waits for it (one attempt at a time, stops held
+    only during each) and still ends at once on SIGTERM, leaving the other's lock alone."""
+    scheduler_lock.set(LOCK_NAME, "another-scheduler", ex=120)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "scheduler", "--interval", "600"],
+        env={**ENV, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # started, and waiting for the lock
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in stderr
+    assert scheduler_lock.get(LOCK_NAME) == b"another-scheduler"
+
+
+def test_a_stop_while_the_lock_is_being_taken_arrives_after_it() -> None:
+    arrived: list[str] = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: arrived.append("stop"))
+    try:
+        with ticker._stops_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert arrived == []  # held: the lock's token is recorded before any stop runs
+        time.sleep(0.05)
+        assert arrived == ["stop"]  # pending, not lost
+    finally:
+        signal.signal(signal.SIGTERM, previous)
