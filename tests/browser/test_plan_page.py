@@ -96,7 +96,8 @@ def test_customer_updates_the_plan_through_the_shared_link(
     expect(page.locator(".kr-now")).to_contain_text("9,500 per week now · 38% of the way")
     expect(page.locator(".kr .bar")).to_have_attribute("aria-valuenow", "38")
 
-    # A milestone of theirs, done.
+    # A milestone of theirs, done (the button's name says which, without a stray space).
+    expect(first.get_by_role("button")).to_have_accessible_name(f"Mark done: {FIRST}")
     first.get_by_role("button", name="Mark done").click()
     expect(page.get_by_role("status")).to_have_text("Marked done. Nice work!")
     expect(first.locator(".pill")).to_have_text("achieved")
@@ -222,7 +223,7 @@ def test_shared_plan_on_a_360px_phone(
     assert scroll_width(page) <= PHONE["width"], "the plan must not scroll sideways on a phone"
     assert overflowing_the_card(page) == []
     # Touch targets: the buttons a customer taps are at least 32 px tall.
-    for name in ("Update", "We reviewed the plan together", "Add comment"):
+    for name in ("Update", "We reviewed the plan together", "Add comment", f"Mark done: {FIRST}"):
         box = page.get_by_role("button", name=name).bounding_box()
         assert box is not None and box["height"] >= 32, name
 
