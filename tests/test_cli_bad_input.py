@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -210,7 +210,9 @@ def scheduler_lock(redis_conn: Redis) -> Iterator[Redis]:
     redis_conn.delete(LOCK_NAME)
 
 
-def test_a_stopped_scheduler_releases_its_lock_at_once(database: Database, scheduler_lock: Redis) -> None:
+def stopped_scheduler(until_started: Callable[[subprocess.Popen[str]], None]) -> str:
+    """Start `northstar scheduler --interval 600`, wait `until_started` says it is where the test
+    wants it, send SIGTERM as a process manager does; what it wrote to stderr (killed if it hangs)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "web.cli", "scheduler", "--interval", "600"],
         env={**ENV, "PATH": "/usr/bin:/bin"},
@@ -219,17 +221,25 @@ def test_a_stopped_scheduler_releases_its_lock_at_once(database: Database, sched
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while scheduler_lock.get(LOCK_NAME) is None:
-            assert time.monotonic() < deadline and process.poll() is None, "the scheduler never took its lock"
-            time.sleep(0.1)
-        assert (scheduler_lock.ttl(LOCK_NAME) or 0) > 60  # interval × 6: a restart would wait an hour
+        until_started(process)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
     assert "Traceback" not in stderr
+    return stderr
+
+
+def test_a_stopped_scheduler_releases_its_lock_at_once(database: Database, scheduler_lock: Redis) -> None:
+    def holding_the_lock(process: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 60
+        while scheduler_lock.get(LOCK_NAME) is None:
+            assert time.monotonic() < deadline and process.poll() is None, "the scheduler never took its lock"
+            time.sleep(0.1)
+        assert (scheduler_lock.ttl(LOCK_NAME) or 0) > 60  # interval × 6: a restart would wait an hour
+
+    stopped_scheduler(holding_the_lock)
     assert scheduler_lock.get(LOCK_NAME) is None
 
 
@@ -237,22 +247,12 @@ def test_a_scheduler_waiting_for_the_lock_stops_at_once(database: Database, sche
     """Another scheduler holds the lock; this one waits for it (one attempt at a time, stops held
     only during each) and still ends at once on SIGTERM, leaving the other's lock alone."""
     scheduler_lock.set(LOCK_NAME, "another-scheduler", ex=120)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "web.cli", "scheduler", "--interval", "600"],
-        env={**ENV, "PATH": "/usr/bin:/bin"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+
+    def waiting(process: subprocess.Popen[str]) -> None:
         time.sleep(3)  # started, and waiting for the lock
         assert process.poll() is None
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert "Traceback" not in stderr
+
+    stopped_scheduler(waiting)
     assert scheduler_lock.get(LOCK_NAME) == b"another-scheduler"
 
 
